@@ -1,0 +1,1 @@
+"""Accuracy predictors (see issue: predictors)."""

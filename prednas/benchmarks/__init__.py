@@ -1,0 +1,27 @@
+"""Tabular NAS benchmarks shipped with prednas.
+
+>>> from prednas import benchmarks
+>>> bench = benchmarks.load("nb201")
+>>> bench.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|", "cifar10_test_200ep")
+"""
+
+from __future__ import annotations
+
+from prednas.benchmarks.base import Benchmark
+from prednas.benchmarks.nb201 import load_nb201
+from prednas.registry import Registry
+
+_REGISTRY: Registry = Registry("benchmark")
+_REGISTRY.add("nb201", load_nb201)
+
+
+def load(name: str, **kwargs) -> Benchmark:
+    """Load the benchmark table ``name`` (``"nb201"``)."""
+    return _REGISTRY.get(name)(**kwargs)
+
+
+def list_benchmarks() -> list[str]:
+    return _REGISTRY.names()
+
+
+__all__ = ["Benchmark", "load", "list_benchmarks"]

@@ -1,0 +1,211 @@
+"""Train one architecture on one task and return a record of what happened."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+import spaces as _spaces
+from prednas import tasks as _tasks
+from prednas.errors import check_param
+from prednas.utils import resolve_device, torch_seed
+
+__all__ = ["train", "TrainRecord", "evaluate", "count_flops", "inherit_weights"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainRecord:
+    """What one training run produced. Accuracies are percentages; ``nan`` when it failed.
+
+    ``status`` is ``"ok"``, ``"diverged"`` (non-finite loss) or ``"oom"``; ``reason`` says why.
+    ``model`` (not serialised) holds the trained network when the run succeeded.
+    """
+
+    arch: str
+    space: str
+    task: str
+    seed: int
+    val_acc: float = math.nan
+    test_acc: float = math.nan
+    val_loss: float = math.nan
+    loss_curve: list[float] = field(default_factory=list)
+    params: int = 0
+    flops: int = 0
+    wall_time: float = 0.0
+    steps: int = 0
+    status: str = "ok"
+    reason: str = ""
+    device: str = "cpu"
+    inherited: int = 0
+    model: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self) if self.model is None else asdict(TrainRecord(**{
+            **{k: getattr(self, k) for k in self.__dataclass_fields__ if k != "model"}}))
+        d.pop("model", None)
+        return d
+
+
+def count_flops(model: nn.Module, input_shape, device: torch.device | str = "cpu") -> int:
+    """Forward FLOPs for one example, counted by ``torch.utils.flop_counter`` (2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024,
+             device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Accuracy (%) and mean cross-entropy of ``model`` on ``(x, y)`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+        out = model(xb)
+        loss_sum += float(nn.functional.cross_entropy(out, yb, reduction="sum"))
+        correct += int((out.argmax(1) == yb).sum())
+    model.train(was_training)
+    n = max(1, len(y))
+    return 100.0 * correct / n, loss_sum / n
+
+
+def inherit_weights(model: nn.Module, parent_state: dict[str, torch.Tensor]) -> int:
+    """Copy every parent tensor whose name and shape match (Model Search's weight transfer).
+
+    Returns the number of tensors copied; the rest keep their fresh initialisation.
+    """
+    own = model.state_dict()
+    copied = 0
+    for name, tensor in parent_state.items():
+        if name in own and own[name].shape == tensor.shape and own[name].dtype == tensor.dtype:
+            own[name].copy_(tensor.to(own[name].device))
+            copied += 1
+    return copied
+
+
+def train(space, arch, task, *, epochs: int | None = None, steps: int | None = None,
+          batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4,
+          seed: int = 0, data_seed: int | None = None, device: str | torch.device = "auto",
+          parent_state: dict[str, torch.Tensor] | None = None, max_seconds: float | None = None,
+          label_smoothing: float = 0.0, build_kwargs: dict | None = None,
+          keep_model: bool = True, progress: bool = False) -> TrainRecord:
+    """Train ``arch`` of ``space`` on ``task`` with AdamW and a one-cycle schedule.
+
+    Args:
+        space: a :class:`spaces.Space` or its name.
+        arch: an architecture of the space, or its string.
+        task: a :class:`prednas.tasks.Task` or a task name.
+        epochs: passes over the training split (default 20 when ``steps`` is not given).
+        steps: optimiser steps instead of epochs.
+        batch_size, lr, weight_decay, label_smoothing: the recipe.
+        seed: initialisation seed; ``data_seed`` (default ``seed``) orders the batches.
+        device: ``"auto"`` picks CUDA when present.
+        parent_state: a parent's ``state_dict`` to inherit matching weights from.
+        max_seconds: stop training early when the wall time passes this.
+        build_kwargs: extra arguments for ``space.build``.
+        keep_model: keep the trained model (on CPU) in ``record.model``.
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`TrainRecord`. Divergence or out-of-memory gives ``status != "ok"`` rather than
+        an exception, so a search can record the failure and go on.
+    """
+    space = _spaces.get(space)
+    arch = space.coerce(arch)
+    task = _tasks.get(task)
+    check_param("train", "batch_size", batch_size, low=1)
+    if steps is not None:
+        check_param("train", "steps", steps, low=1)
+    if epochs is not None:
+        check_param("train", "epochs", epochs, low=1)
+    dev = resolve_device(device)
+    n = len(task.y_train)
+    per_epoch = math.ceil(n / batch_size)
+    total = steps if steps is not None else (epochs or 20) * per_epoch
+    rec = TrainRecord(str(arch), space.name, task.name, int(seed), device=str(dev))
+    start = time.perf_counter()
+    with torch_seed(seed, dev):
+        model = space.build(arch, task.num_classes, task.input_shape, **(build_kwargs or {}))
+    rec.params = sum(p.numel() for p in model.parameters())
+    try:
+        rec.flops = count_flops(model, task.input_shape)
+    except Exception as exc:  # FLOP counting is informative only
+        log.warning("could not count FLOPs of %s: %s", arch, exc)
+    if parent_state is not None:
+        rec.inherited = inherit_weights(model, parent_state)
+    model.to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
+                                                pct_start=0.15 if parent_state is None else 0.05)
+    gen = torch.Generator().manual_seed(int(seed if data_seed is None else data_seed))
+    x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"train {arch}"[:60], leave=False)
+    model.train()
+    step, epoch_losses = 0, []
+    try:
+        while step < total:
+            perm = torch.randperm(n, generator=gen).to(dev)
+            for i in range(0, n, batch_size):
+                idx = perm[i:i + batch_size]
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                if not torch.isfinite(loss):
+                    rec.status, rec.reason = "diverged", f"non-finite loss {float(loss)} at step {step}"
+                    raise _Stop
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                epoch_losses.append(float(loss))
+                step += 1
+                if bar is not None:
+                    bar.update(1)
+                if step >= total or (max_seconds and time.perf_counter() - start > max_seconds):
+                    total = step
+                    break
+            rec.loss_curve.append(sum(epoch_losses) / max(1, len(epoch_losses)))
+            epoch_losses = []
+    except _Stop:
+        pass
+    except torch.cuda.OutOfMemoryError as exc:
+        rec.status, rec.reason = "oom", f"CUDA out of memory: {str(exc).splitlines()[0]}"
+    finally:
+        if bar is not None:
+            bar.close()
+    rec.steps = step
+    if rec.ok:
+        rec.val_acc, rec.val_loss = evaluate(model, task.x_val, task.y_val, device=dev)
+        rec.test_acc, _ = evaluate(model, task.x_test, task.y_test, device=dev)
+        if keep_model:
+            rec.model = model.cpu()
+    rec.wall_time = time.perf_counter() - start
+    return rec
+
+
+class _Stop(Exception):
+    pass

@@ -1,0 +1,100 @@
+"""Small helpers used across the packages: devices, seeds, atomic files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prednas.errors import InvalidParameterError
+
+__all__ = ["resolve_device", "make_rng", "torch_seed", "atomic_write_text", "atomic_write_json",
+           "prednas_home"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or ``None``) picks CUDA when present, else CPU; anything else is parsed by torch."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InvalidParameterError(
+            f"Invalid device {device!r}; valid choices: auto, cpu, cuda, cuda:N") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError(f"Device {device!r} requested but CUDA is not available; "
+                                    "valid choices here: auto, cpu")
+    return dev
+
+
+def make_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A private NumPy generator from a seed (never the global ``np.random``)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+@contextlib.contextmanager
+def torch_seed(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Seed torch inside the block and restore the global RNG state afterwards."""
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is not None:
+            torch.manual_seed(int(seed))
+        yield
+
+
+@contextlib.contextmanager
+def numpy_global_seed(seed: int) -> Iterator[None]:
+    """Run third-party code that seeds global ``np.random``, restoring the state afterwards."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def prednas_home(path: str | os.PathLike | None = None) -> Path:
+    """Data location: explicit argument, then ``$PREDNAS_HOME``, then ``~/.cache/prednas``."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("PREDNAS_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "prednas"

@@ -1,0 +1,1 @@
+"""Zero-cost proxies (see issue: the proxy suite)."""
