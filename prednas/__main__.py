@@ -1,0 +1,5 @@
+import sys
+
+from prednas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""Argument helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+
+
+def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
+    p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+
+
+def parse_task_options(items: list[str] | None) -> dict:
+    """``["path=../x.npz", "num_samples=5000"]`` -> ``{"path": "../x.npz", "num_samples": 5000}``."""
+    from prednas.errors import InvalidParameterError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidParameterError(f"Task option {item!r} must look like key=value")
+        for conv in (int, float):
+            try:
+                out[key] = conv(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = value
+    return out
+
+
+def add_task(p: argparse.ArgumentParser, default: str | None = "mnist1d") -> None:
+    p.add_argument("--task", default=default, help=f"task name (default {default})")
+    p.add_argument("--task-path", default=None, help="data path for tasks read from disk (cifar10)")
+    p.add_argument("--task-opt", action="append", metavar="KEY=VALUE",
+                   help="extra task loader option, repeatable (e.g. num_samples=5000)")
+
+
+def load_task(args):
+    from prednas import tasks
+
+    opts = parse_task_options(args.task_opt)
+    if args.task_path:
+        opts["path"] = args.task_path
+    return tasks.get(args.task, **opts)
