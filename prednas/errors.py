@@ -83,6 +83,8 @@ def check_param(owner: str, name: str, value, *, kind: type | tuple = (int,), lo
     """Raise :class:`InvalidParameterError` in scikit-learn's wording when ``value`` is out of range."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     ok = isinstance(value, kinds) and not isinstance(value, bool)
+    if ok and isinstance(value, float) and value != value:  # NaN is never in range
+        ok = False
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -134,6 +134,8 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
     arch = space.coerce(arch)
     task = _tasks.get(task)
     check_param("train", "batch_size", batch_size, low=1)
+    check_param("train", "lr", lr, kind=(float, int), low=0, low_open=True)
+    check_param("train", "weight_decay", weight_decay, kind=(float, int), low=0)
     if steps is not None:
         check_param("train", "steps", steps, low=1)
     if epochs is not None:
@@ -166,30 +168,33 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
 
         bar = tqdm(total=total, desc=f"train {arch}"[:60], leave=False)
     model.train()
-    step, epoch_losses = 0, []
+    step = 0
     try:
         while step < total:
             perm = torch.randperm(n, generator=gen).to(dev)
+            loss_sum, count = torch.zeros((), device=dev), 0
             for i in range(0, n, batch_size):
                 idx = perm[i:i + batch_size]
                 loss = loss_fn(model(x_train[idx]), y_train[idx])
-                if not torch.isfinite(loss):
-                    rec.status, rec.reason = "diverged", f"non-finite loss {float(loss)} at step {step}"
-                    raise _Stop
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 opt.step()
                 sched.step()
-                epoch_losses.append(float(loss))
+                loss_sum += loss.detach()
+                count += 1
                 step += 1
                 if bar is not None:
                     bar.update(1)
                 if step >= total or (max_seconds and time.perf_counter() - start > max_seconds):
                     total = step
                     break
-            rec.loss_curve.append(sum(epoch_losses) / max(1, len(epoch_losses)))
-            epoch_losses = []
+            mean_loss = float(loss_sum) / max(1, count)  # one host sync per epoch
+            if not math.isfinite(mean_loss):
+                rec.status = "diverged"
+                rec.reason = f"non-finite training loss ({mean_loss}) by step {step}"
+                raise _Stop
+            rec.loss_curve.append(mean_loss)
     except _Stop:
         pass
     except torch.cuda.OutOfMemoryError as exc:

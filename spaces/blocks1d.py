@@ -249,7 +249,8 @@ class Blocks1DSpace(Space):
             kind = kinds[int(rng.integers(len(kinds)))]
             if kind == "add":
                 pos = int(rng.integers(n + 1))
-                return [self._insert(arch, pos, self._random_block(rng, pos + 1))]
+                new = self._random_block(rng, pos + 1)
+                return [self._insert(arch, pos, replace(new, skip=None))]
             if kind == "remove":
                 return [self._remove(arch, int(rng.integers(n)))]
             pos = int(rng.integers(n if kind != "skip" else n - 1)) + (kind == "skip")

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prednas import benchmarks, tasks
+from prednas.errors import DataNotFoundError, InvalidArchitectureError, UnknownNameError
+
+
+def test_mnist1d_shapes_and_determinism():
+    state = np.random.get_state()
+    t = tasks.get("mnist1d", num_samples=2000)
+    assert np.array_equal(np.random.get_state()[1], state[1])  # global RNG restored
+    assert t.input_shape == (1, 40) and t.num_classes == 10
+    assert t.x_train.shape[1:] == (1, 40) and t.x_train.dtype == torch.float32
+    assert len(t.y_train) + len(t.y_val) == 1600 and len(t.y_test) == 400
+    assert set(t.y_train.unique().tolist()) == set(range(10))
+    t2 = tasks.get("mnist1d", num_samples=2000, seed=42)
+    assert torch.equal(t.x_train, t2.x_train)
+
+
+def test_synthetic_task_both_layouts():
+    a = tasks.get("synthetic", n=64)
+    assert a.x_train.shape == (64, 1, 40)
+    b = tasks.get("synthetic", n=32, image=True, channels=3)
+    assert b.x_train.shape == (32, 3, 8, 8) and b.input_shape == (3, 8, 8)
+
+
+def test_task_batch_is_fixed_for_a_seed():
+    t = tasks.get("synthetic", n=128)
+    x1, y1 = t.batch(16, seed=3)
+    x2, y2 = t.batch(16, seed=3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.shape[0] == 16
+
+
+def test_unknown_task_and_split():
+    with pytest.raises(UnknownNameError, match="mnist1d"):
+        tasks.get("mnist-1d")
+    with pytest.raises(UnknownNameError, match="train"):
+        tasks.get("synthetic", n=16).split("dev")
+
+
+def test_cifar10_missing_and_malformed(tmp_path):
+    with pytest.raises(DataNotFoundError, match="not found"):
+        tasks.get("cifar10", path=tmp_path / "nope.npz")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((2, 3, 32, 32), np.uint8))
+    with pytest.raises(DataNotFoundError, match="y_train"):
+        tasks.get("cifar10", path=bad)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(DataNotFoundError, match="not a readable"):
+        tasks.get("cifar10", path=junk)
+    with pytest.raises(DataNotFoundError, match="data_batch_1"):
+        tasks.get("cifar10", path=tmp_path)
+
+
+def test_cifar10_from_npz_and_batches_folder(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8)  # NHWC is accepted too
+    y = rng.integers(0, 10, 20)
+    np.savez(tmp_path / "c.npz", x_train=x, y_train=y, x_test=x[:5], y_test=y[:5])
+    t = tasks.get("cifar10", path=tmp_path / "c.npz")
+    assert t.x_train.shape[1:] == (3, 32, 32) and len(t.y_train) + len(t.y_val) == 20
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": x.transpose(0, 3, 1, 2).reshape(20, -1), "labels": y.tolist()}, f)
+    t2 = tasks.get("cifar10", path=folder)
+    assert len(t2.y_train) + len(t2.y_val) == 100 and len(t2.y_test) == 20
+
+
+def test_cifar10_real_subset(cifar_subset_path):
+    t = tasks.get("cifar10", path=cifar_subset_path)
+    assert t.input_shape == (3, 32, 32) and len(t.y_test) == 1017
+    assert abs(float(t.x_train.mean())) < 0.3  # normalised
+
+
+def test_nb201_table():
+    bench = benchmarks.load("nb201")
+    assert len(bench) == 15625
+    arch, acc = bench.best("cifar10_test_200ep")
+    assert abs(acc - 94.37) < 0.01 and bench.index_of(arch) == 6111
+    s = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    assert abs(bench.query(s, "cifar10_test_200ep") - 93.66) < 0.01
+    assert bench.index_of(s) == 1
+    vals = bench.values("cifar100_test_200ep")
+    assert vals.shape == (15625,) and np.nanmax(vals) < 100
+    with pytest.raises(UnknownNameError, match="cifar10_test_200ep"):
+        bench.query(s, "cifar10_test")
+    with pytest.raises(InvalidArchitectureError):
+        bench.query("|x~0|", "cifar10_test_200ep")
+    with pytest.raises(UnknownNameError, match="nb201"):
+        benchmarks.load("nb101")

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import prednas
+from prednas.errors import InvalidParameterError
+
+
+def test_train_is_reproducible_for_a_seed(synthetic_task):
+    kw = dict(epochs=2, batch_size=32, seed=7, device="cpu")
+    a = prednas.train("blocks1d", "conv3:16|gru:16", synthetic_task, **kw)
+    b = prednas.train("blocks1d", "conv3:16|gru:16", synthetic_task, **kw)
+    assert a.ok and b.ok
+    assert a.loss_curve == b.loss_curve and a.val_acc == b.val_acc and a.test_acc == b.test_acc
+    assert a.params > 0 and a.flops > 0 and a.wall_time > 0 and len(a.loss_curve) == 2
+    assert all(math.isfinite(v) for v in a.loss_curve)
+
+
+def test_train_leaves_global_rng_alone(synthetic_task):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    prednas.train("blocks1d", "mlp:16", synthetic_task, steps=3, device="cpu")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_train_learns_the_synthetic_task(synthetic_task):
+    rec = prednas.train("blocks1d", "conv5:32|conv5:32", synthetic_task, epochs=8, batch_size=32,
+                        lr=1e-2, seed=0, device="cpu")
+    assert rec.val_acc > 100 / synthetic_task.num_classes + 25
+
+
+def test_train_nb201_on_images(synthetic_image_task):
+    rec = prednas.train("nb201", "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|avg_pool_3x3~2|",
+                        synthetic_image_task, steps=3, batch_size=16, device="cpu",
+                        build_kwargs=dict(C=4, N=1))
+    assert rec.ok and rec.steps == 3 and rec.model is not None
+
+
+def test_divergence_is_recorded_not_raised(synthetic_task):
+    import dataclasses
+
+    poisoned = dataclasses.replace(synthetic_task, x_train=synthetic_task.x_train * float("nan"))
+    rec = prednas.train("blocks1d", "mlp:16", poisoned, steps=5, device="cpu")
+    assert rec.status == "diverged" and "non-finite" in rec.reason and math.isnan(rec.test_acc)
+
+
+def test_weight_inheritance_copies_matching_layers(synthetic_task):
+    parent = prednas.train("blocks1d", "conv3:16|conv3:16", synthetic_task, steps=2, device="cpu")
+    child = prednas.train("blocks1d", "conv3:16|conv3:16|mlp:32", synthetic_task, steps=1,
+                          device="cpu", parent_state=parent.model.state_dict())
+    assert child.inherited >= 6  # both conv blocks (weight + BN tensors)
+
+
+def test_bad_parameters(synthetic_task):
+    with pytest.raises(InvalidParameterError, match="'batch_size' parameter of train"):
+        prednas.train("blocks1d", "mlp:16", synthetic_task, batch_size=0)
+    with pytest.raises(InvalidParameterError, match="auto"):
+        prednas.train("blocks1d", "mlp:16", synthetic_task, steps=1, device="tpu")
+    with pytest.raises(InvalidParameterError, match="'lr' parameter"):
+        prednas.train("blocks1d", "mlp:16", synthetic_task, steps=1, lr=float("nan"))
