@@ -1,0 +1,140 @@
+"""Ensembles of trained networks: weights fitted on validation data, saved as one artifact.
+
+>>> ens = prednas.ensemble.load("run/ensemble.pt")
+>>> labels = ens.predict(x)            # class labels
+>>> probs = ens.predict_proba(x)       # weighted average of the members' softmax outputs
+
+The weights are non-negative and sum to one; :func:`fit_weights` chooses them to minimise the
+validation negative log-likelihood of the averaged probabilities (a convex problem over the
+simplex, solved by the EM fixed point ``w_i <- mean_n w_i p_i(y_n|x_n) / sum_j w_j p_j(y_n|x_n)``,
+which stays on the simplex and never increases the NLL).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prednas.errors import IncompatibleArtifactError, InvalidParameterError
+
+__all__ = ["Ensemble", "fit_weights", "load", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_KIND = "prednas-ensemble"
+
+
+def fit_weights(probs: np.ndarray, y: np.ndarray, iters: int = 500, tol: float = 1e-10) -> np.ndarray:
+    """Simplex weights minimising the NLL of ``sum_i w_i probs[i]`` on labels ``y``.
+
+    Args:
+        probs: ``(members, n, classes)`` predicted probabilities of each member.
+        y: ``(n,)`` integer labels.
+
+    Returns:
+        ``(members,)`` weights, each >= 0, summing to 1.
+    """
+    probs = np.asarray(probs, float)
+    if probs.ndim != 3 or probs.shape[0] < 1:
+        raise InvalidParameterError(
+            f"probs must have shape (members, n, classes); got {probs.shape}")
+    y = np.asarray(y, int)
+    m = probs.shape[0]
+    lik = np.clip(probs[:, np.arange(len(y)), y], 1e-12, None)  # (m, n)
+    w = np.full(m, 1.0 / m)
+    prev = np.inf
+    for _ in range(iters):
+        mix = w @ lik
+        nll = -np.mean(np.log(mix))
+        w = w * np.mean(lik / mix, axis=1)
+        w = np.clip(w, 0.0, None)
+        w /= w.sum()
+        if prev - nll < tol:
+            break
+        prev = nll
+    return w
+
+
+class Ensemble(nn.Module):
+    """A weighted average of member networks' probabilities.
+
+    Args:
+        members: trained networks mapping ``(B, *input_shape)`` to logits.
+        weights: non-negative weights summing to one (default: uniform).
+        meta: description saved with the artifact (space, architectures, input shape...).
+    """
+
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None,
+                 meta: dict[str, Any] | None = None):
+        super().__init__()
+        if not members:
+            raise InvalidParameterError("an Ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        w = np.full(len(members), 1.0 / len(members)) if weights is None else np.asarray(
+            weights, float)
+        if w.shape != (len(members),) or (w < 0).any() or not np.isclose(w.sum(), 1.0):
+            raise InvalidParameterError(
+                f"ensemble weights must be {len(members)} non-negative numbers summing to 1; "
+                f"got {w.tolist()}")
+        self.register_buffer("weights", torch.as_tensor(w, dtype=torch.float32))
+        self.meta = dict(meta or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the weighted average probability (usable as logits)."""
+        probs = sum(w * torch.softmax(m(x), dim=1) for w, m in zip(self.weights, self.members))
+        return torch.log(probs.clamp_min(1e-12))
+
+    @torch.no_grad()
+    def predict_proba(self, x, batch_size: int = 1024) -> np.ndarray:
+        was = self.training
+        self.eval()
+        x = torch.as_tensor(x, dtype=torch.float32)
+        out = [torch.exp(self(x[i:i + batch_size])).cpu().numpy()
+               for i in range(0, len(x), batch_size)]
+        self.train(was)
+        return np.concatenate(out) if out else np.zeros((0, 0))
+
+    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+        """Predicted class labels for ``x`` (array or tensor of shape ``(n, *input_shape)``)."""
+        return self.predict_proba(x, batch_size).argmax(1)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Save as a PyTorch artifact that :func:`load` rebuilds (needs ``meta`` space/archs)."""
+        for key in ("space", "archs", "num_classes", "input_shape"):
+            if key not in self.meta:
+                raise InvalidParameterError(f"Ensemble.meta needs {key!r} to be saved")
+        payload = {"kind": _KIND, "format": FORMAT_VERSION, "meta": self.meta,
+                   "weights": self.weights.tolist(),
+                   "states": [m.state_dict() for m in self.members]}
+        tmp = f"{path}.tmp"
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:
+    """Load an ensemble saved by :meth:`Ensemble.save`."""
+    import spaces
+
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - anything unreadable is not our artifact
+        raise IncompatibleArtifactError(f"{path} is not a readable ensemble artifact: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("kind") != _KIND:
+        raise IncompatibleArtifactError(f"{path} is not a prednas ensemble artifact")
+    if payload.get("format") != FORMAT_VERSION:
+        raise IncompatibleArtifactError(
+            f"{path} has ensemble format {payload.get('format')!r}; this prednas reads "
+            f"{FORMAT_VERSION}")
+    meta = payload["meta"]
+    space = spaces.get(meta["space"])
+    members = []
+    for arch, state in zip(meta["archs"], payload["states"]):
+        model = space.build(space.parse(arch), int(meta["num_classes"]),
+                            tuple(meta["input_shape"]), **(meta.get("build_kwargs") or {}))
+        model.load_state_dict(state)
+        members.append(model.to(device).eval())
+    return Ensemble(members, payload["weights"], meta)

@@ -1,0 +1,101 @@
+"""Ensemblers: turn the winner of a search into a weighted ensemble artifact."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from prednas.errors import check_param
+from prednas.registry import Registry
+from prednas.search.base import Ensembler, History
+
+__all__ = ["ENSEMBLERS", "ReplicaEnsembler"]
+
+log = logging.getLogger(__name__)
+
+ENSEMBLERS = Registry("ensembler")
+
+
+def _register(name):
+    def deco(cls):
+        cls.name = name
+        ENSEMBLERS.add(name, cls)
+        return cls
+    return deco
+
+
+@_register("replicas")
+class ReplicaEnsembler(Ensembler):
+    """Retrain the winner (or each of the ``top_k`` best distinct architectures) ``replicas`` times
+    from scratch with other seeds and data order, and combine the replicas' probabilities with
+    weights fitted on the validation split (:func:`prednas.ensemble.fit_weights`).
+
+    The replicas are evaluations like any other: recorded in ``evaluations.jsonl`` (``kind`` =
+    ``"replica"``) as they complete, so a resumed run does not retrain them. The artifact is
+    ``RUN_DIR/ensemble.pt`` (load it with :func:`prednas.ensemble.load`).
+
+    Args:
+        replicas: trainings per architecture.
+        top_k: number of distinct architectures (best first).
+    """
+
+    def __init__(self, replicas: int = 2, top_k: int = 1):
+        self.replicas = replicas
+        self.top_k = top_k
+
+    def build(self, search, winner):
+        from prednas.ensemble import Ensemble, fit_weights
+        from prednas.training import evaluate
+
+        check_param(type(self).__name__, "replicas", self.replicas, low=1)
+        check_param(type(self).__name__, "top_k", self.top_k, low=1)
+        task = search.task
+        if task is None:
+            log.info("no task (oracle mode): nothing to ensemble")
+            return None
+        cands = [r for r in search._records if r["kind"] == "candidate"]
+        archs = [r["arch"] for r in History(search.space, cands).top(self.top_k)] or [winner["arch"]]
+        members, recs = [], []
+        slot = 0
+        for arch in archs:
+            for i in range(self.replicas):
+                rec = search.evaluate_extra(arch, "replica", slot, search.seed + 1000 * (i + 1))
+                slot += 1
+                if rec["status"] != "ok" or not rec.get("weights"):
+                    log.warning("replica %d of %s failed: %s", i, arch, rec.get("reason"))
+                    continue
+                model = search.space.build(search.space.parse(arch), task.num_classes,
+                                           task.input_shape)
+                model.load_state_dict(torch.load(rec["weights"], map_location="cpu",
+                                                 weights_only=True))
+                members.append(model.eval())
+                recs.append(rec)
+        if not members:
+            return {"status": "failed", "reason": "every replica failed"}
+
+        def probs(x):
+            with torch.no_grad():
+                return np.stack([torch.softmax(m(x), 1).numpy() for m in members])
+
+        pv, pt = probs(task.x_val), probs(task.x_test)
+        w = fit_weights(pv, task.y_val.numpy())
+        ens = Ensemble(members, w, meta={
+            "space": search.space.name, "archs": [r["arch"] for r in recs],
+            "num_classes": task.num_classes, "input_shape": list(task.input_shape),
+            "task": task.name, "seeds": [r["seed"] for r in recs]})
+        path = search._rd.path / "ensemble.pt"
+        ens.save(path)
+        yt = task.y_test.numpy()
+        mix_t = np.tensordot(w, pt, axes=1)
+        mix_v = np.tensordot(w, pv, axes=1)
+        val_acc = float(100 * (mix_v.argmax(1) == task.y_val.numpy()).mean())
+        test_acc = float(100 * (mix_t.argmax(1) == yt).mean())
+        single = float(winner.get("test_acc", np.nan))
+        del evaluate
+        return {"path": str(path), "archs": [r["arch"] for r in recs],
+                "weights": [float(x) for x in w], "val_acc": val_acc, "test_acc": test_acc,
+                "member_test_accs": [float(r.get("test_acc", np.nan)) for r in recs],
+                "single_test_acc": single, "gain": test_acc - single,
+                "params": int(sum(r.get("params", 0) for r in recs))}

@@ -1,0 +1,165 @@
+"""Mutators: where candidate architectures come from.
+
+- :class:`MutationMutator` — prednas' default: many mutations of the best architectures so far.
+- :class:`RandomSampler` — uniform samples of the space (random search).
+- :class:`TournamentMutator` — regularized evolution (Real et al., AAAI 2019): tournament selection in
+  an aging population, one mutation of the winner.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from prednas.errors import check_param
+from prednas.registry import Registry
+from prednas.search.base import Candidate, History, Mutator
+
+__all__ = ["MUTATORS", "MutationMutator", "RandomSampler", "TournamentMutator"]
+
+log = logging.getLogger(__name__)
+
+MUTATORS = Registry("mutator")
+
+
+def _register(name):
+    def deco(cls):
+        cls.name = name
+        MUTATORS.add(name, cls)
+        return cls
+    return deco
+
+
+class _Pool:
+    """De-duplicates proposals through ``space.canonical`` and skips evaluated ones."""
+
+    def __init__(self, space, history: History, max_params: int | None = None,
+                 param_counter=None):
+        self.space, self.history = space, history
+        self.keys: set[str] = set()
+        self.items: list[Candidate] = []
+        self.max_params, self.param_counter = max_params, param_counter
+
+    def add(self, arch, parent: str | None = None) -> bool:
+        key = str(self.space.canonical(arch))
+        if key in self.keys or key in self.history.seen:
+            return False
+        self.keys.add(key)
+        if self.max_params is not None and self.param_counter is not None:
+            if self.param_counter(arch) > self.max_params:
+                return False
+        self.items.append(Candidate(arch, parent=parent))
+        return True
+
+
+@_register("mutation")
+class MutationMutator(Mutator):
+    """Mutations of the ``parents`` best architectures evaluated so far.
+
+    Each candidate is one to ``max_edits`` random edits (``space.mutate``) away from a parent drawn
+    with probability decreasing in its rank. Before anything is evaluated (round 0) the pool is
+    ``mutations`` uniform samples of the space, so that the filter's proxies choose the start.
+
+    Args:
+        parents: how many of the best architectures are mutated.
+        mutations: how many distinct candidates to propose per round.
+        max_edits: largest number of consecutive edits per candidate.
+        max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces).
+    """
+
+    def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
+                 max_tries: int = 20):
+        self.parents = parents
+        self.mutations = mutations
+        self.max_edits = max_edits
+        self.max_tries = max_tries
+
+    def pool_size(self) -> int:
+        return self.mutations
+
+    def propose(self, space, history, rng, *, max_params=None, param_counter=None):
+        check_param(type(self).__name__, "parents", self.parents, low=1)
+        check_param(type(self).__name__, "mutations", self.mutations, low=1)
+        check_param(type(self).__name__, "max_edits", self.max_edits, low=1)
+        pool = _Pool(space, history, max_params, param_counter)
+        top = history.top(self.parents)
+        tries = 0
+        limit = self.max_tries * self.mutations
+        if not top:
+            while len(pool.items) < self.mutations and tries < limit:
+                pool.add(space.sample(rng))
+                tries += 1
+            return pool.items
+        parents = [history.arch(r) for r in top]
+        weights = 1.0 / np.arange(1, len(parents) + 1)
+        weights /= weights.sum()
+        while len(pool.items) < self.mutations and tries < limit:
+            i = int(rng.choice(len(parents), p=weights))
+            child = parents[i]
+            for _ in range(int(rng.integers(1, self.max_edits + 1))):
+                child = space.mutate(child, rng)
+            pool.add(child, parent=top[i]["arch"])
+            tries += 1
+        return pool.items
+
+
+@_register("random")
+class RandomSampler(Mutator):
+    """Uniform samples of the space, not yet evaluated (random search when paired with no filter).
+
+    Args:
+        samples: how many distinct candidates to propose per round.
+    """
+
+    def __init__(self, samples: int = 1):
+        self.samples = samples
+
+    def pool_size(self) -> int:
+        return self.samples
+
+    def propose(self, space, history, rng, *, max_params=None, param_counter=None):
+        check_param(type(self).__name__, "samples", self.samples, low=1)
+        pool = _Pool(space, history, max_params, param_counter)
+        tries = 0
+        while len(pool.items) < self.samples and tries < 100 * self.samples:
+            pool.add(space.sample(rng))
+            tries += 1
+        return pool.items
+
+
+@_register("rea")
+class TournamentMutator(Mutator):
+    """Regularized evolution: the population is the ``population`` most recent evaluations;
+    ``sample_size`` of them are drawn at random and the best is mutated once. Until the population is
+    full, candidates are uniform samples.
+
+    Args:
+        population: size of the aging population (oldest members die first).
+        sample_size: tournament size.
+        children: candidates proposed per round.
+    """
+
+    def __init__(self, population: int = 20, sample_size: int = 5, children: int = 1):
+        self.population = population
+        self.sample_size = sample_size
+        self.children = children
+
+    def pool_size(self) -> int:
+        return self.children
+
+    def propose(self, space, history, rng, *, max_params=None, param_counter=None):
+        check_param(type(self).__name__, "population", self.population, low=1)
+        check_param(type(self).__name__, "sample_size", self.sample_size, low=1)
+        pool = _Pool(space, history, max_params, param_counter)
+        alive = [r for r in history.last(self.population) if r["status"] == "ok"]
+        tries = 0
+        while len(pool.items) < self.children and tries < 100 * self.children:
+            tries += 1
+            if len(history) < self.population or not alive:
+                pool.add(space.sample(rng))
+                continue
+            idx = rng.choice(len(alive), size=min(self.sample_size, len(alive)), replace=False)
+            best = max((alive[int(i)] for i in idx), key=lambda r: r["objective"])
+            pool.add(space.mutate(history.arch(best), rng), parent=best["arch"])
+        return pool.items
