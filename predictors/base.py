@@ -1,0 +1,114 @@
+"""Shared pieces of every predictor: input validation and the predictor registry."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from prednas.errors import InvalidParameterError, NotFittedError
+from prednas.registry import Registry
+
+__all__ = ["BasePredictor", "PREDICTORS", "register_predictor", "check_targets", "check_features"]
+
+log = logging.getLogger(__name__)
+
+#: name -> predictor class
+PREDICTORS = Registry("predictor")
+
+
+def register_predictor(name: str):
+    """Class decorator adding a predictor to :data:`PREDICTORS` under ``name``."""
+    return PREDICTORS.register(name)
+
+
+def check_targets(owner: str, y, n_samples: int | None = None, *, allow_constant: bool = False
+                  ) -> np.ndarray:
+    """A finite 1-D float array of targets; raises InvalidParameterError with a clear message."""
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{owner}: targets y must be numbers ({exc})") from None
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise InvalidParameterError(
+            f"{owner}: targets y must be 1-D, got an array of shape {arr.shape}")
+    if arr.size == 0:
+        raise InvalidParameterError(f"{owner}: cannot fit on 0 samples (empty targets)")
+    if n_samples is not None and arr.shape[0] != n_samples:
+        raise InvalidParameterError(
+            f"{owner}: features and targets have mismatched lengths: {n_samples} samples "
+            f"in X but {arr.shape[0]} targets in y")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise InvalidParameterError(f"{owner}: targets y contain {bad} NaN or infinite values")
+    if not allow_constant and arr.size > 1 and np.ptp(arr) == 0:
+        raise InvalidParameterError(
+            f"{owner}: all {arr.size} targets are equal ({arr[0]!r}); a predictor cannot learn a "
+            "ranking from constant targets")
+    return arr
+
+
+def check_features(owner: str, X, n_features: int | None = None) -> np.ndarray:
+    """A 2-D float array; NaN is allowed (missing proxy), +-inf becomes NaN."""
+    if hasattr(X, "__len__") and len(X) and _is_graph(X[0]):
+        X = graphs_to_flat(X)
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{owner}: features X must be numeric ({exc})") from None
+    if arr.ndim == 1:
+        raise InvalidParameterError(
+            f"{owner}: expected a 2-D feature array (n_samples, n_features), got a 1-D array of "
+            f"shape {arr.shape}; reshape with X.reshape(-1, 1) for one feature or "
+            "X.reshape(1, -1) for one sample")
+    if arr.ndim != 2:
+        raise InvalidParameterError(f"{owner}: expected a 2-D feature array, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InvalidParameterError(f"{owner}: 0 samples (shape {arr.shape}); need at least 1")
+    if arr.shape[1] == 0:
+        raise InvalidParameterError(f"{owner}: 0 features (shape {arr.shape}); need at least 1")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise InvalidParameterError(
+            f"{owner}: X has {arr.shape[1]} features, but {owner} was fitted with {n_features} "
+            "features")
+    arr = np.where(np.isinf(arr), np.nan, arr)
+    return arr
+
+
+def _is_graph(obj) -> bool:
+    return hasattr(obj, "edge_index") and hasattr(obj, "x")
+
+
+def graphs_to_flat(graphs) -> np.ndarray:
+    """Stack the ``flat`` vectors that :meth:`FeaturePipeline.graphs` attaches to each graph."""
+    rows = []
+    for g in graphs:
+        flat = getattr(g, "flat", None)
+        if flat is None:
+            raise InvalidParameterError(
+                "graphs given to a vector predictor must carry a 'flat' feature vector "
+                "(build them with FeaturePipeline.graphs)")
+        rows.append(np.asarray(flat, dtype=np.float64).reshape(-1))
+    return np.stack(rows)
+
+
+class BasePredictor(RegressorMixin, BaseEstimator):
+    """Common behaviour: ``fit``/``predict`` contract and the not-fitted check.
+
+    Subclasses implement ``fit`` and ``predict``; learned state ends in ``_``.
+    """
+
+    #: whether ``predict`` needs graphs (``FeaturePipeline.graphs``) rather than flat vectors
+    needs_graphs: bool = False
+
+    def _check_fitted(self) -> None:
+        if not getattr(self, "is_fitted_", False):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator.")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return bool(getattr(self, "is_fitted_", False))
