@@ -1,0 +1,66 @@
+"""The supernet warm-up and its scorer on tiny tasks (CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import prednas
+import spaces
+from prednas.errors import InvalidParameterError
+from prednas.warmup import SupernetScorer
+
+
+def _rng_states():
+    return torch.random.get_rng_state().clone(), np.random.get_state()[1].copy()
+
+
+def _nb201(task, seed=0):
+    return prednas.warmup("nb201", task, fraction=0.5, steps=6, batch_size=16, seed=seed,
+                          device="cpu", C=4, N=1, calib_size=32, val_size=64, progress=False)
+
+
+def test_nb201_warmup_scores(synthetic_image_task):
+    torch_before, np_before = _rng_states()
+    scorer = _nb201(synthetic_image_task)
+    torch_after, np_after = _rng_states()
+    assert torch.equal(torch_before, torch_after) and np.array_equal(np_before, np_after)
+    assert isinstance(scorer, SupernetScorer) and scorer.seconds > 0
+    space = spaces.get("nb201")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(6)] + [space.default_arch()]
+    acc = scorer.score(archs)
+    neg = scorer.score_loss([str(a) for a in archs])
+    assert acc.shape == neg.shape == (7,)
+    assert np.isfinite(acc).all() and np.isfinite(neg).all()
+    assert ((acc >= 0) & (acc <= 100)).all() and (neg <= 0).all()
+    assert scorer.scored == 7  # the second call used the cache
+    assert scorer.features(archs).shape == (7, 2)
+    assert scorer.seconds_per_arch > 0
+    again = _nb201(synthetic_image_task)
+    np.testing.assert_allclose(again.features(archs), scorer.features(archs))
+    assert torch.equal(torch_before, torch.random.get_rng_state())
+
+
+def test_blocks1d_warmup_scores(synthetic_task):
+    scorer = prednas.warmup("blocks1d", synthetic_task, fraction=0.5, steps=4, batch_size=16,
+                            seed=1, device="cpu", calib_size=32, val_size=64, progress=False)
+    archs = ["conv5:16|mlp:32@0", "gru:16", "attn:32|conv3:16", "sepconv5:64|dilconv3:16@0"]
+    feats = scorer.features(archs)
+    assert feats.shape == (4, 2) and np.isfinite(feats).all()
+    assert len(scorer.loss_curve) >= 1
+
+
+def test_warmup_is_callable_after_import(synthetic_image_task):
+    import prednas.warmup  # noqa: F401  (binds the module over the lazy name)
+
+    scorer = prednas.warmup(spaces.get("nb201"), synthetic_image_task, steps=0, C=4, N=1,
+                            device="cpu", progress=False, calib_size=16, val_size=16)
+    assert np.isfinite(scorer.score([spaces.get("nb201").default_arch()])).all()
+
+
+@pytest.mark.parametrize("kw", [{"fraction": 0.0}, {"fraction": 1.5}, {"steps": -1},
+                                {"batch_size": 0}, {"lr": 0.0}])
+def test_warmup_rejects_bad_parameters(synthetic_image_task, kw):
+    with pytest.raises(InvalidParameterError):
+        prednas.warmup("nb201", synthetic_image_task, device="cpu", progress=False, C=4, N=1, **kw)
