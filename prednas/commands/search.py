@@ -1,0 +1,158 @@
+"""``prednas search``: run (or resume) an architecture search and write a run directory.
+
+With no arguments: the ``blocks1d`` space on MNIST-1D, about five minutes on a 2-core CPU, a
+hand-designed baseline trained in the same run, a 60% parameter cap, and a 2-replica ensemble.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prednas.commands._common import add_device, add_seed, add_task
+
+NAME = "search"
+HELP = "search architectures (default: blocks1d on MNIST-1D, ~5 min); --resume continues a run"
+ORDER = 30
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--space", default=None,
+                   help="search space (default blocks1d; the benchmark's space with --bench)")
+    add_task(p, default=None)
+    p.add_argument("--bench", default=None,
+                   help="search a tabular benchmark instead of training (oracle mode), e.g. nb201")
+    p.add_argument("--metric", default="cifar10_test_200ep", help="benchmark metric to maximise")
+    p.add_argument("--strategy", default="prednas", help="prednas (default), random or rea")
+    p.add_argument("--budget", type=int, default=None,
+                   help="fully evaluated candidates (queries with --bench); default 30, or 50 "
+                        "with --bench")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-time budget of the search phase (default 4 when training)")
+    p.add_argument("--per-round", type=int, default=None, help="evaluations per round")
+    p.add_argument("--steps", type=int, default=600, help="training steps per candidate (600)")
+    p.add_argument("--param-cap", type=float, default=0.6,
+                   help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
+    p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
+    p.add_argument("--inherit", action="store_true",
+                   help="children start from their parent's trained weights")
+    p.add_argument("--workers", type=int, default=1,
+                   help="evaluate this many candidates at once in a process pool")
+    add_seed(p)
+    p.add_argument("--out", default=None, help="run directory (default runs/search-<time>)")
+    add_device(p)
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the search saved in RUN_DIR (other options are ignored)")
+
+
+def _build(args):
+    import spaces
+
+    from prednas import search as S
+    from prednas.errors import InvalidParameterError, UnknownNameError
+
+    if args.strategy not in S.STRATEGIES:
+        raise UnknownNameError("strategy", args.strategy, S.STRATEGIES)
+    if args.bench and args.task:
+        raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
+                                    "lookups), not both")
+    if args.budget is not None and args.budget < 1:
+        raise InvalidParameterError(
+            f"The '--budget' option must be an int in [1, inf). Got {args.budget} instead.")
+    if args.workers < 1:
+        raise InvalidParameterError(f"The '--workers' option must be >= 1. Got {args.workers}.")
+    out = args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}"
+    executor = S.PoolExecutor(workers=args.workers) if args.workers > 1 else None
+    common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
+                  device=args.device, progress=True, per_round=args.per_round)
+    if args.bench:
+        from prednas import benchmarks
+
+        bench = benchmarks.load(args.bench)
+        space = spaces.get(args.space or bench.space.name)
+        common.update(oracle=bench, metric=args.metric)
+        if args.strategy == "prednas":
+            return S.Search(space, **common)
+    else:
+        from prednas.commands._common import load_task
+
+        args.task = args.task or "mnist1d"
+        space = spaces.get(args.space or "blocks1d")
+        task = load_task(args)
+        baseline = space.default_arch()
+        max_params = None
+        if args.param_cap:
+            if not 0 < args.param_cap <= 10:
+                raise InvalidParameterError(
+                    f"The '--param-cap' option must be in (0, 10]. Got {args.param_cap}.")
+            model = space.build(baseline, task.num_classes, task.input_shape)
+            max_params = int(args.param_cap * sum(p.numel() for p in model.parameters()))
+        if args.steps < 1:
+            raise InvalidParameterError(f"The '--steps' option must be >= 1. Got {args.steps}.")
+        if args.replicas < 0:
+            raise InvalidParameterError(f"The '--replicas' option must be >= 0. Got {args.replicas}.")
+        max_minutes = 4.0 if args.max_minutes is None else args.max_minutes
+        if max_minutes <= 0:
+            raise InvalidParameterError(f"The '--max-minutes' option must be > 0. Got {max_minutes}.")
+        evaluator = S.TrainingEvaluator(task, steps=args.steps, inherit=args.inherit,
+                                        max_params=max_params, device=args.device)
+        common.update(task=task,
+                      evaluator=evaluator, baseline=baseline, max_params=max_params,
+                      max_seconds=60.0 * max_minutes,
+                      ensembler=S.ReplicaEnsembler(args.replicas) if args.replicas else False)
+        common["budget"] = args.budget or 30
+        if args.task_path:
+            common["task_options"] = {"path": args.task_path}
+        if args.strategy == "prednas":
+            flt = S.PredictorFilter(proxy_table=None, live_proxies=_cheap_proxies(),
+                                    supernet="auto", survivors=12, min_fit=6)
+            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=200),
+                            filter=flt, **common)
+    if args.strategy == "random":
+        return S.random_search(space, **common)
+    return S.regularized_evolution(space, **common)
+
+
+def _cheap_proxies() -> tuple[str, ...]:
+    try:
+        import proxies
+
+        return tuple(proxies.CHEAP)
+    except (ImportError, AttributeError):
+        return ()
+
+
+def run(args) -> int:
+    from prednas.search import Search
+
+    if args.resume:
+        search = Search.resume(args.resume, progress=True)
+    else:
+        search = _build(args)
+    print(f"run directory: {search.run_dir}")
+    try:
+        result = search.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: prednas search --resume {search.run_dir}")
+        return 130
+    best = result.best
+    if best is None:
+        print("no candidate was evaluated successfully")
+        return 1
+    if search.evaluator.is_oracle:
+        print(f"best: {best['arch']}  {search.metric} {best['objective']:.4f} "
+              f"(query {best['query'] + 1} of {len(result.records)})")
+    else:
+        print(f"best: {best['arch']}  val {best.get('val_acc', float('nan')):.2f}%  test "
+              f"{best.get('test_acc', float('nan')):.2f}%  params {best.get('params', 0):,}")
+        if result.baseline and result.baseline.get("status") == "ok":
+            b = result.baseline
+            print(f"baseline: {b['arch']}  test {b['test_acc']:.2f}%  params {b['params']:,}")
+        if result.ensemble and result.ensemble.get("path"):
+            e = result.ensemble
+            print(f"ensemble of {len(e['archs'])}: test {e['test_acc']:.2f}% "
+                  f"({e['gain']:+.2f} over the single model) -> {e['path']}")
+    print(f"report: {result.run_dir / 'report.md'}")
+    return 0
