@@ -30,7 +30,7 @@ from prednas import tasks as _tasks
 from prednas.errors import check_param
 from prednas.utils import make_rng, resolve_device, torch_seed
 
-__all__ = ["warmup", "SupernetScorer"]
+__all__ = ["warmup", "SupernetScorer", "SupernetScores"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,74 @@ class SupernetScorer:
         return self.features(archs, progress)[:, 1]
 
     __call__ = score
+
+    def to_csv(self, archs: Iterable, path) -> None:
+        """Score ``archs`` and write ``arch,supernet_acc,supernet_neg_loss`` to ``path`` (atomic)."""
+        archs = [self.space.coerce(a) for a in archs]
+        SupernetScores(self.space, [str(a) for a in archs], self.features(archs)).to_csv(path)
+
+
+class SupernetScores:
+    """Supernet scores read back from a CSV (``arch,supernet_acc,supernet_neg_loss``).
+
+    Offers the scorer's ``score`` / ``score_loss`` / ``features`` as lookups, so saved scores can
+    stand in for a :class:`SupernetScorer` (e.g. as ``FeaturePipeline(supernet=...)``); an
+    architecture that is not in the file scores ``nan``.
+    """
+
+    feature_names = SupernetScorer.feature_names
+
+    def __init__(self, space, arch_strings: Sequence[str], values: np.ndarray):
+        self.space = _spaces.get(space)
+        self.arch_strings = [str(self.space.coerce(a)) for a in arch_strings]
+        self.values = np.asarray(values, dtype=np.float64).reshape(len(self.arch_strings), 2)
+        self._index = {a: i for i, a in enumerate(self.arch_strings)}
+
+    def __len__(self) -> int:
+        return len(self.arch_strings)
+
+    def __contains__(self, arch) -> bool:
+        return str(self.space.coerce(arch)) in self._index
+
+    @classmethod
+    def from_csv(cls, path, space="nb201") -> "SupernetScores":
+        import csv
+
+        from prednas.errors import DataNotFoundError
+
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except FileNotFoundError:
+            raise DataNotFoundError(f"supernet scores file {str(path)!r} not found") from None
+        need = ("arch",) + cls.feature_names
+        if rows and not all(k in rows[0] for k in need):
+            raise DataNotFoundError(f"{str(path)!r} lacks columns {list(need)}; "
+                                    f"has {list(rows[0])}")
+        return cls(space, [r["arch"] for r in rows],
+                   np.array([[float(r[k]) for k in cls.feature_names] for r in rows]).reshape(-1, 2))
+
+    def to_csv(self, path) -> None:
+        from prednas.utils import atomic_write_text
+
+        lines = [",".join(("arch",) + self.feature_names)]
+        lines += [f"{a},{v[0]:.6g},{v[1]:.6g}" for a, v in zip(self.arch_strings, self.values)]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    def features(self, archs: Iterable, progress: bool = False) -> np.ndarray:
+        keys = [str(self.space.coerce(a)) for a in archs]
+        out = np.full((len(keys), 2), np.nan)
+        for r, k in enumerate(keys):
+            i = self._index.get(k)
+            if i is not None:
+                out[r] = self.values[i]
+        return out
+
+    def score(self, archs: Iterable, progress: bool = False) -> np.ndarray:
+        return self.features(archs)[:, 0]
+
+    def score_loss(self, archs: Iterable, progress: bool = False) -> np.ndarray:
+        return self.features(archs)[:, 1]
 
 
 def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int = 64,
