@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 PREDICTORS = Registry("predictor")
 
 
+class InvalidInputTypeError(InvalidParameterError, TypeError):
+    """Features of a type that cannot become floats (e.g. dicts)."""
+
+
 def register_predictor(name: str):
     """Class decorator adding a predictor to :data:`PREDICTORS` under ``name``."""
     return PREDICTORS.register(name)
@@ -26,11 +31,21 @@ def register_predictor(name: str):
 def check_targets(owner: str, y, n_samples: int | None = None, *, allow_constant: bool = False
                   ) -> np.ndarray:
     """A finite 1-D float array of targets; raises InvalidParameterError with a clear message."""
+    if y is None:
+        raise InvalidParameterError(
+            f"{owner} requires y to be passed, but the target y is None")
     try:
-        arr = np.asarray(y, dtype=np.float64)
+        raw = np.asarray(y)
+        if np.iscomplexobj(raw):
+            raise ValueError("complex data is not supported")
+        arr = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"{owner}: targets y must be numbers ({exc})") from None
     if arr.ndim == 2 and arr.shape[1] == 1:
+        from sklearn.exceptions import DataConversionWarning
+
+        warnings.warn("A column-vector y was passed when a 1d array was expected; using y[:, 0]",
+                      DataConversionWarning, stacklevel=3)
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise InvalidParameterError(
@@ -53,28 +68,23 @@ def check_targets(owner: str, y, n_samples: int | None = None, *, allow_constant
 
 def check_features(owner: str, X, n_features: int | None = None) -> np.ndarray:
     """A 2-D float array; NaN is allowed (missing proxy), +-inf becomes NaN."""
-    if hasattr(X, "__len__") and len(X) and _is_graph(X[0]):
+    from sklearn.utils.validation import check_array
+
+    if hasattr(X, "__len__") and not hasattr(X, "shape") and len(X) and _is_graph(X[0]):
         X = graphs_to_flat(X)
     try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"{owner}: features X must be numeric ({exc})") from None
-    if arr.ndim == 1:
-        raise InvalidParameterError(
-            f"{owner}: expected a 2-D feature array (n_samples, n_features), got a 1-D array of "
-            f"shape {arr.shape}; reshape with X.reshape(-1, 1) for one feature or "
-            "X.reshape(1, -1) for one sample")
-    if arr.ndim != 2:
-        raise InvalidParameterError(f"{owner}: expected a 2-D feature array, got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise InvalidParameterError(f"{owner}: 0 samples (shape {arr.shape}); need at least 1")
-    if arr.shape[1] == 0:
-        raise InvalidParameterError(f"{owner}: 0 features (shape {arr.shape}); need at least 1")
+        arr = check_array(X, dtype=np.float64, ensure_all_finite=False, accept_sparse=False,
+                          ensure_min_samples=1, ensure_min_features=1, estimator=owner)
+    except TypeError as exc:
+        raise InvalidInputTypeError(f"{owner}: {exc}") from None
+    except ValueError as exc:
+        raise InvalidParameterError(f"{owner}: {exc}") from None
     if n_features is not None and arr.shape[1] != n_features:
         raise InvalidParameterError(
-            f"{owner}: X has {arr.shape[1]} features, but {owner} was fitted with {n_features} "
-            "features")
-    arr = np.where(np.isinf(arr), np.nan, arr)
+            f"X has {arr.shape[1]} features, but {owner} is expecting {n_features} features "
+            "as input.")
+    if np.isinf(arr).any():
+        arr = np.where(np.isinf(arr), np.nan, arr)
     return arr
 
 
