@@ -1,0 +1,44 @@
+"""``prednas search`` on the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prednas.cli import main
+
+
+def test_cli_bench_search_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--bench", "nb201", "--budget", "6", "--out", str(out),
+                 "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert str(out) in text and "best:" in text
+    best = json.loads((out / "best.json").read_text())
+    assert "|" in best["arch"]
+    assert main(["search", "--resume", str(out)]) == 0  # finished: nothing more to do
+    assert len((out / "evaluations.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("argv", [
+    ["search", "--space", "nope", "--bench", "nb201"],
+    ["search", "--bench", "nb2011"],
+    ["search", "--bench", "nb201", "--budget", "0"],
+    ["search", "--bench", "nb201", "--budget", "100000"],
+    ["search", "--bench", "nb201", "--strategy", "bayes"],
+    ["search", "--task", "mnist1dd"],
+    ["search", "--bench", "nb201", "--task", "mnist1d"],
+])
+def test_cli_errors_exit_2(argv, tmp_path, capsys):
+    assert main(argv + ["--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() and "Traceback" not in err
+
+
+def test_cli_resume_not_a_run_dir(tmp_path, capsys):
+    (tmp_path / "x.txt").write_text("hello")
+    before = (tmp_path / "x.txt").read_bytes()
+    assert main(["search", "--resume", str(tmp_path)]) == 2
+    assert "not a prednas search run directory" in capsys.readouterr().err
+    assert (tmp_path / "x.txt").read_bytes() == before
