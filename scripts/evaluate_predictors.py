@@ -1,0 +1,317 @@
+#!/usr/bin/env python
+"""Compare accuracy predictors on NB201 and write ``benchmarks/predictors-nb201.md``.
+
+For each dataset (CIFAR-10, CIFAR-100, ImageNet16-120; 200-epoch test accuracy) and each of
+``--splits`` random splits of the architectures covered by the shipped proxy table, a held-out
+set of ``--n-test`` architectures is fixed and predictors are fitted on the first 20, 50, 100,
+200, 1000 of the remaining ones (nested). Methods:
+
+* ``XGB enc``: XGBoost regression on the one-hot encoding only.
+* ``XGB enc+proxies``: XGBoost regression on the encoding plus every proxy in the table (the
+  NAS-Bench-Suite-Zero recipe).
+* ``XGB-rank enc+proxies``: the same with the pairwise ranking objective.
+* ``GNN``: GIN over the cell graph with the proxies as global features.
+* ``Ensemble``: mean of the three above (each linearly calibrated on its training set).
+  The three members are fitted once inside the ensemble and their own predictions give their
+  columns, so the ensemble costs nothing extra.
+* ``+supernet``: the same with the warm-up supernet's scores as extra features, on the
+  architectures that ``--supernet-scores`` (engineer W's CSV) covers.
+
+Also measured: fitting XGBoost on 1,000 architectures, and ``prednas.rank`` on 10,000 NB201
+candidates from cached features (proxy table lookups).
+
+    python scripts/evaluate_predictors.py --out benchmarks/predictors-nb201.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import predictors
+from predictors import EnsemblePredictor, FeaturePipeline, GNNPredictor, XGBPredictor
+from predictors.pretrain import shipped_table
+from prednas import benchmarks
+from prednas.utils import atomic_write_text, make_rng
+
+log = logging.getLogger("evaluate_predictors")
+
+TARGETS = {"cifar10": "cifar10_test_200ep", "cifar100": "cifar100_test_200ep",
+           "imagenet16": "imagenet16_test_200ep"}
+TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet16-120"}
+#: NAS-Bench-Suite-Zero Table 9 (NB201 CIFAR-10, XGBoost): Spearman by training size
+PUBLISHED = {("XGB enc", 100): 0.622, ("XGB enc+proxies", 100): 0.905,
+             ("XGB enc+proxies", 1000): 0.961}
+METHODS = ["XGB enc", "XGB enc+proxies", "XGB-rank enc+proxies", "GNN", "Ensemble"]
+
+
+def gnn_member(steps: int) -> GNNPredictor:
+    return GNNPredictor(n_steps=steps)
+
+
+def ensemble(steps: int) -> EnsemblePredictor:
+    return EnsemblePredictor(members=[XGBPredictor(), XGBPredictor(objective="rank"),
+                                      gnn_member(steps)])
+
+
+def fit_all(G, y, tr, te, X_enc, seed: int, steps: int, with_enc_only: bool = True) -> dict:
+    """Spearman/Kendall/top-5% of every method for one split and size."""
+    out = {}
+    yt = y[te]
+    if with_enc_only:
+        m = XGBPredictor(random_state=seed).fit(X_enc[tr], y[tr])
+        out["XGB enc"] = predictors.ranking_report(yt, m.predict(X_enc[te]))
+    ens = ensemble(steps).set_params(random_state=seed)
+    ens.fit([G[i] for i in tr], y[tr])
+    Gte = [G[i] for i in te]
+    preds = []
+    for name, est, (a, b) in zip(METHODS[1:4], ens.estimators_, ens.calibration_):
+        p = est.predict(Gte)
+        preds.append(a * p + b)
+        out[name] = predictors.ranking_report(yt, p)
+    out["Ensemble"] = predictors.ranking_report(yt, np.mean(preds, axis=0))
+    return out
+
+
+def summarise(rows: list[dict], method: str, size: int, metric: str) -> tuple[float, float, int]:
+    v = [r[method][metric] for r in rows if r["size"] == size and method in r]
+    if not v:
+        return float("nan"), float("nan"), 0
+    return float(np.mean(v)), float(np.std(v)), len(v)
+
+
+def fmt(mean: float, std: float) -> str:
+    return "n/a" if not np.isfinite(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[20, 50, 100, 200, 1000])
+    ap.add_argument("--splits", type=int, default=10)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--gnn-steps", type=int, default=300,
+                    help="GNN optimiser steps per fit (default 300, cut from 600 for CPU cost)")
+    ap.add_argument("--supernet-scores", default="benchmarks/supernet-nb201-scores.csv",
+                    help="engineer W's CSV of supernet scores (arch,supernet_acc,...)")
+    ap.add_argument("--supernet-sizes", nargs="+", type=int, default=[20, 100])
+    ap.add_argument("--out", default="benchmarks/predictors-nb201.md")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    bench = benchmarks.load("nb201")
+    space = bench.space
+    strings = bench.arch_strings()
+    archs = bench.archs()
+    lines: list[str] = []
+    notes: list[str] = []
+    results: dict[str, list[dict]] = {}
+    sn_results: dict[str, list[dict]] = {}
+    sn_alone: dict[str, tuple[float, int]] = {}
+
+    supernet = None
+    if args.supernet_scores and Path(args.supernet_scores).exists():
+        from prednas.warmup import SupernetScores
+
+        supernet = SupernetScores.from_csv(args.supernet_scores, space="nb201")
+    else:
+        notes.append(f"Supernet scores file {args.supernet_scores!r} not found: the supernet "
+                     "columns are missing.")
+
+    timing = {}
+    for ds in args.datasets:
+        target = TARGETS[ds]
+        y_all = bench.values(target)
+        table = shipped_table("nb201", ds)
+        if table is None:
+            notes.append(f"{TITLES[ds]}: no shipped proxy table; proxy methods use NaN features.")
+            pool = np.arange(len(strings))
+            names = []
+        else:
+            pool = np.array([i for i, s in enumerate(strings) if s in table])
+            names = list(table.names)
+        table_ds = getattr(table, "_source_dataset", None)
+        pipe = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table)
+        print(f"[{ds}] pool {len(pool)} archs, {len(names)} proxies", flush=True)
+        feats_t0 = time.perf_counter()
+        G_pool = pipe.graphs([archs[i] for i in pool])
+        X_enc = FeaturePipeline(space, "onehot").transform([archs[i] for i in pool])
+        y = y_all[pool]
+        log.info("features %.1fs", time.perf_counter() - feats_t0)
+        n_train_max = max(args.sizes)
+        n_test = min(args.n_test, len(pool) - n_train_max)
+        if n_test < args.n_test:
+            notes.append(f"{TITLES[ds]}: only {len(pool)} covered archs; held-out set is "
+                         f"{n_test} instead of {args.n_test}.")
+        rows = []
+        for split in range(args.splits):
+            rng = make_rng(args.seed * 1000 + split)
+            perm = rng.permutation(len(pool))
+            te, rest = perm[:n_test], perm[n_test:]
+            for size in args.sizes:
+                t0 = time.perf_counter()
+                r = fit_all(G_pool, y, rest[:size], te, X_enc, seed=split, steps=args.gnn_steps)
+                r["size"] = size
+                rows.append(r)
+                print(f"  split {split} size {size}: " + ", ".join(
+                    f"{k} {v['spearman']:.3f}" for k, v in r.items() if k != "size")
+                    + f" ({time.perf_counter() - t0:.1f}s)", flush=True)
+        results[ds] = rows
+
+        # supernet features: only the archs W scored
+        if supernet is not None:
+            sn_idx = np.array([k for k, i in enumerate(pool) if strings[i] in supernet])
+            if len(sn_idx) >= 40:
+                s_scores = supernet.score([archs[pool[k]] for k in sn_idx])
+                rho = predictors.spearman(y[sn_idx], s_scores)
+                sn_alone[ds] = (rho, len(sn_idx))
+                pipe_sn = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table,
+                                          supernet=supernet)
+                G_sn = pipe_sn.graphs([archs[pool[k]] for k in sn_idx])
+                G_nosn = [G_pool[k] for k in sn_idx]
+                ysn = y[sn_idx]
+                sn_rows = []
+                for split in range(args.splits):
+                    rng = make_rng(args.seed * 1000 + split)
+                    perm = rng.permutation(len(sn_idx))
+                    for size in args.supernet_sizes:
+                        if size >= len(sn_idx) - 20:
+                            continue
+                        tr, te = perm[:size], perm[size:]
+                        a = fit_all(G_nosn, ysn, tr, te, X_enc[sn_idx], seed=split,
+                                    steps=args.gnn_steps, with_enc_only=False)
+                        b = fit_all(G_sn, ysn, tr, te, X_enc[sn_idx], seed=split,
+                                    steps=args.gnn_steps, with_enc_only=False)
+                        sn_rows.append({"size": size, "n_test": len(te),
+                                        **{f"{k}": v for k, v in a.items()},
+                                        **{f"{k} +supernet": v for k, v in b.items()}})
+                sn_results[ds] = sn_rows
+            else:
+                notes.append(f"{TITLES[ds]}: only {len(sn_idx)} archs have both proxy and "
+                             "supernet scores; supernet comparison skipped.")
+
+        if ds == args.datasets[0]:
+            # timings on this dataset's features
+            idx = make_rng(args.seed).permutation(len(pool))[:1000]
+            Xf = pipe.transform([archs[pool[i]] for i in idx])
+            for obj in ("reg", "rank"):
+                t0 = time.perf_counter()
+                XGBPredictor(objective=obj, random_state=0).fit(Xf, y[idx])
+                timing[f"fit XGB ({obj}) on 1,000 archs, {Xf.shape[1]} features"] = \
+                    time.perf_counter() - t0
+            t0 = time.perf_counter()
+            GNNPredictor(n_steps=args.gnn_steps, random_state=0).fit(
+                [G_pool[i] for i in idx], y[idx])
+            timing[f"fit GNN ({args.gnn_steps} steps) on 1,000 archs"] = time.perf_counter() - t0
+            model = XGBPredictor(objective="rank", random_state=0).fit(Xf, y[idx])
+            cand = [archs[i] for i in make_rng(1).permutation(len(archs))[:10000]]
+            t0 = time.perf_counter()
+            ranked = predictors_rank(cand, space, model, pipe)
+            timing["rank 10,000 candidates (features from the cached table + predict + sort)"] = \
+                time.perf_counter() - t0
+            Xc = pipe.transform(cand)
+            t0 = time.perf_counter()
+            predictors_rank(cand, space, model, pipe, features=Xc)
+            timing["rank 10,000 candidates from precomputed feature rows"] = \
+                time.perf_counter() - t0
+            assert len(ranked) == 10000
+
+    total = time.perf_counter() - t_start
+    write_report(args, results, sn_results, sn_alone, timing, notes, total, supernet)
+    print(f"wrote {args.out} in {total:.0f}s")
+    return 0
+
+
+def predictors_rank(cand, space, model, pipe, features=None):
+    from prednas.ranking import rank
+
+    return rank(cand, space, predictor=model, pipeline=pipe, features=features)
+
+
+def write_report(args, results, sn_results, sn_alone, timing, notes, total, supernet) -> None:
+    L = ["# Accuracy predictors on NAS-Bench-201", "",
+         f"Produced by `python scripts/evaluate_predictors.py "
+         f"{shlex.join(sys.argv[1:])}` on {platform.node() or 'this machine'} "
+         f"({os.cpu_count()} CPU cores, shared), torch threads 1, in {total:.0f} s.", "",
+         f"Held-out set: {args.n_test} architectures per split (fixed within a split), "
+         f"{args.splits} random splits, training sizes {args.sizes} (nested within a split). "
+         "Values are mean ± std over splits. Features: one-hot cell encoding (30) plus every "
+         "zero-cost proxy in engineer P's shipped table (`proxies.load_table`); the GNN sees "
+         "the cell graph with the proxies as global features. "
+         f"GNN: {args.gnn_steps} optimiser steps per fit (the default is 600; halved to keep "
+         "10 splits x 5 sizes x 3 datasets affordable on 2 shared cores).", ""]
+    if "cifar10" in results:
+        L += ["## Targets (CIFAR-10, 200-epoch test accuracy)", ""]
+        for size, goal in ((100, 0.93), (20, 0.85)):
+            best = max(METHODS, key=lambda m: summarise(results["cifar10"], m, size,
+                                                        "spearman")[0])
+            mean, std, _ = summarise(results["cifar10"], best, size, "spearman")
+            verdict = "met" if mean >= goal else "MISSED"
+            L.append(f"- {size} training archs: best Spearman {fmt(mean, std)} ({best}); "
+                     f"target >= {goal}: **{verdict}**")
+        L.append("")
+    for metric, title in (("spearman", "Spearman ρ"), ("kendall", "Kendall τ"),
+                          ("top5_precision", "Top-5% precision")):
+        for ds, rows in results.items():
+            L += [f"## {TITLES[ds]}: {title}", "",
+                  "| method | " + " | ".join(f"n={s}" for s in args.sizes) + " |",
+                  "|---|" + "---|" * len(args.sizes)]
+            for m in METHODS:
+                L.append(f"| {m} | " + " | ".join(
+                    fmt(*summarise(rows, m, s, metric)[:2]) for s in args.sizes) + " |")
+            if metric == "spearman" and ds == "cifar10":
+                L.append("| *published: Suite-Zero Table 9, XGB enc* | " + " | ".join(
+                    str(PUBLISHED.get(("XGB enc", s), "")) for s in args.sizes) + " |")
+                L.append("| *published: Suite-Zero Table 9, XGB enc+proxies* | " + " | ".join(
+                    str(PUBLISHED.get(("XGB enc+proxies", s), "")) for s in args.sizes) + " |")
+            L.append("")
+    L += ["## Warm-up supernet features", ""]
+    if supernet is None:
+        L += ["**Missing**: no supernet scores were available (engineer W's "
+              f"`{args.supernet_scores}`), so the with-supernet columns could not be measured.", ""]
+    else:
+        L += [f"Scores from `{args.supernet_scores}` ({len(supernet)} architectures). "
+              "Only architectures with both proxy and supernet scores are used, so the held-out "
+              "sets here are smaller than above (all remaining covered archs). Cost of the "
+              "warm-up: see engineer W's `benchmarks/supernet-nb201.md`.", ""]
+        for ds, (rho, n) in sn_alone.items():
+            L.append(f"- {TITLES[ds]}: supernet score alone, Spearman {rho:.3f} on {n} archs")
+        L.append("")
+        for ds, rows in sn_results.items():
+            if not rows:
+                continue
+            sizes = sorted({r["size"] for r in rows})
+            nt = sorted({r["n_test"] for r in rows})
+            L += [f"### {TITLES[ds]}: Spearman without / with supernet features "
+                  f"(held-out {nt[0]}-{nt[-1]} archs)", "",
+                  "| method | " + " | ".join(f"n={s}" for s in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
+            for m in METHODS[1:]:
+                for suffix in ("", " +supernet"):
+                    L.append(f"| {m}{suffix} | " + " | ".join(
+                        fmt(*summarise(rows, m + suffix, s, "spearman")[:2]) for s in sizes)
+                        + " |")
+            L.append("")
+    L += ["## Speed", "", "| operation | seconds | target |", "|---|---|---|"]
+    for k, v in timing.items():
+        target = "< 30" if k.startswith("fit XGB") else ("< 5" if k.startswith("rank") else "")
+        L.append(f"| {k} | {v:.2f} | {target} |")
+    L.append("")
+    if notes:
+        L += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    atomic_write_text(args.out, "\n".join(L))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
