@@ -38,10 +38,14 @@ class _Pool:
                  param_counter=None):
         self.space, self.history = space, history
         self.keys: set[str] = set()
+        self.tried: set = set()
         self.items: list[Candidate] = []
         self.max_params, self.param_counter = max_params, param_counter
 
     def add(self, arch, parent: str | None = None) -> bool:
+        if arch in self.tried:  # cheap exact-duplicate check before the canonical form
+            return False
+        self.tried.add(arch)
         key = str(self.space.canonical(arch))
         if key in self.keys or key in self.history.seen:
             return False
@@ -65,7 +69,8 @@ class MutationMutator(Mutator):
         parents: how many of the best architectures are mutated.
         mutations: how many distinct candidates to propose per round.
         max_edits: largest number of consecutive edits per candidate.
-        max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces).
+        max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces); every
+            ``mutations`` draws the largest number of edits grows by one.
     """
 
     def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
@@ -94,13 +99,17 @@ class MutationMutator(Mutator):
         parents = [history.arch(r) for r in top]
         weights = 1.0 / np.arange(1, len(parents) + 1)
         weights /= weights.sum()
+        cum = np.cumsum(weights)
+        edits = self.max_edits
         while len(pool.items) < self.mutations and tries < limit:
-            i = int(rng.choice(len(parents), p=weights))
+            i = min(int(np.searchsorted(cum, rng.random(), side="right")), len(parents) - 1)
             child = parents[i]
-            for _ in range(int(rng.integers(1, self.max_edits + 1))):
+            for _ in range(int(rng.integers(1, edits + 1))):
                 child = space.mutate(child, rng)
             pool.add(child, parent=top[i]["arch"])
             tries += 1
+            if tries % self.mutations == 0:  # neighbourhood exhausted: reach further
+                edits += 1
         return pool.items
 
 
