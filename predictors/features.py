@@ -141,6 +141,12 @@ class FeaturePipeline:
         if in_names:
             out[:, in_names] = table.lookup(keys, [self.proxies[j] for j in in_names])
         if self.task is None:
+            if in_names and table is not None:
+                absent = sum(k not in table for k in keys)
+                if absent:
+                    log.warning("%d of %d architectures are not in the proxy table and no task "
+                                "was given to score them live; their proxy features are NaN",
+                                absent, len(keys))
             return out
         for i, (arch, key) in enumerate(zip(archs, keys)):
             have = table is not None and key in table
