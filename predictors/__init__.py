@@ -12,10 +12,11 @@ from predictors.ensemble import EnsemblePredictor
 from predictors.features import FeaturePipeline
 from predictors.gnn import GNNPredictor
 from predictors.io import FORMAT_VERSION, load, save
+from predictors.linear import RidgePredictor
 from predictors.metrics import kendall, ranking_report, spearman, top_k_precision
 from predictors.xgb import XGBPredictor
 
-__all__ = ["BasePredictor", "XGBPredictor", "GNNPredictor", "EnsemblePredictor",
+__all__ = ["BasePredictor", "XGBPredictor", "GNNPredictor", "EnsemblePredictor", "RidgePredictor",
            "FeaturePipeline", "list_predictors", "get", "register_predictor", "save", "load",
            "FORMAT_VERSION", "spearman", "kendall", "top_k_precision", "ranking_report"]
 
