@@ -48,8 +48,6 @@ def shipped_table(space_name: str, dataset: str):
 
 def make_predictor(name: str, seed: int | None):
     """The pretraining configuration of a registered predictor."""
-    if name == "xgb":
-        return PREDICTORS.get("xgb")(objective="rank", random_state=seed)
     return PREDICTORS.get(name)(random_state=seed)
 
 

@@ -26,6 +26,7 @@ candidates from cached features (proxy table lookups).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -104,133 +105,173 @@ def main(argv=None) -> int:
     ap.add_argument("--supernet-scores", default="benchmarks/supernet-nb201-scores.csv",
                     help="engineer W's CSV of supernet scores (arch,supernet_acc,...)")
     ap.add_argument("--supernet-sizes", nargs="+", type=int, default=[20, 100])
+    ap.add_argument("--parts", nargs="+", default=["main", "supernet", "timing"],
+                    choices=["main", "supernet", "timing"],
+                    help="what to (re)measure; other parts are read from --results")
+    ap.add_argument("--results", default="benchmarks/predictors-nb201.json",
+                    help="raw results (JSON), merged across runs of different --parts")
     ap.add_argument("--out", default="benchmarks/predictors-nb201.md")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     t_start = time.perf_counter()
+    state = {}
+    if Path(args.results).exists():
+        state = json.loads(Path(args.results).read_text())
+    cmd = "python scripts/evaluate_predictors.py " + shlex.join(sys.argv[1:] if argv is None
+                                                               else argv)
     bench = benchmarks.load("nb201")
     space = bench.space
     strings = bench.arch_strings()
     archs = bench.archs()
-    lines: list[str] = []
-    notes: list[str] = []
-    results: dict[str, list[dict]] = {}
-    sn_results: dict[str, list[dict]] = {}
-    sn_alone: dict[str, tuple[float, int]] = {}
 
     supernet = None
-    if args.supernet_scores and Path(args.supernet_scores).exists():
-        from prednas.warmup import SupernetScores
+    if "supernet" in args.parts:
+        state["supernet"] = {"rows": {}, "alone": {}, "notes": [], "command": cmd,
+                             "file": args.supernet_scores, "n": 0}
+        if args.supernet_scores and Path(args.supernet_scores).exists():
+            from prednas.warmup import SupernetScores
 
-        supernet = SupernetScores.from_csv(args.supernet_scores, space="nb201")
-    else:
-        notes.append(f"Supernet scores file {args.supernet_scores!r} not found: the supernet "
-                     "columns are missing.")
+            supernet = SupernetScores.from_csv(args.supernet_scores, space="nb201")
+            state["supernet"]["n"] = len(supernet)
+        else:
+            state["supernet"]["notes"].append(
+                f"Supernet scores file {args.supernet_scores!r} not found: the supernet columns "
+                "are missing.")
+    if "main" in args.parts:
+        state["main"] = {"rows": {}, "notes": [], "command": cmd, "sizes": args.sizes,
+                         "splits": args.splits, "n_test": args.n_test,
+                         "gnn_steps": args.gnn_steps}
+    if "timing" in args.parts:
+        state["timing"] = {"values": {}, "command": cmd}
 
-    timing = {}
     for ds in args.datasets:
         target = TARGETS[ds]
         y_all = bench.values(target)
         table = shipped_table("nb201", ds)
         if table is None:
-            notes.append(f"{TITLES[ds]}: no shipped proxy table; proxy methods use NaN features.")
-            pool = np.arange(len(strings))
-            names = []
-        else:
-            pool = np.array([i for i, s in enumerate(strings) if s in table])
-            names = list(table.names)
-        table_ds = getattr(table, "_source_dataset", None)
+            raise SystemExit("no shipped proxy table (proxies.load_table) found")
+        table_ds = "cifar10" if ds != "cifar10" and not _has_table(ds) else ds
+        pool = np.array([i for i, s in enumerate(strings) if s in table])
+        names = list(table.names)
         pipe = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table)
-        print(f"[{ds}] pool {len(pool)} archs, {len(names)} proxies", flush=True)
-        feats_t0 = time.perf_counter()
+        print(f"[{ds}] pool {len(pool)} archs, {len(names)} proxies ({table_ds} table)",
+              flush=True)
         G_pool = pipe.graphs([archs[i] for i in pool])
         X_enc = FeaturePipeline(space, "onehot").transform([archs[i] for i in pool])
         y = y_all[pool]
-        log.info("features %.1fs", time.perf_counter() - feats_t0)
-        n_train_max = max(args.sizes)
-        n_test = min(args.n_test, len(pool) - n_train_max)
-        if n_test < args.n_test:
-            notes.append(f"{TITLES[ds]}: only {len(pool)} covered archs; held-out set is "
-                         f"{n_test} instead of {args.n_test}.")
-        rows = []
-        for split in range(args.splits):
-            rng = make_rng(args.seed * 1000 + split)
-            perm = rng.permutation(len(pool))
-            te, rest = perm[:n_test], perm[n_test:]
+
+        if "main" in args.parts:
+            notes = state["main"]["notes"]
+            if table_ds != ds:
+                notes.append(f"{TITLES[ds]}: no {ds} proxy table is shipped; the CIFAR-10 proxy "
+                             "scores are used as features.")
             for size in args.sizes:
-                t0 = time.perf_counter()
-                r = fit_all(G_pool, y, rest[:size], te, X_enc, seed=split, steps=args.gnn_steps)
-                r["size"] = size
-                rows.append(r)
-                print(f"  split {split} size {size}: " + ", ".join(
-                    f"{k} {v['spearman']:.3f}" for k, v in r.items() if k != "size")
-                    + f" ({time.perf_counter() - t0:.1f}s)", flush=True)
-        results[ds] = rows
+                if len(pool) - size < args.n_test:
+                    notes.append(f"{TITLES[ds]}: the proxy table covers {len(pool)} archs, so "
+                                 f"with {size} training archs the held-out set is the other "
+                                 f"{len(pool) - size} (not {args.n_test}).")
+            rows = []
+            for split in range(args.splits):
+                perm = make_rng(args.seed * 1000 + split).permutation(len(pool))
+                for size in args.sizes:
+                    # held-out: the first n_test of the permutation (fewer when the pool is
+                    # small); training: the last `size` (smaller sets nested in larger ones)
+                    n_test = min(args.n_test, len(pool) - size)
+                    te, tr = perm[:n_test], perm[len(pool) - size:]
+                    t0 = time.perf_counter()
+                    r = fit_all(G_pool, y, tr, te, X_enc, seed=split, steps=args.gnn_steps)
+                    r["size"], r["n_test"] = size, int(n_test)
+                    rows.append(r)
+                    print(f"  split {split} size {size}: " + ", ".join(
+                        f"{k} {v['spearman']:.3f}" for k, v in r.items() if isinstance(v, dict))
+                        + f" ({time.perf_counter() - t0:.1f}s)", flush=True)
+            state["main"]["rows"][ds] = rows
+            _save(args.results, state)
 
-        # supernet features: only the archs W scored
-        if supernet is not None:
+        if "supernet" in args.parts and supernet is not None:
+            sn = state["supernet"]
             sn_idx = np.array([k for k, i in enumerate(pool) if strings[i] in supernet])
-            if len(sn_idx) >= 40:
-                s_scores = supernet.score([archs[pool[k]] for k in sn_idx])
-                rho = predictors.spearman(y[sn_idx], s_scores)
-                sn_alone[ds] = (rho, len(sn_idx))
-                pipe_sn = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table,
-                                          supernet=supernet)
-                G_sn = pipe_sn.graphs([archs[pool[k]] for k in sn_idx])
-                G_nosn = [G_pool[k] for k in sn_idx]
-                ysn = y[sn_idx]
-                sn_rows = []
-                for split in range(args.splits):
-                    rng = make_rng(args.seed * 1000 + split)
-                    perm = rng.permutation(len(sn_idx))
-                    for size in args.supernet_sizes:
-                        if size >= len(sn_idx) - 20:
-                            continue
-                        tr, te = perm[:size], perm[size:]
-                        a = fit_all(G_nosn, ysn, tr, te, X_enc[sn_idx], seed=split,
-                                    steps=args.gnn_steps, with_enc_only=False)
-                        b = fit_all(G_sn, ysn, tr, te, X_enc[sn_idx], seed=split,
-                                    steps=args.gnn_steps, with_enc_only=False)
-                        sn_rows.append({"size": size, "n_test": len(te),
-                                        **{f"{k}": v for k, v in a.items()},
-                                        **{f"{k} +supernet": v for k, v in b.items()}})
-                sn_results[ds] = sn_rows
-            else:
-                notes.append(f"{TITLES[ds]}: only {len(sn_idx)} archs have both proxy and "
-                             "supernet scores; supernet comparison skipped.")
+            if len(sn_idx) < 60:
+                sn["notes"].append(f"{TITLES[ds]}: only {len(sn_idx)} archs have both proxy and "
+                                   "supernet scores; supernet comparison skipped.")
+                continue
+            sn_archs = [archs[pool[k]] for k in sn_idx]
+            s_scores = np.asarray(supernet.score(sn_archs), dtype=float)
+            ok = np.isfinite(s_scores)
+            sn["alone"][ds] = [predictors.spearman(y[sn_idx][ok], s_scores[ok]), int(ok.sum())]
+            pipe_sn = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table,
+                                      supernet=supernet)
+            G_sn = pipe_sn.graphs(sn_archs)
+            G_nosn = [G_pool[k] for k in sn_idx]
+            ysn = y[sn_idx]
+            sn_rows = []
+            for split in range(args.splits):
+                perm = make_rng(args.seed * 1000 + split).permutation(len(sn_idx))
+                for size in args.supernet_sizes:
+                    if size > len(sn_idx) - 50:
+                        continue
+                    tr, te = perm[len(sn_idx) - size:], perm[:len(sn_idx) - size]
+                    a = fit_all(G_nosn, ysn, tr, te, X_enc[sn_idx], seed=split,
+                                steps=args.gnn_steps, with_enc_only=False)
+                    b = fit_all(G_sn, ysn, tr, te, X_enc[sn_idx], seed=split,
+                                steps=args.gnn_steps, with_enc_only=False)
+                    sn_rows.append({"size": size, "n_test": int(len(te)), **a,
+                                    **{f"{k} +supernet": v for k, v in b.items()}})
+                    print(f"  supernet split {split} size {size}: ens "
+                          f"{a['Ensemble']['spearman']:.3f} -> {b['Ensemble']['spearman']:.3f}",
+                          flush=True)
+            sn["rows"][ds] = sn_rows
+            _save(args.results, state)
 
-        if ds == args.datasets[0]:
-            # timings on this dataset's features
+        if "timing" in args.parts and ds == args.datasets[0]:
+            tv = state["timing"]["values"]
             idx = make_rng(args.seed).permutation(len(pool))[:1000]
             Xf = pipe.transform([archs[pool[i]] for i in idx])
             for obj in ("reg", "rank"):
                 t0 = time.perf_counter()
                 XGBPredictor(objective=obj, random_state=0).fit(Xf, y[idx])
-                timing[f"fit XGB ({obj}) on 1,000 archs, {Xf.shape[1]} features"] = \
+                tv[f"fit XGB ({obj}) on 1,000 archs, {Xf.shape[1]} features"] = \
                     time.perf_counter() - t0
             t0 = time.perf_counter()
             GNNPredictor(n_steps=args.gnn_steps, random_state=0).fit(
                 [G_pool[i] for i in idx], y[idx])
-            timing[f"fit GNN ({args.gnn_steps} steps) on 1,000 archs"] = time.perf_counter() - t0
-            model = XGBPredictor(objective="rank", random_state=0).fit(Xf, y[idx])
+            tv[f"fit GNN ({args.gnn_steps} steps) on 1,000 archs"] = time.perf_counter() - t0
+            model = XGBPredictor(random_state=0).fit(Xf, y[idx])
             cand = [archs[i] for i in make_rng(1).permutation(len(archs))[:10000]]
+            fresh = FeaturePipeline(space, "onehot", proxies=names, proxy_table=table)
             t0 = time.perf_counter()
-            ranked = predictors_rank(cand, space, model, pipe)
-            timing["rank 10,000 candidates (features from the cached table + predict + sort)"] = \
+            ranked = predictors_rank(cand, space, model, fresh)
+            tv["rank 10,000 NB201 candidates: table lookup + encoding + predict + sort"] = \
                 time.perf_counter() - t0
-            Xc = pipe.transform(cand)
+            Xc = fresh.transform(cand)
             t0 = time.perf_counter()
-            predictors_rank(cand, space, model, pipe, features=Xc)
-            timing["rank 10,000 candidates from precomputed feature rows"] = \
+            predictors_rank(cand, space, model, fresh, features=Xc)
+            tv["rank 10,000 candidates from precomputed feature rows"] = \
                 time.perf_counter() - t0
-            assert len(ranked) == 10000
+            if len(ranked) != 10000:
+                raise RuntimeError("rank lost candidates")
+            _save(args.results, state)
 
     total = time.perf_counter() - t_start
-    write_report(args, results, sn_results, sn_alone, timing, notes, total, supernet)
-    print(f"wrote {args.out} in {total:.0f}s")
+    write_report(args, state)
+    print(f"wrote {args.out} and {args.results} in {total:.0f}s")
     return 0
+
+
+def _has_table(ds: str) -> bool:
+    import proxies
+
+    try:
+        proxies.load_table("nb201", ds)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _save(path: str, state: dict) -> None:
+    atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 def predictors_rank(cand, space, model, pipe, features=None):
@@ -239,21 +280,31 @@ def predictors_rank(cand, space, model, pipe, features=None):
     return rank(cand, space, predictor=model, pipeline=pipe, features=features)
 
 
-def write_report(args, results, sn_results, sn_alone, timing, notes, total, supernet) -> None:
+def write_report(args, state: dict) -> None:
+    main_ = state.get("main", {})
+    results = main_.get("rows", {})
+    sizes = main_.get("sizes", args.sizes)
     L = ["# Accuracy predictors on NAS-Bench-201", "",
-         f"Produced by `python scripts/evaluate_predictors.py "
-         f"{shlex.join(sys.argv[1:])}` on {platform.node() or 'this machine'} "
-         f"({os.cpu_count()} CPU cores, shared), torch threads 1, in {total:.0f} s.", "",
-         f"Held-out set: {args.n_test} architectures per split (fixed within a split), "
-         f"{args.splits} random splits, training sizes {args.sizes} (nested within a split). "
-         "Values are mean ± std over splits. Features: one-hot cell encoding (30) plus every "
-         "zero-cost proxy in engineer P's shipped table (`proxies.load_table`); the GNN sees "
-         "the cell graph with the proxies as global features. "
-         f"GNN: {args.gnn_steps} optimiser steps per fit (the default is 600; halved to keep "
-         "10 splits x 5 sizes x 3 datasets affordable on 2 shared cores).", ""]
+         f"Machine: {platform.node() or 'this machine'} ({os.cpu_count()} CPU cores, shared "
+         "with other engineers' jobs), torch on 1 thread.", ""]
+    if results:
+        L += [f"Command: `{main_['command']}`", "",
+              f"Held-out set: {main_['n_test']} architectures per split where the table allows "
+              f"(see notes), {main_['splits']} random splits, training sizes {sizes} (nested "
+              "within a split). Values are mean ± std over splits. Architectures: those in "
+              "engineer P's shipped proxy table (`proxies.load_table('nb201', 'cifar10')`). "
+              "Features: one-hot cell encoding (30 columns) plus every proxy in the table; "
+              "the GNN sees the cell graph with the proxies as global features. "
+              f"GNN: {main_['gnn_steps']} optimiser steps per fit (the class default is 600; "
+              "fewer here to keep 10 splits x 5 sizes x 3 datasets affordable on 2 shared "
+              "cores). "
+              "XGB enc+proxies, XGB-rank and GNN are the members of the ensemble, fitted once "
+              "inside it (their seeds come from the ensemble's).", ""]
     if "cifar10" in results:
         L += ["## Targets (CIFAR-10, 200-epoch test accuracy)", ""]
         for size, goal in ((100, 0.93), (20, 0.85)):
+            if size not in sizes:
+                continue
             best = max(METHODS, key=lambda m: summarise(results["cifar10"], m, size,
                                                         "spearman")[0])
             mean, std, _ = summarise(results["cifar10"], best, size, "spearman")
@@ -265,49 +316,57 @@ def write_report(args, results, sn_results, sn_alone, timing, notes, total, supe
                           ("top5_precision", "Top-5% precision")):
         for ds, rows in results.items():
             L += [f"## {TITLES[ds]}: {title}", "",
-                  "| method | " + " | ".join(f"n={s}" for s in args.sizes) + " |",
-                  "|---|" + "---|" * len(args.sizes)]
+                  "| method | " + " | ".join(f"n={s}" for s in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]
             for m in METHODS:
                 L.append(f"| {m} | " + " | ".join(
-                    fmt(*summarise(rows, m, s, metric)[:2]) for s in args.sizes) + " |")
+                    fmt(*summarise(rows, m, s, metric)[:2]) for s in sizes) + " |")
             if metric == "spearman" and ds == "cifar10":
                 L.append("| *published: Suite-Zero Table 9, XGB enc* | " + " | ".join(
-                    str(PUBLISHED.get(("XGB enc", s), "")) for s in args.sizes) + " |")
+                    str(PUBLISHED.get(("XGB enc", s), "")) for s in sizes) + " |")
                 L.append("| *published: Suite-Zero Table 9, XGB enc+proxies* | " + " | ".join(
-                    str(PUBLISHED.get(("XGB enc+proxies", s), "")) for s in args.sizes) + " |")
+                    str(PUBLISHED.get(("XGB enc+proxies", s), "")) for s in sizes) + " |")
             L.append("")
+    sn = state.get("supernet")
     L += ["## Warm-up supernet features", ""]
-    if supernet is None:
-        L += ["**Missing**: no supernet scores were available (engineer W's "
-              f"`{args.supernet_scores}`), so the with-supernet columns could not be measured.", ""]
+    if not sn or not sn.get("n"):
+        L += [f"**Missing**: no supernet scores were available (engineer W's "
+              f"`{args.supernet_scores}`), so the with-supernet columns could not be "
+              "measured.", ""]
     else:
-        L += [f"Scores from `{args.supernet_scores}` ({len(supernet)} architectures). "
-              "Only architectures with both proxy and supernet scores are used, so the held-out "
-              "sets here are smaller than above (all remaining covered archs). Cost of the "
-              "warm-up: see engineer W's `benchmarks/supernet-nb201.md`.", ""]
-        for ds, (rho, n) in sn_alone.items():
+        L += [f"Command: `{sn['command']}`", "",
+              f"Scores from `{sn['file']}` ({sn['n']} architectures, engineer W's warm-up). "
+              "Only architectures with both proxy and supernet scores are used, so the "
+              "held-out sets here are all the other such archs, not 1,000. The warm-up's "
+              "cost in seconds is in W's `benchmarks/supernet-nb201.md`.", ""]
+        for ds, (rho, n) in sn.get("alone", {}).items():
             L.append(f"- {TITLES[ds]}: supernet score alone, Spearman {rho:.3f} on {n} archs")
         L.append("")
-        for ds, rows in sn_results.items():
+        for ds, rows in sn.get("rows", {}).items():
             if not rows:
                 continue
-            sizes = sorted({r["size"] for r in rows})
+            ssz = sorted({r["size"] for r in rows})
             nt = sorted({r["n_test"] for r in rows})
             L += [f"### {TITLES[ds]}: Spearman without / with supernet features "
                   f"(held-out {nt[0]}-{nt[-1]} archs)", "",
-                  "| method | " + " | ".join(f"n={s}" for s in sizes) + " |",
-                  "|---|" + "---|" * len(sizes)]
+                  "| method | " + " | ".join(f"n={s}" for s in ssz) + " |",
+                  "|---|" + "---|" * len(ssz)]
             for m in METHODS[1:]:
                 for suffix in ("", " +supernet"):
                     L.append(f"| {m}{suffix} | " + " | ".join(
-                        fmt(*summarise(rows, m + suffix, s, "spearman")[:2]) for s in sizes)
+                        fmt(*summarise(rows, m + suffix, s, "spearman")[:2]) for s in ssz)
                         + " |")
             L.append("")
-    L += ["## Speed", "", "| operation | seconds | target |", "|---|---|---|"]
-    for k, v in timing.items():
-        target = "< 30" if k.startswith("fit XGB") else ("< 5" if k.startswith("rank") else "")
-        L.append(f"| {k} | {v:.2f} | {target} |")
-    L.append("")
+    tm = state.get("timing")
+    if tm:
+        L += ["## Speed", "", f"Command: `{tm['command']}`", "",
+              "| operation | seconds | target |", "|---|---|---|"]
+        for k, v in tm["values"].items():
+            target = "< 30" if k.startswith("fit XGB") else ("< 5" if k.startswith("rank")
+                                                             else "")
+            L.append(f"| {k} | {v:.2f} | {target} |")
+        L.append("")
+    notes = list(dict.fromkeys(main_.get("notes", []) + (sn or {}).get("notes", [])))
     if notes:
         L += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     atomic_write_text(args.out, "\n".join(L))
