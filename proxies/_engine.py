@@ -94,9 +94,18 @@ class ProxyContext:
 
     def restore(self) -> None:
         """Put the working copy back in its initial state (dtype, values, buffers, no grads)."""
-        self.model.to(self.dtype)
-        self.model.load_state_dict(self._init_state)
-        for p in self.model.parameters():
+        model = self.model
+        if any(p.dtype != self.dtype for p in model.parameters()):
+            model.to(self.dtype)
+        live = model.state_dict()
+        dst = [live[k] for k in self._init_state]
+        src = list(self._init_state.values())
+        with torch.no_grad():
+            if dst and all(d.dtype == s.dtype and d.device == s.device for d, s in zip(dst, src)):
+                torch._foreach_copy_(dst, src)
+            else:
+                model.load_state_dict(self._init_state)
+        for p in model.parameters():
             p.grad = None
 
     # -- shared pass A ------------------------------------------------------------------------
@@ -124,6 +133,7 @@ class ProxyContext:
         weights = self.weights
         out: dict = {"splits": len(splits)}
         st = _HookState()
+        st.n_halves = len(splits)
         handles = self._install_hooks(st)
         half_grads: list[list[torch.Tensor]] = []
         graph_grads: list[tuple] = []
@@ -175,6 +185,8 @@ class ProxyContext:
             out["codes_error"] = st.code_error
         if "features" in needs:
             out["features"] = st.features
+        if "flops" in needs:
+            out["flops"] = st.flops
         return out
 
     def _install_hooks(self, st: "_HookState") -> list:
@@ -193,6 +205,8 @@ class ProxyContext:
                     handles.append(mod.linear1.register_forward_hook(st.code_hook))
             if "features" in needs:
                 handles.append(mod.register_forward_hook(st.feature_hook))
+            if "flops" in needs and isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
+                handles.append(mod.register_forward_hook(st.flops_hook))
         return handles
 
 
@@ -203,12 +217,14 @@ class _HookState:
         self.half = 0
         self.phase = "forward"
         self.fisher_sum: torch.Tensor | None = None
-        self._codes0: list[torch.Tensor] = []
-        self._k = [None, None, None]  # K11, K22, K12
+        self.n_halves = 1
+        self._codes0: list[torch.Tensor | None] = []
+        self._k: torch.Tensor | None = None
         self._idx = 0
         self._last_half = -1
         self.code_error: str | None = None
         self.features: list[torch.Tensor] = []
+        self.flops = 0
 
     # fisher: 0.5 * mean_n (sum_spatial act * dL/dact)^2, summed over channels and layers
     def fisher_hook(self, channel_dim: int):
@@ -235,39 +251,43 @@ class _HookState:
 
         return hook
 
-    # nwot: K = C C^T + (1 - C)(1 - C)^T over every activation unit, for the whole batch
+    # nwot: K = C C^T + (1 - C)(1 - C)^T = 2 C C^T - r 1^T - 1 r^T + D over every activation
+    # unit, for the whole batch (r = active units per example, D = units)
     def code_hook(self, module, inputs, output):
         if self.phase != "forward":
             return
         if self._last_half != self.half:
             self._last_half, self._idx = self.half, 0
         act = output[0] if isinstance(output, tuple) else output
-        c = (act.detach().reshape(act.shape[0], -1) > 0).float()
+        c = act.detach().reshape(act.shape[0], -1) > 0
         idx, self._idx = self._idx, self._idx + 1
-
-        def gram(a, b):
-            return (a @ b.T + (1 - a) @ (1 - b).T).double()
-
-        def add(slot, val):
-            self._k[slot] = val if self._k[slot] is None else self._k[slot] + val
-
         if self.half == 0:
-            self._codes0.append(c.to(torch.bool))
-            add(0, gram(c, c))
+            self._codes0.append(c)
+            if self.n_halves > 1:
+                return
         else:
             if idx >= len(self._codes0) or self._codes0[idx].shape[1] != c.shape[1]:
                 self.code_error = "the two half-batches ran different activation layers"
                 return
-            add(1, gram(c, c))
-            add(2, gram(self._codes0[idx].float(), c))
+            c = torch.cat([self._codes0[idx], c], 0)
+            self._codes0[idx] = None
+        c = c.float()
+        r = c.sum(1)
+        k = (2.0 * (c @ c.T) - r[:, None] - r[None, :] + c.shape[1]).double()
+        self._k = k if self._k is None else self._k + k
 
     def kernel(self) -> torch.Tensor | None:
-        k11, k22, k12 = self._k
-        if k11 is None:
-            return None
-        if k22 is None:
-            return k11
-        return torch.cat([torch.cat([k11, k12], 1), torch.cat([k12.T, k22], 1)], 0)
+        return self._k
+
+    # flops: 2 per multiply-accumulate of every conv / linear layer, per example
+    def flops_hook(self, module, inputs, output):
+        if self.phase != "forward" or self.half != 0:
+            return
+        if isinstance(module, nn.Linear):
+            per_out = module.in_features
+        else:
+            per_out = (module.in_channels // module.groups) * math.prod(module.kernel_size)
+        self.flops += 2 * per_out * (output.numel() // max(1, output.shape[0]))
 
     # meco: the first example's feature map of every module, as (channels, positions)
     def feature_hook(self, module, inputs, output):

@@ -182,6 +182,7 @@ def measure_speed(space, archs: Sequence, x, y, device: str = "auto", seed: int 
     dev = resolve_device(device)
     x, y = x.to(dev), y.to(dev)
     rows = []
+    breakdown: dict[str, list[float]] = {}
 
     def timed(fn):
         if dev.type == "cuda":
@@ -195,7 +196,9 @@ def measure_speed(space, archs: Sequence, x, y, device: str = "auto", seed: int 
     for a in archs:
         with torch_seed(seed, dev):
             model = space.build(space.coerce(a), 10, tuple(x.shape[1:]), **build_kwargs).to(dev)
-        proxies.score(model, x, y, seed=seed)  # warm-up (kernels, allocator)
+        _, secs = proxies.score(model, x, y, seed=seed, return_seconds=True)  # also warms up
+        for k, v in secs.items():
+            breakdown.setdefault(k, []).append(v)
         fb = proxies.forward_backward_seconds(model, x, y, repeats=repeats)
         suite = float(np.median([timed(lambda: proxies.score(model, x, y, seed=seed))
                                  for _ in range(repeats)]))
@@ -212,6 +215,7 @@ def measure_speed(space, archs: Sequence, x, y, device: str = "auto", seed: int 
             "forward_backward_s": fb, "suite_s": suite, "separate_s": sep,
             "suite_over_fb": float(np.median([r["suite_s"] / r["forward_backward_s"] for r in rows])),
             "separate_over_suite": float(np.median([r["separate_s"] / r["suite_s"] for r in rows])),
+            "per_proxy_amortised_s": {k: float(np.median(v)) for k, v in breakdown.items()},
             "per_arch": rows}
 
 

@@ -17,6 +17,7 @@ NEEDS: frozenset[str] = frozenset({
     "jacobian",   # d sum(logits) / d input, one input-gradient backward per half-batch
     "codes",      # binary activation codes of the batch (forward hooks)
     "features",   # per-module feature maps of the first example (forward hooks)
+    "flops",      # multiply-accumulates of conv / linear layers (forward hooks)
 })
 _BACKWARD_NEEDS = frozenset({"grads", "fisher", "hvp", "jacobian"})
 

@@ -11,16 +11,33 @@ from proxies._registry import register_proxy
 
 __all__ = ["flops"]
 
+_COUNTED = (nn.modules.conv._ConvNd, nn.Linear)
 
-@register_proxy("flops")
+
+def _only_conv_linear(model: nn.Module) -> bool:
+    """True when every weight tensor belongs to a conv or linear layer (hooks count them all)."""
+    for m in model.modules():
+        if isinstance(m, _COUNTED):
+            continue
+        if any(p.dim() >= 2 for p in m.parameters(recurse=False)):
+            return False
+    return True
+
+
+@register_proxy("flops", needs=("flops",))
 def flops(ctx: ProxyContext) -> float:
     """FLOPs of one forward pass for a single example (2 per multiply-accumulate).
 
-    Counted by ``torch.utils.flop_counter`` in eval mode (cuDNN RNN kernels are switched off so
-    recurrent layers decompose into counted matmuls). Higher is better. Baseline in Ning et al.,
-    NeurIPS 2021, and NAS-Bench-Suite-Zero (Krishnakumar et al., 2022).
+    Conv and linear layers are counted by forward hooks on the shared forward pass (output
+    positions x fan-in); a model with other weight layers (recurrent, attention) is instead run
+    once on one example under ``torch.utils.flop_counter`` in eval mode (cuDNN RNN kernels off so
+    recurrent layers decompose into counted matmuls). Bigger networks score higher; higher is
+    better. Baseline in Ning et al., NeurIPS 2021, and NAS-Bench-Suite-Zero (Krishnakumar et al.,
+    NeurIPS 2022 Datasets and Benchmarks).
     """
     model = ctx.model
+    if _only_conv_linear(model):
+        return float(ctx.shared()["flops"])
     was_training = model.training
     model.eval()
     try:
@@ -28,7 +45,7 @@ def flops(ctx: ProxyContext) -> float:
         with torch.no_grad(), torch.backends.cudnn.flags(enabled=not rnn and
                                                          torch.backends.cudnn.enabled), \
                 FlopCounterMode(display=False) as counter:
-            model(ctx.inputs[:1])
+            model(ctx.inputs[:1].to(ctx.dtype))
         return float(counter.get_total_flops())
     finally:
         model.train(was_training)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from proxies._engine import ProxyContext, undefined
@@ -25,16 +23,14 @@ def zico(ctx: ProxyContext) -> float:
     halves = ctx.shared()["half_grads"]
     if len(halves) < 2:
         return undefined("ZiCo needs at least two examples (two half-batches)")
-    total, used = 0.0, 0
+    sums = []
     for i in range(len(halves[0])):
         g = torch.stack([h[i].reshape(-1) for h in halves]).double()
         std = g.std(0, unbiased=False)
-        mean_abs = g.abs().mean(0)
-        nz = std > 0
-        s = float((mean_abs[nz] / std[nz]).sum()) if bool(nz.any()) else 0.0
-        if s > 0.0 and math.isfinite(s):
-            total += math.log(s)
-            used += 1
-    if used == 0:
+        ratio = torch.where(std > 0, g.abs().mean(0) / std, torch.zeros_like(std))
+        sums.append(ratio.sum())
+    s = torch.stack(sums).cpu()  # one device sync for all layers
+    s = s[torch.isfinite(s) & (s > 0)]
+    if len(s) == 0:
         return undefined("no weight's gradient varies between the half-batches")
-    return total
+    return float(torch.log(s).sum())
