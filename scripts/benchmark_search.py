@@ -47,7 +47,8 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
                               survivors=args.per_round)
         if args.no_proxies:
             flt.proxy_table = None
-        s = Search("nb201", mutator=MutationMutator(parents=args.parents, mutations=args.mutations),
+        s = Search("nb201", mutator=MutationMutator(parents=args.parents, mutations=args.mutations,
+                                                    explore=args.explore),
                    filter=flt, per_round=args.per_round, **common)
     elif method == "random":
         s = random_search("nb201", **common)
@@ -124,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mutations", type=int, default=1000)
     ap.add_argument("--parents", type=int, default=10)
     ap.add_argument("--kappa", type=float, default=0.5)
+    ap.add_argument("--explore", type=float, default=0.0,
+                    help="share of each round's pool drawn uniformly instead of mutated")
     ap.add_argument("--encodings", nargs="+", default=["onehot"])
     ap.add_argument("--no-proxies", action="store_true",
                     help="do not use the shipped proxy table as features")
@@ -187,8 +190,9 @@ def main(argv=None) -> int:
         else:
             feat = (f"architecture encoding only ({', '.join(args.encodings)}): no proxy table "
                     "was available (proxies.load_table failed or --no-proxies)")
-        lines += [f"prednas: each round 1,000 distinct mutations of the {args.parents} best so far "
-                  f"(de-duplicated by canonical form), scored by an ensemble predictor (2 XGBoost "
+        lines += [f"prednas: each round {args.mutations:,} distinct candidates "
+                  f"({100 * args.explore:.0f}% uniform samples, the rest mutations of the "
+                  f"{args.parents} best so far; de-duplicated by canonical form), scored by an ensemble predictor (2 XGBoost "
                   f"regressors + 1 XGBoost ranker) on {feat}; the {args.per_round} best by "
                   f"mean + {args.kappa} x std are queried. No transfer prior. REA: population "
                   f"{args.population}, tournament {args.sample_size}. Random: uniform samples. All "

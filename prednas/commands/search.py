@@ -36,10 +36,15 @@ def add_arguments(p) -> None:
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
+    p.add_argument("--warmup-seconds", type=float, default=20.0,
+                   help="wall-time cap of the supernet warm-up whose scores feed the filter "
+                        "(default 20; 0 disables it)")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
     p.add_argument("--workers", type=int, default=1,
                    help="evaluate this many candidates at once in a process pool")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: fastest on a small, shared CPU)")
     add_seed(p)
     p.add_argument("--out", default=None, help="run directory (default runs/search-<time>)")
     add_device(p)
@@ -106,8 +111,12 @@ def _build(args):
         if args.task_path:
             common["task_options"] = {"path": args.task_path}
         if args.strategy == "prednas":
-            flt = S.PredictorFilter(proxy_table=None, live_proxies=_cheap_proxies(),
-                                    supernet="auto", survivors=12, min_fit=6)
+            flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(),
+                                    supernet="auto" if args.warmup_seconds > 0 else None,
+                                    warmup_kwargs={"steps": 200, "fraction": 0.2,
+                                                   "max_seconds": args.warmup_seconds,
+                                                   "progress": False},
+                                    survivors=8, min_fit=6)
             return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=200),
                             filter=flt, **common)
     if args.strategy == "random":
@@ -115,17 +124,24 @@ def _build(args):
     return S.regularized_evolution(space, **common)
 
 
-def _cheap_proxies() -> tuple[str, ...]:
+def _live_proxies() -> tuple[str, ...]:
+    """Zero-cost proxies fast enough on this CPU to score every stage-2 survivor."""
     try:
         import proxies
 
-        return tuple(proxies.CHEAP)
+        names = set(proxies.list_proxies())
     except (ImportError, AttributeError):
         return ()
+    return tuple(n for n in ("params", "flops", "synflow", "snip") if n in names)
 
 
 def run(args) -> int:
+    import torch
+
     from prednas.search import Search
+
+    if args.threads and args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     if args.resume:
         search = Search.resume(args.resume, progress=True)

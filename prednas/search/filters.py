@@ -122,10 +122,15 @@ def _predict(est, X) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mean, float), np.asarray(std, float)
 
 
-def _rank01(v: np.ndarray) -> np.ndarray:
-    """Ranks scaled to [0, 1] (higher value -> higher rank); NaN -> 0.5."""
+#: proxies whose mean rank orders candidates before the predictor is fitted: those the zero-cost
+#: proxy literature (MeCo, ZiCo, NASWOT, SynFlow papers) reports as most reliable on NB201
+_ZERO_SHOT = ("meco", "zico", "nwot", "synflow")
+
+
+def _rank01(v: np.ndarray, missing: float = 0.5) -> np.ndarray:
+    """Ranks scaled to [0, 1] (higher value -> higher rank); NaN -> ``missing``."""
     v = np.asarray(v, float)
-    out = np.full(len(v), 0.5)
+    out = np.full(len(v), missing)
     ok = np.isfinite(v)
     if ok.sum() > 1:
         out[ok] = (rankdata(v[ok]) - 1) / (ok.sum() - 1)
@@ -145,7 +150,8 @@ class PredictorFilter(Filter):
             values are cheap features; missing entries are NaN.
         table_proxies: names of table proxies to use (``None``: all of them).
         zero_shot: proxy names whose mean rank orders candidates before the predictor is fitted
-            (``None``: ``synflow`` and ``jacov`` where available, else every table proxy).
+            (``None``: ``meco``, ``zico``, ``nwot``, ``synflow`` where available, else every table
+            proxy). Candidates without values rank last.
         live_proxies: proxies computed on survivors with ``proxies.score_arch`` on a batch of the
             task (only with a task).
         supernet: ``"auto"`` warms up a weight-sharing supernet on the task (``prednas.warmup``) and
@@ -197,7 +203,7 @@ class PredictorFilter(Filter):
         if self.zero_shot is not None:
             zs = [n for n in self.zero_shot if n in names]
         else:
-            zs = [n for n in ("synflow", "jacov") if n in names] or list(names)
+            zs = [n for n in _ZERO_SHOT if n in names] or list(names)
         self.zero_shot_idx_ = [names.index(n) for n in zs]
         self.scorer_ = None
         self.scorer_seconds_ = 0.0
@@ -320,7 +326,8 @@ class PredictorFilter(Filter):
         cols = [c for c in cols if np.isfinite(c).sum() > 1]
         if not cols:
             return None
-        return np.mean([_rank01(c) for c in cols], axis=0)
+        # unscored candidates (not in the table) rank below every scored one
+        return np.mean([_rank01(c, missing=-1.0) for c in cols], axis=0)
 
     def select(self, space, candidates, history, k, rng):
         if not candidates:

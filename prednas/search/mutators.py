@@ -69,15 +69,18 @@ class MutationMutator(Mutator):
         parents: how many of the best architectures are mutated.
         mutations: how many distinct candidates to propose per round.
         max_edits: largest number of consecutive edits per candidate.
+        explore: share of the pool filled with uniform samples of the space instead of mutations
+            (lets the filter jump out of a local optimum).
         max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces); every
             ``mutations`` draws the largest number of edits grows by one.
     """
 
     def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
-                 max_tries: int = 20):
+                 explore: float = 0.0, max_tries: int = 20):
         self.parents = parents
         self.mutations = mutations
         self.max_edits = max_edits
+        self.explore = explore
         self.max_tries = max_tries
 
     def pool_size(self) -> int:
@@ -101,6 +104,10 @@ class MutationMutator(Mutator):
         weights /= weights.sum()
         cum = np.cumsum(weights)
         edits = self.max_edits
+        n_random = int(round(self.explore * self.mutations))
+        while len(pool.items) < n_random and tries < limit:
+            pool.add(space.sample(rng))
+            tries += 1
         while len(pool.items) < self.mutations and tries < limit:
             i = min(int(np.searchsorted(cum, rng.random(), side="right")), len(parents) - 1)
             child = parents[i]
