@@ -139,7 +139,7 @@ class SupernetScorer:
     __call__ = score
 
     def to_csv(self, archs: Iterable, path) -> None:
-        """Score ``archs`` and write ``arch,supernet_acc,supernet_neg_loss`` to ``path`` (atomic)."""
+        """Score ``archs``; write ``arch,supernet_acc,supernet_neg_loss`` to ``path`` (atomic)."""
         archs = [self.space.coerce(a) for a in archs]
         SupernetScores(self.space, [str(a) for a in archs], self.features(archs)).to_csv(path)
 
@@ -181,8 +181,8 @@ class SupernetScores:
         if rows and not all(k in rows[0] for k in need):
             raise DataNotFoundError(f"{str(path)!r} lacks columns {list(need)}; "
                                     f"has {list(rows[0])}")
-        return cls(space, [r["arch"] for r in rows],
-                   np.array([[float(r[k]) for k in cls.feature_names] for r in rows]).reshape(-1, 2))
+        values = np.array([[float(r[k]) for k in cls.feature_names] for r in rows])
+        return cls(space, [r["arch"] for r in rows], values.reshape(-1, 2))
 
     def to_csv(self, path) -> None:
         from prednas.utils import atomic_write_text

@@ -24,7 +24,6 @@ import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +40,7 @@ METRICS = ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep")
 
 
 def choose_archs(n: int, seed: int, bench) -> tuple[list[str], str]:
-    """``n`` arch strings: from the shipped proxy table when there is one, else from the benchmark."""
+    """``n`` arch strings from the shipped proxy table when there is one, else from the NB201 table."""
     pool, source = None, "NB201 table (no shipped proxy table found)"
     try:
         import proxies
@@ -98,7 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--val-size", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True, help="CSV of the last warm-up's scores")
-    ap.add_argument("--report", default=None, help="markdown report (e.g. benchmarks/supernet-nb201.md)")
+    ap.add_argument("--report", default=None,
+                    help="markdown report (e.g. benchmarks/supernet-nb201.md)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t_all = time.perf_counter()
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     archs, source = choose_archs(args.n, args.seed, bench)
     truth = {m: np.asarray(bench.values(m, archs=archs), dtype=float) for m in METRICS}
     log.info("scoring %d archs from %s on %s", len(archs), source, task)
-    rows, scores = [], None
+    rows = []
     for steps in args.steps:
         scorer = prednas.warmup(space, task, fraction=args.fraction, steps=steps,
                                 batch_size=args.batch_size, seed=args.seed, device=args.device,
@@ -124,11 +124,11 @@ def main(argv=None) -> int:
         rows.append(row)
         log.info("steps=%d warm-up %.1f s, %.3f s/arch, spearman(acc, c10)=%.3f", steps,
                  scorer.seconds, scorer.seconds_per_arch, row[METRICS[0]]["acc"][0])
-        scores = SupernetScores(space, archs, feats)
-    scores.to_csv(args.out)
-    total = time.perf_counter() - t_all
-    if args.report:
-        atomic_write_text(args.report, report(args, rows, source, len(archs), task, total))
+        # written after every warm-up length, so a cut-short run still leaves its results
+        SupernetScores(space, archs, feats).to_csv(args.out)
+        total = time.perf_counter() - t_all
+        if args.report:
+            atomic_write_text(args.report, report(args, rows, source, len(archs), task, total))
     for r in rows:
         print(f"steps={r['steps']}: warm-up {r['warmup_s']:.1f} s, {r['per_arch_s']:.3f} s/arch, "
               + ", ".join(f"{m.split('_')[0]} rho={r[m]['acc'][0]:.3f}/{r[m]['neg_loss'][0]:.3f}"
@@ -147,7 +147,8 @@ def report(args, rows, source, n, task, total) -> str:
         f"(whole run {total:.0f} s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
         "",
         "## Setting",
-        f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores shared "
+        f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores "
+        "shared "
         f"with other jobs (load average at the end {', '.join(f'{x:.1f}' for x in load)}), torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads, device `{args.device}`.",
         f"- Supernet: NB201 skeleton with **C={args.C}, N={args.N}** (the benchmark networks use "

@@ -102,12 +102,15 @@ class Blocks1DSupernet(nn.Module):
         tpl.train(self.training)
         return tpl
 
-    def _run_block(self, slot: int, op: str, c_in: int, width: int, x: torch.Tensor) -> torch.Tensor:
+    def _run_block(self, slot: int, op: str, c_in: int, width: int,
+                   x: torch.Tensor) -> torch.Tensor:
         tpl = self._template(op, c_in, width)
         src = self._source(slot, op, width)
         params = _named_tensors(src)  # an attn block with c_in == width uses no projection
         shapes = _named_tensors(tpl)
         args = {name: leading_slice(params[name], t.shape) for name, t in shapes.items()}
+        if x.is_cuda and op in ("lstm", "gru"):  # cuDNN wants dense weights (copies keep grads)
+            args = {k: v.contiguous() for k, v in args.items()}
         return functional_call(tpl, args, (x,))
 
     def forward(self, x: torch.Tensor, arch) -> torch.Tensor:

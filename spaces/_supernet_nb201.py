@@ -7,7 +7,7 @@ with one uniformly sampled architecture per step is single-path one-shot trainin
 2020). The macro skeleton (stem, reduction blocks, classifier) is shared by every path.
 
 Batch-norm layers keep running statistics, but these mix many paths during training; before a
-sub-network is evaluated its statistics must be recalibrated, see :meth:`NB201Supernet.recalibrating`.
+sub-network is evaluated its statistics must be recalibrated (:meth:`NB201Supernet.recalibrating`).
 
 ``supernet.subnet(arch)`` returns a stand-alone :class:`spaces.nb201.NB201Network` whose parameters
 and buffers *are* the supernet's own tensors (same objects), with the same ``state_dict`` keys as

@@ -9,7 +9,7 @@ import torch
 import prednas
 import spaces
 from prednas.errors import InvalidParameterError
-from prednas.warmup import SupernetScorer
+from prednas.warmup import SupernetScorer, SupernetScores
 
 
 def _rng_states():
@@ -21,7 +21,7 @@ def _nb201(task, seed=0):
                           device="cpu", C=4, N=1, calib_size=32, val_size=64, progress=False)
 
 
-def test_nb201_warmup_scores(synthetic_image_task):
+def test_nb201_warmup_scores(synthetic_image_task, tmp_path):
     torch_before, np_before = _rng_states()
     scorer = _nb201(synthetic_image_task)
     torch_after, np_after = _rng_states()
@@ -37,6 +37,11 @@ def test_nb201_warmup_scores(synthetic_image_task):
     assert scorer.scored == 7  # the second call used the cache
     assert scorer.features(archs).shape == (7, 2)
     assert scorer.seconds_per_arch > 0
+    saved = tmp_path / "scores.csv"
+    scorer.to_csv(archs[:4], saved)
+    loaded = SupernetScores.from_csv(saved, space="nb201")
+    np.testing.assert_allclose(loaded.features(archs[:4]), scorer.features(archs[:4]), rtol=1e-5)
+    assert np.isnan(loaded.score([archs[-1]])).all() or archs[-1] in archs[:4]
     again = _nb201(synthetic_image_task)
     np.testing.assert_allclose(again.features(archs), scorer.features(archs))
     assert torch.equal(torch_before, torch.random.get_rng_state())
