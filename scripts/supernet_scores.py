@@ -4,7 +4,7 @@
 For each warm-up length in ``--steps`` a fresh supernet is warmed up (``prednas.warmup``) and the
 same ``--n`` architectures are scored; Spearman and Kendall tau against the NB201 200-epoch test
 accuracies (CIFAR-10, CIFAR-100, ImageNet16-120), the warm-up cost and the per-architecture scoring
-cost go to ``--report`` (markdown). ``--out`` gets the scores of the last warm-up length as
+cost go to ``--report`` (markdown). ``--out`` gets the scores of the longest warm-up as
 ``arch,supernet_acc,supernet_neg_loss``. The architectures are a seeded sample of engineer P's
 shipped proxy table when it exists (so the scores join with the proxy features), else of the whole
 NB201 table.
@@ -40,7 +40,7 @@ METRICS = ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep")
 
 
 def choose_archs(n: int, seed: int, bench) -> tuple[list[str], str]:
-    """``n`` arch strings from the shipped proxy table when there is one, else from the NB201 table."""
+    """``n`` arch strings from the shipped proxy table if there is one, else the NB201 table."""
     pool, source = None, "NB201 table (no shipped proxy table found)"
     try:
         import proxies
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=300, help="architectures to score")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, nargs="+", default=[200],
-                    help="warm-up lengths (a fresh supernet each); --out gets the last one")
+                    help="warm-up lengths (a fresh supernet each); --out gets the longest")
     ap.add_argument("--fraction", type=float, default=1.0, help="share of the training split")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--calib-size", type=int, default=128)
     ap.add_argument("--val-size", type=int, default=256)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", required=True, help="CSV of the last warm-up's scores")
+    ap.add_argument("--out", required=True, help="CSV of the longest warm-up's scores")
     ap.add_argument("--report", default=None,
                     help="markdown report (e.g. benchmarks/supernet-nb201.md)")
     args = ap.parse_args(argv)
@@ -124,8 +124,10 @@ def main(argv=None) -> int:
         rows.append(row)
         log.info("steps=%d warm-up %.1f s, %.3f s/arch, spearman(acc, c10)=%.3f", steps,
                  scorer.seconds, scorer.seconds_per_arch, row[METRICS[0]]["acc"][0])
-        # written after every warm-up length, so a cut-short run still leaves its results
-        SupernetScores(space, archs, feats).to_csv(args.out)
+        # written after every warm-up length, so a cut-short run still leaves its results;
+        # the CSV holds the longest warm-up's scores
+        if steps >= max(r["steps"] for r in rows):
+            SupernetScores(space, archs, feats).to_csv(args.out)
         total = time.perf_counter() - t_all
         if args.report:
             atomic_write_text(args.report, report(args, rows, source, len(archs), task, total))
@@ -182,7 +184,8 @@ def report(args, rows, source, n, task, total) -> str:
         "Scores and correlations come from this run only (one seed); with a few hundred "
         "validation images `supernet_acc` has ties, which `supernet_neg_loss` breaks. The per-"
         "architecture cost is BN recalibration plus one validation pass, on this shared CPU.",
-        f"The scores of the last warm-up are shipped as `{args.out}` for the predictor benchmark.",
+        f"The scores of the longest warm-up are shipped as `{args.out}` for the predictor "
+        "benchmark.",
         "",
     ]
     return "\n".join(lines)
