@@ -73,7 +73,6 @@ def inheritance_experiment(args) -> list[str]:
     """Parents trained fully; each child trained from scratch (full / half steps) and inherited
     (half steps). Same recipe and seeds."""
     import spaces
-    import torch
 
     from prednas import tasks
     from prednas.training import train
@@ -95,8 +94,6 @@ def inheritance_experiment(args) -> list[str]:
                     parent_state=state, keep_model=False)
         rows.append((str(parent), str(child), p.test_acc, full.test_acc, half.test_acc,
                      inh.test_acc, inh.inherited, len(state)))
-        del torch
-        import torch  # noqa: F401,E402 - keep flake quiet about reuse
     lines = ["## Weight inheritance on MNIST-1D", "",
              f"Each parent is trained {steps} steps; its child (one random edit) is trained from "
              f"scratch for {steps} and {steps // 2} steps, and from the parent's weights "
@@ -116,6 +113,46 @@ def inheritance_experiment(args) -> list[str]:
     return lines
 
 
+def mnist_run_section(run_dir: str, cmd: str) -> list[str]:
+    """Summarise a finished default ``prednas search`` run directory (MNIST-1D, blocks1d)."""
+    import json
+
+    rd = Path(run_dir)
+    state = json.loads((rd / "state.json").read_text())
+    recs = [json.loads(x) for x in (rd / "evaluations.jsonl").read_text().splitlines() if x]
+    cands = [r for r in recs if r["kind"] == "candidate"]
+    best = json.loads((rd / "best.json").read_text())
+    base = next((r for r in recs if r["kind"] == "baseline"), None)
+    ens = state.get("ensemble") or {}
+    lines = ["## Default MNIST-1D search (`prednas search` with no arguments)", "",
+             f"Summary of the run directory written by `{cmd}` (its `report.md` has the plots). "
+             f"{len(cands)} candidates evaluated ({sum(r['status'] != 'ok' for r in cands)} "
+             f"failed) in {state.get('elapsed', float('nan')) / 60:.1f} min of search phase "
+             f"(baseline included), {state['config']['max_params']:,}-parameter cap "
+             "(60% of the baseline).", "",
+             "| model | params | val acc | test acc |", "|---|---:|---:|---:|"]
+    if base:
+        lines.append(f"| baseline `{base['arch']}` | {base['params']:,} | {base['val_acc']:.2f} | "
+                     f"{base['test_acc']:.2f} |")
+    lines.append(f"| best found `{best['arch']}` | {best['params']:,} | {best['val_acc']:.2f} | "
+                 f"{best['test_acc']:.2f} |")
+    if ens.get("path"):
+        lines.append(f"| ensemble of {len(ens['archs'])} replicas of the best | {ens['params']:,} | "
+                     f"{ens['val_acc']:.2f} | {ens['test_acc']:.2f} |")
+    lines.append("")
+    if base:
+        ratio = best["params"] / base["params"]
+        diff = best["test_acc"] - base["test_acc"]
+        lines.append(f"- best found vs. baseline: {diff:+.2f} test points at {100 * ratio:.0f}% of "
+                     f"its parameters — target (>= baseline at <= 60%): "
+                     f"**{'met' if diff >= 0 and ratio <= 0.6 else 'missed'}**")
+    if ens.get("path"):
+        lines.append(f"- 2-replica ensemble vs. the single best model: {ens['gain']:+.2f} test "
+                     f"points (weights {', '.join(f'{w:.2f}' for w in ens['weights'])}) — target "
+                     f">= +0.30: **{'met' if ens['gain'] >= 0.3 else 'missed'}**")
+    return lines + [""]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=20)
@@ -127,18 +164,55 @@ def main(argv=None) -> int:
     ap.add_argument("--kappa", type=float, default=0.5)
     ap.add_argument("--explore", type=float, default=0.0,
                     help="share of each round's pool drawn uniformly instead of mutated")
-    ap.add_argument("--encodings", nargs="+", default=["onehot"])
+    ap.add_argument("--encodings", nargs="+", default=["onehot", "path"])
     ap.add_argument("--no-proxies", action="store_true",
                     help="do not use the shipped proxy table as features")
     ap.add_argument("--population", type=int, default=20)
     ap.add_argument("--sample-size", type=int, default=5)
     ap.add_argument("--inheritance", action="store_true",
                     help="also run the MNIST-1D weight-inheritance experiment")
+    ap.add_argument("--inheritance-only", action="store_true",
+                    help="only run the weight-inheritance experiment and replace its section in "
+                         "--out")
     ap.add_argument("--inherit-pairs", type=int, default=4)
     ap.add_argument("--inherit-steps", type=int, default=600)
+    ap.add_argument("--mnist-run", default=None, metavar="RUN_DIR",
+                    help="with --mnist-cmd: summarise a finished default MNIST-1D search run "
+                         "directory into its own section of --out (nothing else is run)")
+    ap.add_argument("--mnist-cmd", default="prednas search",
+                    help="the command that produced --mnist-run, quoted in the section")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "search-nb201.md"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    torch.set_num_threads(1)  # fastest on a small shared CPU
+    if args.mnist_run:
+        out = Path(args.out)
+        text = out.read_text() if out.exists() else ""
+        marker = "## Default MNIST-1D search"
+        section = mnist_run_section(args.mnist_run, args.mnist_cmd)
+        if marker in text:
+            head, rest = text.split(marker, 1)
+            tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
+            text = head + "\n".join(section) + tail
+        else:
+            text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+        out.write_text(text)
+        print("\n".join(section))
+        return 0
+    if args.inheritance_only:
+        out = Path(args.out)
+        text = out.read_text() if out.exists() else ""
+        marker = "## Weight inheritance on MNIST-1D"
+        if marker in text:
+            text = text[:text.index(marker)]
+        cmd = " ".join(["scripts/benchmark_search.py"] + (argv or sys.argv[1:]))
+        section = inheritance_experiment(args)
+        section.insert(1, f"\nProduced by `python {cmd}`.")
+        out.write_text(text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n")
+        print("\n".join(section))
+        return 0
 
     import matplotlib
 

@@ -41,6 +41,9 @@ class Strategy:
                 params[k] = v
             elif isinstance(v, (list, tuple)) and all(isinstance(x, (int, float, str)) for x in v):
                 params[k] = list(v)
+            elif isinstance(v, dict) and all(
+                    isinstance(x, (bool, int, float, str, type(None))) for x in v.values()):
+                params[k] = dict(v)
             else:
                 params[k] = f"<{type(v).__name__}>"
         return {"name": self.name or type(self).__name__, "params": params}

@@ -165,7 +165,7 @@ class PredictorFilter(Filter):
         warmup_kwargs: options for ``prednas.warmup``.
     """
 
-    def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot",),
+    def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot", "path"),
                  proxy_table: Any = "auto", table_proxies: Sequence[str] | None = None,
                  zero_shot: Sequence[str] | None = None, live_proxies: Sequence[str] = (),
                  supernet: Any = None, survivors: int = 20, kappa: float = 0.5,
