@@ -67,7 +67,8 @@ class ProxyContext:
     """
 
     def __init__(self, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                 loss_fn: Callable, seed: int, needs: Iterable[str]):
+                 loss_fn: Callable, seed: int, needs: Iterable[str],
+                 source: nn.Module | None = None):
         self.model = model
         self.inputs = inputs
         self.targets = targets
@@ -77,7 +78,10 @@ class ProxyContext:
         self.needs = frozenset(needs)
         self.dtype = next((p.dtype for p in model.parameters()), torch.float32)
         self.weight_names = [n for n, p in model.named_parameters() if p.dim() >= 2]
-        self._init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        # the caller's model is never written to, so its tensors serve as the pristine state
+        self._init_state = ({k: v.detach() for k, v in source.state_dict().items()}
+                            if source is not None else
+                            {k: v.detach().clone() for k, v in model.state_dict().items()})
         self.pass_seconds = 0.0
         self._shared: dict | None = None
 
@@ -125,6 +129,7 @@ class ProxyContext:
         model.train()
         want_grads = bool(needs & {"grads", "fisher", "hvp"})
         want_hvp = "hvp" in needs
+        exact_hvp = want_hvp  # a finite-difference H g was tried and disagreed (ReLU kinks)
         want_jac = "jacobian" in needs
         want_backward = want_grads or want_jac
         x, y = self.inputs, self.targets
@@ -138,7 +143,8 @@ class ProxyContext:
         half_grads: list[list[torch.Tensor]] = []
         graph_grads: list[tuple] = []
         jacs: list[torch.Tensor] = []
-        ctx_flags = _double_backward_flags(model, self.device) if want_hvp else contextlib.nullcontext()
+        ctx_flags = (_double_backward_flags(model, self.device) if exact_hvp
+                     else contextlib.nullcontext())
         try:
             with ctx_flags, torch.set_grad_enabled(want_backward):
                 for k, sl in enumerate(splits):
@@ -153,15 +159,15 @@ class ProxyContext:
                     if want_grads:
                         st.phase = "loss"
                         loss = self.loss_fn(logits, y[sl])
-                        grads = torch.autograd.grad(loss, weights, create_graph=want_hvp,
+                        grads = torch.autograd.grad(loss, weights, create_graph=exact_hvp,
                                                     allow_unused=True)
                         grads = tuple(torch.zeros_like(w) if g is None else g
                                       for g, w in zip(grads, weights))
-                        if want_hvp:
+                        if exact_hvp:
                             graph_grads.append(grads)
                         half_grads.append([g.detach() for g in grads])
                     del logits
-                if want_hvp:
+                if exact_hvp:
                     st.phase = "hvp"
                     total = [sum(g[i] for g in half_grads) for i in range(len(weights))]
                     z = sum((sum(g[i] for g in graph_grads) * total[i]).sum()
@@ -330,7 +336,9 @@ def _preserved_torch_state(device: torch.device):
     finally:
         (torch.backends.cudnn.enabled, torch.backends.cudnn.benchmark,
          torch.backends.cudnn.deterministic) = flags[:3]
-        torch.use_deterministic_algorithms(flags[3], warn_only=flags[4])
+        if (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled()) != flags[3:]:
+            torch.use_deterministic_algorithms(flags[3], warn_only=flags[4])
         torch.set_grad_enabled(grad)
 
 
@@ -368,9 +376,9 @@ def _as_float(value) -> float:
 
 
 def _run(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, plist: list[Proxy],
-         loss_fn: Callable, seed: int, timed: bool) -> tuple[dict[str, float], dict[str, float]]:
+         loss_fn: Callable, seed: int, timed: bool, source: nn.Module | None = None) -> tuple[dict[str, float], dict[str, float]]:
     needs = frozenset().union(*(p.needs for p in plist)) if plist else frozenset()
-    ctx = ProxyContext(model, inputs, targets, loss_fn, seed, needs)
+    ctx = ProxyContext(model, inputs, targets, loss_fn, seed, needs, source=source)
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
     users = [p for p in plist if p.needs]
@@ -452,7 +460,8 @@ def score(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
             p.requires_grad_(True)
         while True:
             try:
-                values, seconds = _run(work, x, y, plist, loss_fn, seed, return_seconds)
+                values, seconds = _run(work, x, y, plist, loss_fn, seed, return_seconds,
+                                       source=model)
                 break
             except Exception as exc:  # noqa: BLE001
                 if not _is_oom(exc):
