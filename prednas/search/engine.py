@@ -287,20 +287,23 @@ class Search:
         """Run (or continue) the search to its budget, then ensemble and write the report."""
         rd, state, records = self._open()
         self._rd, self._records, self._state = rd, records, state
-        for strat in (self.filter, self.evaluator):
-            strat.setup(self)
+        finished = bool(state.get("done"))
+        if not finished:
+            for strat in (self.filter, self.evaluator):
+                strat.setup(self)
         t_start = time.perf_counter() - float(state.get("elapsed", 0.0))
         bar = None
-        if self.progress:
+        if self.progress and not finished:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.budget, desc="search", unit="eval")
         try:
-            if self.baseline is not None and not self.evaluator.is_oracle:
-                if bar is not None:
-                    bar.set_postfix_str("training the baseline")
-                self.evaluate_extra(str(self.baseline), "baseline", 0, self.seed)
-            self._loop(rd, state, records, t_start, bar)
+            if not finished:
+                if self.baseline is not None and not self.evaluator.is_oracle:
+                    if bar is not None:
+                        bar.set_postfix_str("training the baseline")
+                    self.evaluate_extra(str(self.baseline), "baseline", 0, self.seed)
+                self._loop(rd, state, records, t_start, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -309,18 +312,20 @@ class Search:
         best = History(self.space, cands).top(1)
         best = best[0] if best else None
         baseline = next((r for r in records if r["kind"] == "baseline"), None)
-        if best is not None:
+        if best is not None and not finished:
             from prednas.utils import atomic_write_json
 
             atomic_write_json(rd.path / "best.json", {**best, "baseline": baseline})
-        if self.ensembler is not None and best is not None and state.get("ensemble") is None:
+        if (self.ensembler is not None and best is not None and not finished
+                and state.get("ensemble") is None):
             state["phase"] = "ensemble"
             rd.write_state(state)
             state["ensemble"] = self.ensembler.build(self, best)
             rd.write_state(state)
-        state["done"] = True
-        state["phase"] = "done"
-        rd.write_state(state)
+        if not finished:
+            state["done"] = True
+            state["phase"] = "done"
+            rd.write_state(state)
         result = SearchResult(best, cands, rd.path, baseline, state.get("ensemble"),
                               state.get("overhead", []))
         try:
