@@ -278,7 +278,7 @@ def build_report(table, bench, archs: Sequence, command: str, speeds: Sequence[d
         f"init seed {info.get('seed')}",
         f"- targets: NB201 test accuracy after 200 epochs on CIFAR-10 / CIFAR-100 / "
         f"ImageNet16-120 (mean over seeds)",
-        f"- scoring device: {info.get('device')}; workers: {info.get('workers')}",
+        f"- scores computed on: {info.get('device')}",
         "",
         "## Rank correlation with accuracy",
         "",
@@ -287,8 +287,8 @@ def build_report(table, bench, archs: Sequence, command: str, speeds: Sequence[d
         f"±{TOLERANCE} of the published value.",
         "",
         "| proxy | rho C10 | pub. | diff | ok | rho C100 | pub. | rho IN16 | pub. | tau C10 | "
-        "tau C100 | tau IN16 | NaN | ms/arch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "tau C100 | tau IN16 | NaN | rho C10, NaN last | ms/arch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {}
     for j, n in enumerate(names):
@@ -300,16 +300,22 @@ def build_report(table, bench, archs: Sequence, command: str, speeds: Sequence[d
         summary[n] = {"spearman": [r[0] for r in res], "kendall": [r[1] for r in res],
                       "published": list(pub), "diff_c10": diff, "ok": ok}
         nan = int(np.sum(~np.isfinite(vals[:, j])))
+        filled = np.where(np.isfinite(vals[:, j]), vals[:, j], -np.inf)
+        rho_last = correlations(rank_average(filled[:, None]), targets[METRICS[0]])[0]
         ms = 1000 * float(np.nanmean(secs[:, j])) if len(secs) else math.nan
         lines.append(
             f"| {n} | {_fmt(res[0][0])} | {_fmt(pub[0], 2)} | {_fmt(diff, 2)} | {ok} | "
             f"{_fmt(res[1][0])} | {_fmt(pub[1], 2)} | {_fmt(res[2][0])} | {_fmt(pub[2], 2)} | "
-            f"{_fmt(res[0][1])} | {_fmt(res[1][1])} | {_fmt(res[2][1])} | {nan} | {_fmt(ms, 1)} |")
+            f"{_fmt(res[0][1])} | {_fmt(res[1][1])} | {_fmt(res[2][1])} | {nan} | "
+            f"{_fmt(rho_last)} | {_fmt(ms, 1)} |")
     misses = [n for n, s in summary.items() if s["ok"] == "**no**"]
     lines += ["", f"Within ±{TOLERANCE} on CIFAR-10: "
               f"{sum(s['ok'] == 'yes' for s in summary.values())} of "
               f"{sum(s['ok'] != 'n/a' for s in summary.values())}"
               + (f"; misses: {', '.join(misses)}." if misses else "."), "",
+              "`NaN` counts architectures where the proxy is undefined (mostly cells whose output "
+              "does not depend on the input); they are left out of the correlations, and the "
+              "`NaN last` column ranks them below every scored architecture instead. "
               "`ms/arch` is the amortised cost inside one `proxies.score` call (each shared pass "
               "split evenly among the proxies that read it), measured while several worker "
               "processes shared the device; see the speed section for clean timings.", ""]
@@ -401,6 +407,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", default="benchmarks/proxies-nb201.md",
                    help="markdown report path (default benchmarks/proxies-nb201.md; '' to skip)")
     p.add_argument("--note", action="append", default=[], help="extra note line for the report")
+    p.add_argument("--scored-on", default=None,
+                   help="device label for the report when the cache was filled elsewhere")
 
 
 def run(args, argv_text: str | None = None) -> int:
@@ -452,7 +460,9 @@ def run(args, argv_text: str | None = None) -> int:
         bench = benchmarks.load(args.bench)
         info = {"seed": args.seed, "batch_size": args.batch_size, "data": Path(args.data).name,
                 "C": args.C, "N": args.N, "workers": args.workers,
-                "device": (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"),
+                "device": args.scored_on or (
+                    (torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu")
+                    + f", {args.workers} worker process(es)"),
                 "notes": list(args.note)}
         text = build_report(table, bench, archs, argv_text or " ".join(map(shlex.quote, sys.argv)),
                             speeds, info)

@@ -18,8 +18,8 @@ def nwot(ctx: ProxyContext) -> float:
     activation of the network, ``N_A`` the number of units and ``d_H`` the Hamming distance, i.e.
     ``K = C C^T + (1 - C)(1 - C)^T``. Recurrent layers, whose nonlinearities are internal,
     contribute the sign pattern of their outputs; transformer layers with a functional ReLU the
-    sign of their first FFN projection. Higher (inputs more separable) is better. Paper: Mellor et
-    al., "Neural Architecture Search without Training", ICML 2021.
+    sign of their first FFN projection. Inputs more separable score higher; higher is better.
+    Paper: Mellor et al., "Neural Architecture Search without Training", ICML 2021.
     """
     shared = ctx.shared()
     if shared.get("codes_error"):

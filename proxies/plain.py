@@ -14,7 +14,7 @@ __all__ = ["plain"]
 def plain(ctx: ProxyContext) -> float:
     """Plain: ``sum_w theta_w * dL/dtheta_w`` (signed, no absolute value) over the weight tensors.
 
-    Returned as defined (larger = "better" by the proxy's own convention); it correlates
+    Returned as defined: higher is better by the proxy's own convention, yet it correlates
     *negatively* with accuracy on NB201 (Suite-Zero reports rho about -0.26), which is a property
     of the proxy, not a flipped sign. Paper: Mozer & Smolensky, "Skeletonization", NeurIPS 1989;
     as a NAS proxy: Abdelfattah et al., ICLR 2021.
