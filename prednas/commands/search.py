@@ -116,8 +116,8 @@ def _build(args):
                                     warmup_kwargs={"steps": 200, "fraction": 0.2,
                                                    "max_seconds": args.warmup_seconds,
                                                    "progress": False},
-                                    survivors=8, min_fit=6)
-            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=200),
+                                    survivors=6, min_fit=6)
+            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100),
                             filter=flt, **common)
     if args.strategy == "random":
         return S.random_search(space, **common)
@@ -132,7 +132,7 @@ def _live_proxies() -> tuple[str, ...]:
         names = set(proxies.list_proxies())
     except (ImportError, AttributeError):
         return ()
-    return tuple(n for n in ("params", "flops", "synflow", "snip") if n in names)
+    return tuple(n for n in ("params", "synflow", "snip") if n in names)
 
 
 def run(args) -> int:

@@ -92,9 +92,11 @@ class History:
         return [r for r in self.records if r["status"] == "ok" and np.isfinite(r["objective"])]
 
     def top(self, k: int) -> list[dict]:
-        """The ``k`` best successful records by objective (ties: earlier first)."""
+        """The ``k`` best successful records by objective (ties: fewer parameters, then earlier
+        first)."""
         ok = self.ok
-        order = sorted(range(len(ok)), key=lambda i: (-ok[i]["objective"], i))
+        order = sorted(range(len(ok)),
+                       key=lambda i: (-ok[i]["objective"], ok[i].get("params") or 0, i))
         return [ok[i] for i in order[:k]]
 
     def last(self, k: int) -> list[dict]:
