@@ -208,3 +208,48 @@ def test_bad_arguments(bench, tmp_path):
 
 def test_top_level_export():
     assert prednas.Search is Search
+
+
+class _FakeTable:
+    """A stand-in proxy table covering half of the architectures (NaN elsewhere)."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.names = ["meco", "noise"]
+
+    def __contains__(self, arch):
+        return hash(str(arch)) % 2 == 0
+
+    def lookup(self, archs, names):
+        out = np.full((len(archs), len(names)), np.nan)
+        for i, a in enumerate(archs):
+            if a in self:
+                v = self.bench.query(a, "cifar10_test_200ep")
+                out[i] = [v if n == "meco" else (hash(str(a)) % 97) for n in names]
+        return out
+
+
+def test_zero_shot_round_uses_table_proxies(bench):
+    """Before any evaluation, candidates are ordered by the proxy; unscored ones come last."""
+    import spaces
+    from prednas.search import Candidate, History
+
+    space = spaces.get("nb201")
+    rng = np.random.default_rng(0)
+    pool = [Candidate(space.sample(rng)) for _ in range(200)]
+    table = _FakeTable(bench)
+
+    class Owner:
+        task = None
+        seed = 0
+        device = "cpu"
+
+    Owner.space = space
+    flt = PredictorFilter(proxy_table=table, zero_shot=["meco"])
+    flt.setup(Owner)
+    picked = flt.select(space, pool, History(space), 5, np.random.default_rng(0))
+    assert all(c.arch in table for c in picked)
+    scored = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in pool if c.arch in table),
+                    reverse=True)
+    got = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in picked), reverse=True)
+    assert got == pytest.approx(scored[:5])
