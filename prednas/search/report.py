@@ -90,7 +90,7 @@ def write_report(search, result) -> None:
                   f"- replicas' test accuracy: " + ", ".join(_fmt(a) for a in ens["member_test_accs"]),
                   f"- ensemble test accuracy {_fmt(ens['test_acc'])}% vs single best model "
                   f"{_fmt(ens['single_test_acc'])}%: gain {gain:+.2f} points (target >= +0.30: "
-                  f"**{'met' if gain >= 0.3 else 'missed'}**)",
+                  f"**{'met' if gain >= 0.3 - 1e-9 else 'missed'}**)",
                   f"- artifact: `{ens['path']}` (`prednas.ensemble.load(path).predict(x)`)", ""]
     if result.overhead:
         secs = [o["seconds"] for o in result.overhead]
