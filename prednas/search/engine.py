@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
-from prednas.search.base import Candidate, Ensembler, Evaluator, Executor, Filter, History, Mutator
+from prednas.search.base import Ensembler, Evaluator, Executor, Filter, History, Mutator
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
 
 __all__ = ["Search", "SearchResult"]

@@ -47,7 +47,6 @@ class ReplicaEnsembler(Ensembler):
 
     def build(self, search, winner):
         from prednas.ensemble import Ensemble, fit_weights
-        from prednas.training import evaluate
 
         check_param(type(self).__name__, "replicas", self.replicas, low=1)
         check_param(type(self).__name__, "top_k", self.top_k, low=1)
@@ -93,7 +92,6 @@ class ReplicaEnsembler(Ensembler):
         val_acc = float(100 * (mix_v.argmax(1) == task.y_val.numpy()).mean())
         test_acc = float(100 * (mix_t.argmax(1) == yt).mean())
         single = float(winner.get("test_acc", np.nan))
-        del evaluate
         return {"path": str(path), "archs": [r["arch"] for r in recs],
                 "weights": [float(x) for x in w], "val_acc": val_acc, "test_acc": test_acc,
                 "member_test_accs": [float(r.get("test_acc", np.nan)) for r in recs],

@@ -18,9 +18,8 @@ benchmark's labels). A ``prior`` predictor trained elsewhere may be blended in (
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from scipy.stats import rankdata
 
 from prednas.errors import PredNASError, check_param
 from prednas.registry import Registry
-from prednas.search.base import Candidate, Filter, History
+from prednas.search.base import Filter
 
 __all__ = ["FILTERS", "PredictorFilter", "NoFilter", "default_predictor"]
 
