@@ -121,9 +121,16 @@ def compute_cache(space_name: str, archs: Sequence, x, y, cache: str | os.PathLi
         bar = tqdm(total=len(todo), desc="proxies", disable=not progress, mininterval=5)
     except ImportError:  # pragma: no cover
         bar = None
+    torn = False
+    if not new_file:
+        with open(cache, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"  # a killed run left half a line
     with open(cache, "a", newline="") as fh:
         if new_file:
             fh.write(",".join(HEADER) + "\n")
+        elif torn:
+            fh.write("\n")
 
         def write(rows):
             for a, n, v, s in rows:

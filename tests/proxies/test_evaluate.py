@@ -46,3 +46,22 @@ def test_report_lists_every_proxy_with_published_values():
         assert f"| {n} |" in text
     assert "Label-free combination" in text and all(f"`{n}`" in text for n in COMBINATION)
     assert "a note" in text
+
+
+def test_compute_cache_resumes(tmp_path, synthetic_image_task):
+    from proxies._evaluate import compute_cache
+    from proxies._table import read_records
+
+    space = spaces.get("nb201")
+    archs = sample_archs(space, 3, seed=0)
+    x, y = synthetic_image_task.x_train[:8], synthetic_image_task.y_train[:8]
+    cache = tmp_path / "c.csv"
+    kw = dict(names=["params", "snip"], num_classes=4, device="cpu",
+              build_kwargs={"C": 4, "N": 1}, progress=False)
+    assert compute_cache("nb201", archs[:2], x, y, cache, **kw) == 2
+    with open(cache, "a") as fh:
+        fh.write("|torn")  # a killed run
+    assert compute_cache("nb201", archs, x, y, cache, **kw) == 1
+    rows = read_records(cache)
+    assert {r[0] for r in rows} == {str(a) for a in archs}
+    assert compute_cache("nb201", archs, x, y, cache, **kw) == 0
