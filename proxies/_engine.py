@@ -5,10 +5,10 @@ passes over the batch:
 
 * **pass A** (train mode) runs the batch as two half-batches. Each half is one forward, an optional
   input-gradient backward of ``sum(logits)`` (``jacobian``: jacov, epe_nas) and one loss backward
-  (``grads``: snip, grad_norm, plain, zico, and the activation-gradient hooks of ``fisher``). The two
-  per-half gradients are what ZiCo needs; their sum is the batch gradient the others use. Forward
-  hooks on the same pass collect binary activation codes (``codes``: nwot) and the first example's
-  feature maps (``features``: meco). GraSP's Hessian-gradient product reuses the loss gradients,
+  (``grads``: snip, grad_norm, plain, zico, and the activation-gradient hooks of ``fisher``).
+  The two per-half gradients are what ZiCo needs; their sum is the batch gradient the others
+  use. Forward hooks on the same pass collect binary activation codes (``codes``: nwot), the
+  first example's feature maps (``features``: meco) and conv / linear FLOPs (``flops``). GraSP's Hessian-gradient product reuses the loss gradients,
   built with ``create_graph`` when ``grasp`` is requested, and costs one extra double backward.
 * synflow and zen rewrite the weights and run their own small passes last, each after restoring
   the copy's initial state.
@@ -376,7 +376,8 @@ def _as_float(value) -> float:
 
 
 def _run(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, plist: list[Proxy],
-         loss_fn: Callable, seed: int, timed: bool, source: nn.Module | None = None) -> tuple[dict[str, float], dict[str, float]]:
+         loss_fn: Callable, seed: int, timed: bool, source: nn.Module | None = None
+         ) -> tuple[dict[str, float], dict[str, float]]:
     needs = frozenset().union(*(p.needs for p in plist)) if plist else frozenset()
     ctx = ProxyContext(model, inputs, targets, loss_fn, seed, needs, source=source)
     values: dict[str, float] = {}

@@ -223,7 +223,8 @@ def measure_speed(space, archs: Sequence, x, y, device: str = "auto", seed: int 
     return {"device": f"{dev.type} ({name})", "threads": torch.get_num_threads(),
             "archs": len(rows), "batch": int(len(x)), "build_kwargs": build_kwargs,
             "forward_backward_s": fb, "suite_s": suite, "separate_s": sep,
-            "suite_over_fb": float(np.median([r["suite_s"] / r["forward_backward_s"] for r in rows])),
+            "suite_over_fb": float(np.median([r["suite_s"] / r["forward_backward_s"]
+                                              for r in rows])),
             "suite_without_grasp_s": float(np.median([r["suite_without_grasp_s"] for r in rows])),
             "suite_without_grasp_over_fb": float(np.median(
                 [r["suite_without_grasp_s"] / r["forward_backward_s"] for r in rows])),
@@ -283,7 +284,7 @@ def build_report(table, bench, archs: Sequence, command: str, speeds: Sequence[d
         f"- batch: {info.get('batch_size')} CIFAR-10 training images from `{info.get('data')}` "
         f"(fixed batch seed {info.get('seed')}); network C={info.get('C')}, N={info.get('N')}, "
         f"init seed {info.get('seed')}",
-        f"- targets: NB201 test accuracy after 200 epochs on CIFAR-10 / CIFAR-100 / "
+        "- targets: NB201 test accuracy after 200 epochs on CIFAR-10 / CIFAR-100 / "
         f"ImageNet16-120 (mean over seeds)",
         f"- scores computed on: {info.get('device')}",
         "",

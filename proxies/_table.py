@@ -1,4 +1,4 @@
-"""Cached proxy scores: a long ``arch,proxy,value,seconds`` CSV viewed as an (archs x proxies) table."""
+"""Cached proxy scores: a long ``arch,proxy,value,seconds`` CSV seen as an archs x proxies table."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def epe_nas(ctx: ProxyContext) -> float:
         rows = jac[labels == c]
         corr = np.atleast_2d(jacobian_correlation(rows))
         if not np.all(np.isfinite(corr)):
-            return undefined(f"a Jacobian of class {c} is constant, so its correlation is undefined")
+            return undefined(f"a Jacobian of class {c} is constant: its correlation is undefined")
         scores.append(np.sum(np.log(np.abs(corr) + _K)))
     s = np.asarray(scores)
     return float(np.abs(s[:, None] - s[None, :]).sum() / len(s))

@@ -32,8 +32,8 @@ def flops(ctx: ProxyContext) -> float:
     positions x fan-in); a model with other weight layers (recurrent, attention) is instead run
     once on one example under ``torch.utils.flop_counter`` in eval mode (cuDNN RNN kernels off so
     recurrent layers decompose into counted matmuls).
-    Bigger networks score higher; higher is better. Baseline in Ning et al., NeurIPS 2021, and NAS-Bench-Suite-Zero (Krishnakumar et
-    al., NeurIPS 2022 Datasets and Benchmarks).
+    Bigger networks score higher; higher is better. Baseline in Ning et al., NeurIPS 2021,
+    and NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets and Benchmarks).
     """
     model = ctx.model
     if _only_conv_linear(model):

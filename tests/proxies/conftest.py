@@ -34,7 +34,8 @@ def seq_batch(synthetic_task):
 def small_case(request, image_batch, seq_batch):
     """(label, model, x, y) for a small model of each space / block kind."""
     if request.param == "nb201":
-        arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+        arch = ("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|"
+                "nor_conv_3x3~1|skip_connect~2|")
         return "nb201", build("nb201", arch, C=4, N=1), *image_batch
     return request.param, build("blocks1d", request.param), *seq_batch
 
