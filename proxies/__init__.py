@@ -19,8 +19,8 @@ from proxies._registry import Proxy, get, list_proxies, register_proxy
 from proxies._table import ProxyTable, load_table
 
 # importing a proxy module registers it
-from proxies import (epe_nas, fisher, flops, grad_norm, grasp, jacov, l2_norm, meco,  # noqa: E402,F401
-                     nwot, params, plain, snip, synflow, zen, zico)
+from proxies import (epe_nas, fisher, flops, grad_norm, grasp, jacov,  # noqa: E402,F401
+                     l2_norm, meco, nwot, params, plain, snip, synflow, zen, zico)
 
 #: proxies that need no backward pass (for cheap staged filtering)
 CHEAP: tuple[str, ...] = tuple(n for n in list_proxies() if get(n).cheap)
