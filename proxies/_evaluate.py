@@ -285,7 +285,7 @@ def build_report(table, bench, archs: Sequence, command: str, speeds: Sequence[d
         f"(fixed batch seed {info.get('seed')}); network C={info.get('C')}, N={info.get('N')}, "
         f"init seed {info.get('seed')}",
         "- targets: NB201 test accuracy after 200 epochs on CIFAR-10 / CIFAR-100 / "
-        f"ImageNet16-120 (mean over seeds)",
+        "ImageNet16-120 (mean over seeds)",
         f"- scores computed on: {info.get('device')}",
         "",
         "## Rank correlation with accuracy",
