@@ -106,8 +106,9 @@ def main(argv=None) -> int:
                     help="engineer W's CSV of supernet scores (arch,supernet_acc,...)")
     ap.add_argument("--supernet-sizes", nargs="+", type=int, default=[20, 100])
     ap.add_argument("--parts", nargs="+", default=["main", "supernet", "timing"],
-                    choices=["main", "supernet", "timing"],
-                    help="what to (re)measure; other parts are read from --results")
+                    choices=["main", "supernet", "timing", "report"],
+                    help="what to (re)measure; other parts are read from --results "
+                         "('report' alone only rewrites the markdown)")
     ap.add_argument("--results", default="benchmarks/predictors-nb201.json",
                     help="raw results (JSON), merged across runs of different --parts")
     ap.add_argument("--out", default="benchmarks/predictors-nb201.md")
@@ -357,6 +358,15 @@ def write_report(args, state: dict) -> None:
                         fmt(*summarise(rows, m + suffix, s, "spearman")[:2]) for s in ssz)
                         + " |")
             L.append("")
+            diffs = []
+            for s_ in ssz:
+                d = [r["Ensemble +supernet"]["spearman"] - r["Ensemble"]["spearman"]
+                     for r in rows if r["size"] == s_]
+                wins = sum(x > 0 for x in d)
+                diffs.append(f"n={s_}: {np.mean(d):+.4f} ± {np.std(d):.4f} "
+                             f"(better in {wins}/{len(d)} splits)")
+            L += ["Ensemble Spearman change from adding the supernet features (paired by split): "
+                  + "; ".join(diffs), ""]
     tm = state.get("timing")
     if tm:
         L += ["## Speed", "", f"Command: `{tm['command']}`", "",
