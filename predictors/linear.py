@@ -39,7 +39,7 @@ class RidgePredictor(BasePredictor):
                 "The 'alphas' parameter of RidgePredictor must be a non-empty list of floats in "
                 f"(0, inf). Got {self.alphas!r} instead.")
         X = check_features("RidgePredictor", X)
-        y = check_targets("RidgePredictor", y, X.shape[0], allow_constant=True)
+        y = check_targets("RidgePredictor", y, X.shape[0])
         with np.errstate(all="ignore"):
             self.log_cols_ = np.nan_to_num(np.nanmax(np.abs(X), axis=0), nan=0.0) > 1e3
             Xl = np.where(self.log_cols_, np.sign(X) * np.log1p(np.abs(X)), X)

@@ -14,7 +14,7 @@ from predictors.metrics import ranking_report
 from prednas.errors import InvalidParameterError, PredNASError, check_param
 from prednas.utils import make_rng
 
-__all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table"]
+__all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table", "shipped_table_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,16 @@ def dataset_of(metric: str) -> str:
 
 
 def shipped_table(space_name: str, dataset: str):
-    """The shipped proxy table for ``dataset``, falling back to CIFAR-10; ``None`` if absent."""
+    """The shipped proxy table for ``dataset``, falling back to CIFAR-10; ``None`` if absent.
+
+    :func:`shipped_table_dataset` also says which dataset the table was computed on.
+    """
+    found = shipped_table_dataset(space_name, dataset)
+    return None if found is None else found[0]
+
+
+def shipped_table_dataset(space_name: str, dataset: str):
+    """``(table, dataset it was computed on)`` with the CIFAR-10 fallback, or ``None``."""
     import proxies
 
     for d in dict.fromkeys([dataset, "cifar10"]):
@@ -42,7 +51,7 @@ def shipped_table(space_name: str, dataset: str):
         if d != dataset:
             log.warning("no proxy table for %s; using the %s proxy scores as features",
                         dataset, d)
-        return table
+        return table, d
     return None
 
 
@@ -73,7 +82,8 @@ def pretrain(bench: str = "nb201", target: str = "cifar10_test_200ep", n_train: 
     values = b.values(target)
     space = b.space
     strings = b.arch_strings()
-    table = shipped_table(space.name, dataset_of(target)) if use_proxies else None
+    found = shipped_table_dataset(space.name, dataset_of(target)) if use_proxies else None
+    table, table_dataset = found if found is not None else (None, None)
     if table is not None:
         covered = [i for i, s in enumerate(strings) if s in table]
         proxy_names = list(table.names)
@@ -91,11 +101,10 @@ def pretrain(bench: str = "nb201", target: str = "cifar10_test_200ep", n_train: 
     tr, te = perm[:n_train], perm[n_train:]
     if n_test is not None:
         te = te[:n_test]
-    pipe = FeaturePipeline(space, encoding, proxies=proxy_names,
-                           proxy_table=table if table is not None else None)
-    if table is not None:
+    pipe = FeaturePipeline(space, encoding, proxies=proxy_names, proxy_table=table,
+                           dataset=table_dataset or "cifar10")
+    if table is not None:  # saved as a reference to the shipped table, not its contents
         pipe.table_spec, pipe._table = SHIPPED, table
-        pipe.dataset = dataset_of(target) if table is not None else "cifar10"
     model = make_predictor(predictor, seed)
     archs = b.archs()
     X_tr = pipe.inputs_for(model, [archs[i] for i in tr])

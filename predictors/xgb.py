@@ -78,7 +78,7 @@ class XGBPredictor(BasePredictor):
         self._validate_params()
         name = type(self).__name__
         X = check_features(name, X)
-        y = check_targets(name, y, X.shape[0], allow_constant=self.objective == "reg")
+        y = check_targets(name, y, X.shape[0], allow_constant=False)
         seed = int(make_rng(self.random_state).integers(2**31 - 1))
         objective = _OBJECTIVES[self.objective]
         params = dict(n_estimators=self.n_estimators, max_depth=self.max_depth,
