@@ -129,7 +129,7 @@ class GNNPredictor(BasePredictor):
 
     needs_graphs = True
 
-    def __init__(self, hidden: int = 48, layers: int = 3, n_steps: int = 600, batch_size: int = 64,
+    def __init__(self, hidden: int = 48, layers: int = 3, n_steps: int = 300, batch_size: int = 64,
                  lr: float = 3e-3, weight_decay: float = 1e-4, rank_weight: float = 1.0,
                  mse_weight: float = 1.0, dropout: float = 0.0, device: str = "cpu",
                  n_jobs: int = 1, random_state: int | None = None):
