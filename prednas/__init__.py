@@ -18,7 +18,7 @@ from prednas import benchmarks, tasks  # noqa: E402
 from prednas.training import TrainRecord, train  # noqa: E402
 
 # Heavier entry points load on first use: name -> module that defines it.
-_LAZY = {"rank": "prednas.ranking", "warmup": "prednas.warmup", "Search": "prednas.search"}
+_LAZY = {"rank": "prednas.ranking", "warmup": "prednas.supernet", "Search": "prednas.search"}
 
 
 def __getattr__(name: str):

@@ -95,7 +95,8 @@ def check_param(owner: str, name: str, value, *, kind: type | tuple = (int,), lo
         bracket = "(" if (low is None or low_open) else "["
         close = "]" if high is not None else ")"
         tname = " or ".join(k.__name__ for k in kinds)
+        article = "an" if tname[0] in "aeiou" else "a"
         raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be a {tname} in {bracket}{lo}, {hi}{close}. "
+            f"The {name!r} parameter of {owner} must be {article} {tname} in {bracket}{lo}, {hi}{close}. "
             f"Got {value!r} instead."
         )

@@ -100,7 +100,10 @@ class ProxyTable:
         path = Path(path)
         if not path.exists():
             raise DataNotFoundError(f"proxy table {str(path)!r} not found")
-        return cls.from_records(read_records(path))
+        try:
+            return cls.from_records(read_records(path))
+        except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:  # gzip/csv damage
+            raise DataNotFoundError(f"proxy table {str(path)!r} is unreadable ({exc})") from None
 
     def to_records(self) -> list[tuple[str, str, float, float]]:
         return [(a, n, float(self.values[i, j]), float(self.seconds[i, j]))

@@ -37,7 +37,8 @@ def synflow(ctx: ProxyContext) -> float:
                     t.abs_()
         x = torch.ones((1, *ctx.inputs.shape[1:]), dtype=torch.float64, device=ctx.device)
         weights = ctx.weights
-        with torch.enable_grad():
+        # cuDNN refuses RNN backward in eval mode; its native kernels do not.
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
             out = model(x)
             grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
         total = sum((w.detach() * g).abs().sum() for w, g in zip(weights, grads) if g is not None)

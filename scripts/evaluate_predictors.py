@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         state["supernet"] = {"rows": {}, "alone": {}, "notes": [], "command": cmd,
                              "file": args.supernet_scores, "n": 0}
         if args.supernet_scores and Path(args.supernet_scores).exists():
-            from prednas.warmup import SupernetScores
+            from prednas.supernet import SupernetScores
 
             supernet = SupernetScores.from_csv(args.supernet_scores, space="nb201")
             state["supernet"]["n"] = len(supernet)

@@ -33,7 +33,7 @@ import prednas
 import spaces
 from prednas.errors import PredNASError
 from prednas.utils import atomic_write_text, make_rng
-from prednas.warmup import SupernetScores
+from prednas.supernet import SupernetScores
 
 log = logging.getLogger("supernet_scores")
 METRICS = ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep")

@@ -19,5 +19,5 @@ def test_registry_duplicate_and_unknown():
 def test_check_param_reads_like_sklearn():
     with pytest.raises(InvalidParameterError) as err:
         check_param("XGBPredictor", "n_estimators", 0, low=1)
-    assert str(err.value) == ("The 'n_estimators' parameter of XGBPredictor must be a int in "
+    assert str(err.value) == ("The 'n_estimators' parameter of XGBPredictor must be an int in "
                               "[1, inf). Got 0 instead.")

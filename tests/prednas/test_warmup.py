@@ -9,7 +9,7 @@ import torch
 import prednas
 import spaces
 from prednas.errors import InvalidParameterError
-from prednas.warmup import SupernetScorer, SupernetScores
+from prednas.supernet import SupernetScorer, SupernetScores
 
 
 def _rng_states():
@@ -56,8 +56,8 @@ def test_blocks1d_warmup_scores(synthetic_task):
     assert len(scorer.loss_curve) >= 1
 
 
-def test_warmup_is_callable_after_import(synthetic_image_task):
-    import prednas.warmup  # noqa: F401  (binds the module over the lazy name)
+def test_warmup_is_callable_after_importing_its_module(synthetic_image_task):
+    import prednas.supernet  # noqa: F401  (must not shadow the prednas.warmup function)
 
     scorer = prednas.warmup(spaces.get("nb201"), synthetic_image_task, steps=0, C=4, N=1,
                             device="cpu", progress=False, calib_size=16, val_size=16)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
-import types
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -309,14 +307,3 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
             "train_examples": n, "supernet_kwargs": dict(supernet_kwargs)}
     return SupernetScorer(supernet, space, calib, val, device=dev, seconds=seconds,
                           batch_size=max(batch_size, 256), loss_curve=losses, info=info)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``prednas.warmup`` binds the module over the lazy ``prednas.warmup`` function;
-    making the module callable keeps ``prednas.warmup(...)`` working either way."""
-
-    def __call__(self, *args, **kwargs) -> SupernetScorer:
-        return warmup(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
