@@ -7,6 +7,7 @@ hand-designed baseline trained in the same run, a 60% parameter cap, and a 2-rep
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from prednas.commands._common import add_device, add_seed, add_task
@@ -39,6 +40,9 @@ def add_arguments(p) -> None:
     p.add_argument("--warmup-seconds", type=float, default=20.0,
                    help="wall-time cap of the supernet warm-up whose scores feed the filter "
                         "(default 20; 0 disables it)")
+    p.add_argument("--prior", default=None, metavar="PREDICTOR_FILE",
+                   help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
+                        "metric or task) that orders candidates before this search has data")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
     p.add_argument("--workers", type=int, default=1,
@@ -68,6 +72,11 @@ def _build(args):
             f"The '--budget' option must be an int in [1, inf). Got {args.budget} instead.")
     if args.workers < 1:
         raise InvalidParameterError(f"The '--workers' option must be >= 1. Got {args.workers}.")
+    if args.prior and not os.path.isfile(args.prior):
+        from prednas.errors import DataNotFoundError
+
+        raise DataNotFoundError(f"--prior {args.prior!r}: no such predictor file (write one with "
+                                "'prednas pretrain ... --out FILE')")
     out = args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}"
     executor = S.PoolExecutor(workers=args.workers) if args.workers > 1 else None
     common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
@@ -79,6 +88,8 @@ def _build(args):
         space = spaces.get(args.space or bench.space.name)
         common.update(oracle=bench, metric=args.metric)
         if args.strategy == "prednas":
+            if args.prior:
+                common["filter"] = S.PredictorFilter(prior=args.prior)
             return S.Search(space, **common)
     else:
         from prednas.commands._common import load_task
@@ -116,7 +127,7 @@ def _build(args):
                                     warmup_kwargs={"steps": 200, "fraction": 0.2,
                                                    "max_seconds": args.warmup_seconds,
                                                    "progress": False},
-                                    survivors=6, min_fit=6)
+                                    survivors=6, min_fit=6, prior=args.prior)
             return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100),
                             filter=flt, **common)
     if args.strategy == "random":

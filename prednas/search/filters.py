@@ -18,6 +18,7 @@ benchmark's labels). A ``prior`` predictor trained elsewhere may be blended in (
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -158,8 +159,12 @@ class PredictorFilter(Filter):
         survivors: how many candidates reach stage 2 (at least the number evaluated per round).
         kappa: weight of the predictor's spread in the upper confidence bound.
         min_fit: evaluations needed before the predictor is fitted.
-        prior: a predictor fitted elsewhere (transfer) on the same features; its predictions are
-            blended in with weight ``prior_weight * min_fit / max(min_fit, n_evaluated)``.
+        prior: a predictor fitted elsewhere (transfer): the path of a file written by
+            ``predictors.save`` / ``prednas pretrain`` (its own feature pipeline is restored), a
+            ``(predictor, pipeline)`` pair, or an estimator on this filter's stage-1 features.
+            Before the predictor is fitted it orders the candidates (with the zero-shot proxies);
+            afterwards it is blended in with weight
+            ``prior_weight * min_fit / max(min_fit, n_evaluated)``, fading as evaluations accrue.
         prior_weight: see ``prior``.
         warmup_kwargs: options for ``prednas.warmup``.
     """
@@ -208,6 +213,7 @@ class PredictorFilter(Filter):
         self.scorer_seconds_ = 0.0
         if self.supernet is not None and search.task is not None:
             self.scorer_ = self._make_scorer(search)
+        self.prior_ = self._load_prior(search)
         self.live_names_ = list(self.live_proxies) if search.task is not None else []
         if self.live_names_:
             self._batch = search.task.batch(64, split="train", seed=search.seed)
@@ -229,6 +235,28 @@ class PredictorFilter(Filter):
                 log.warning("no cached proxy table for %s (%s); encodings only", space.name, exc)
                 return None
         return table
+
+    def _load_prior(self, search):
+        """``(estimator, pipeline or None)`` from :attr:`prior`, or ``None``."""
+        prior = self.prior
+        if prior is None:
+            return None
+        if isinstance(prior, (str, os.PathLike)):
+            import predictors
+
+            est, pipe = predictors.load(prior, search.space, task=search.task,
+                                        device=self._device)
+            log.info("transfer prior: %s", prior)
+            return est, pipe
+        if isinstance(prior, tuple) and len(prior) == 2:
+            return prior
+        return prior, None
+
+    def _prior_mean(self, archs: list, X1: np.ndarray) -> np.ndarray:
+        """The prior's predictions: through its own pipeline, else on the stage-1 features."""
+        est, pipe = self.prior_
+        mean, _ = _predict(est, pipe.transform(archs) if pipe is not None else X1)
+        return mean
 
     def _make_scorer(self, search):
         if self.supernet != "auto":
@@ -303,17 +331,25 @@ class PredictorFilter(Filter):
         return np.stack([self._cache2[k] for k in keys])
 
     # -- scoring --------------------------------------------------------------------------------
-    def _fit_predict(self, Xh, yh, X, seed) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_predict(self, Xh, yh, X, seed, archs, X1) -> tuple[np.ndarray, np.ndarray]:
         base = self.predictor if self.predictor is not None else default_predictor()
         est = _clone_seeded(base, seed)
         est.fit(Xh, yh)
         mean, std = _predict(est, X)
-        if self.prior is not None:
+        if self.prior_ is not None:
             w = self.prior_weight * self.min_fit / max(self.min_fit, len(yh))
-            pm, _ = _predict(self.prior, X)
+            pm = self._prior_mean(archs, X1)
             pz = (pm - pm.mean()) / (pm.std() + 1e-12) * (yh.std() + 1e-12) + yh.mean()
             mean = (1 - w / (1 + w)) * mean + (w / (1 + w)) * pz
         return mean, std
+
+    def _unfitted_order(self, archs, F1, F2) -> np.ndarray | None:
+        """Zero-shot order before any fit: mean rank of the prior and the zero-shot proxies."""
+        zs = self._zero_shot(F1, F2)
+        if self.prior_ is None:
+            return zs
+        pr = _rank01(self._prior_mean(archs, F1))
+        return pr if zs is None else 0.5 * (pr + zs)
 
     def _zero_shot(self, F1: np.ndarray, F2: np.ndarray | None) -> np.ndarray | None:
         cols = []
@@ -340,11 +376,11 @@ class PredictorFilter(Filter):
         # stage 1: everyone
         F1 = self._stage1(archs)
         if fitted:
-            mean, std = self._fit_predict(self._stage1(harchs), yh, F1, seed)
+            mean, std = self._fit_predict(self._stage1(harchs), yh, F1, seed, archs, F1)
             s1 = mean + self.kappa * std
         else:
             mean = std = np.full(len(archs), np.nan)
-            zs = self._zero_shot(F1, None)
+            zs = self._unfitted_order(archs, F1, None)
             s1 = zs if zs is not None else rng.random(len(archs))
         n2 = min(len(archs), max(k, self.survivors))
         order = np.lexsort((np.arange(len(archs)), -s1))[:n2]
@@ -358,12 +394,13 @@ class PredictorFilter(Filter):
             F1s = F1[order]
             if fitted:
                 Fh = np.concatenate([self._stage1(harchs), self._stage2(harchs)], axis=1)
-                m2, s2 = self._fit_predict(Fh, yh, np.concatenate([F1s, F2], axis=1), seed + 1)
+                m2, s2 = self._fit_predict(Fh, yh, np.concatenate([F1s, F2], axis=1), seed + 1,
+                                           [c.arch for c in surv], F1s)
                 final = m2 + self.kappa * s2
                 for c, m, s in zip(surv, m2, s2):
                     c.predicted, c.predicted_std = float(m), float(s)
             else:
-                zs = self._zero_shot(F1s, F2)
+                zs = self._unfitted_order([c.arch for c in surv], F1s, F2)
                 final = zs if zs is not None else _rank01(np.asarray([c.scores["stage1"]
                                                                      for c in surv]))
             for c, f in zip(surv, F2):

@@ -52,7 +52,12 @@ def write_report(search, result) -> None:
               "round",
               f"- strategies: " + ", ".join(f"{k} `{v['name']}`" for k, v in cfg["strategies"].items()
                                            if v is not None),
-              f"- evaluations: {len(recs)} ({len(recs) - len(ok)} failed)", ""]
+              f"- evaluations: {len(recs)} ({len(recs) - len(ok)} failed)"]
+    prior = ((cfg["strategies"].get("filter") or {}).get("params") or {}).get("prior")
+    if prior:
+        lines += [f"- transfer: the filter used the pretrained predictor `{prior}` as a prior "
+                  "(its ranking orders candidates before this run has data, then fades out)"]
+    lines += [""]
     failed = [r for r in recs if r["status"] != "ok"]
     if failed:
         lines += ["## Failed candidates", ""] + [f"- `{r['arch']}`: {r['status']} — {r['reason']}"

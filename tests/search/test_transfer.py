@@ -1,0 +1,65 @@
+"""Transfer: a predictor pretrained elsewhere (saved file) used as the search filter's prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import predictors
+import prednas
+import spaces
+from prednas.search import Candidate, History, PredictorFilter, Search
+
+
+@pytest.fixture(scope="module")
+def prior_file(tmp_path_factory):
+    """An XGB predictor fitted on CIFAR-100 labels of 150 NB201 cells (another metric)."""
+    bench = prednas.benchmarks.load("nb201")
+    space = spaces.get("nb201")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(150)]
+    pipe = predictors.FeaturePipeline(space, encoding="onehot", proxy_table=None)
+    est = predictors.get("xgb", random_state=0).fit(pipe.transform(archs),
+                                                    bench.values("cifar100_test_200ep", archs))
+    path = tmp_path_factory.mktemp("prior") / "c100.pred"
+    predictors.save(est, path, pipe)
+    return path
+
+
+class _Owner:
+    task = None
+    seed = 0
+    device = "cpu"
+    space = spaces.get("nb201")
+
+
+def test_prior_orders_candidates_before_any_evaluation(prior_file):
+    bench = prednas.benchmarks.load("nb201")
+    space = spaces.get("nb201")
+    rng = np.random.default_rng(1)
+    pool = [Candidate(space.sample(rng)) for _ in range(300)]
+    flt = PredictorFilter(proxy_table=None, prior=str(prior_file))
+    flt.setup(_Owner)
+    picked = flt.select(space, pool, History(space), 10, np.random.default_rng(0))
+    acc = lambda c: bench.query(c.arch, "cifar10_test_200ep")  # noqa: E731
+    assert np.mean([acc(c) for c in picked]) > np.mean([acc(c) for c in pool]) + 3
+
+
+def test_search_with_prior_records_it(prior_file, tmp_path):
+    bench = prednas.benchmarks.load("nb201")
+    res = Search("nb201", oracle=bench, seed=3, budget=8, per_round=4, run_dir=tmp_path / "run",
+                 filter=PredictorFilter(proxy_table=None, prior=str(prior_file), min_fit=4)).run()
+    assert len(res.records) == 8
+    assert "transfer" in (res.run_dir / "report.md").read_text()
+    again = Search.resume(tmp_path / "run").run()  # the prior path survives in the run state
+    assert len(again.records) == 8
+
+
+def test_prior_for_another_space_is_refused(prior_file):
+    from prednas.errors import IncompatibleArtifactError
+
+    class Owner(_Owner):
+        space = spaces.get("blocks1d")
+
+    with pytest.raises(IncompatibleArtifactError, match="nb201"):
+        PredictorFilter(proxy_table=None, prior=str(prior_file)).setup(Owner)
