@@ -32,6 +32,16 @@ class Registry(Generic[T]):
 
         return deco
 
+    def register_class(self, name: str) -> Callable[[T], T]:
+        """Class decorator registering ``cls`` under ``name`` and setting ``cls.name``."""
+
+        def deco(cls: T) -> T:
+            cls.name = name
+            self.add(name, cls)
+            return cls
+
+        return deco
+
     def add(self, name: str, obj: T) -> None:
         if name in self._items:
             raise PredNASError(f"{self.kind} {name!r} is already registered")

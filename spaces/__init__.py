@@ -16,13 +16,7 @@ _INSTANCES: dict[tuple, Space] = {}
 
 def register_space(name: str):
     """Class decorator registering a :class:`Space` subclass under ``name``."""
-
-    def deco(cls):
-        cls.name = name
-        _REGISTRY.add(name, cls)
-        return cls
-
-    return deco
+    return _REGISTRY.register_class(name)
 
 
 def get(name: str | Space, **kwargs) -> Space:

@@ -18,12 +18,7 @@ log = logging.getLogger(__name__)
 ENSEMBLERS = Registry("ensembler")
 
 
-def _register(name):
-    def deco(cls):
-        cls.name = name
-        ENSEMBLERS.add(name, cls)
-        return cls
-    return deco
+_register = ENSEMBLERS.register_class
 
 
 @_register("replicas")

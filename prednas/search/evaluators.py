@@ -23,12 +23,7 @@ log = logging.getLogger(__name__)
 EVALUATORS = Registry("evaluator")
 
 
-def _register(name):
-    def deco(cls):
-        cls.name = name
-        EVALUATORS.add(name, cls)
-        return cls
-    return deco
+_register = EVALUATORS.register_class
 
 
 @_register("oracle")

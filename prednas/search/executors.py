@@ -22,12 +22,7 @@ log = logging.getLogger(__name__)
 EXECUTORS = Registry("executor")
 
 
-def _register(name):
-    def deco(cls):
-        cls.name = name
-        EXECUTORS.add(name, cls)
-        return cls
-    return deco
+_register = EXECUTORS.register_class
 
 
 @_register("inprocess")

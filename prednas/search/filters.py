@@ -37,12 +37,7 @@ log = logging.getLogger(__name__)
 FILTERS = Registry("filter")
 
 
-def _register(name):
-    def deco(cls):
-        cls.name = name
-        FILTERS.add(name, cls)
-        return cls
-    return deco
+_register = FILTERS.register_class
 
 
 @_register("none")

@@ -23,12 +23,7 @@ log = logging.getLogger(__name__)
 MUTATORS = Registry("mutator")
 
 
-def _register(name):
-    def deco(cls):
-        cls.name = name
-        MUTATORS.add(name, cls)
-        return cls
-    return deco
+_register = MUTATORS.register_class
 
 
 class _Pool:
