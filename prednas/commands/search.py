@@ -37,6 +37,8 @@ def add_arguments(p) -> None:
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
+    p.add_argument("--top-k", type=int, default=1,
+                   help="ensemble the replicas of the K best distinct architectures (default 1)")
     p.add_argument("--warmup-seconds", type=float, default=20.0,
                    help="wall-time cap of the supernet warm-up whose scores feed the filter "
                         "(default 20; 0 disables it)")
@@ -107,6 +109,8 @@ def _build(args):
             max_params = int(args.param_cap * sum(p.numel() for p in model.parameters()))
         if args.steps < 1:
             raise InvalidParameterError(f"The '--steps' option must be >= 1. Got {args.steps}.")
+        if args.top_k < 1:
+            raise InvalidParameterError(f"The '--top-k' option must be >= 1. Got {args.top_k}.")
         if args.replicas < 0:
             raise InvalidParameterError(f"The '--replicas' option must be >= 0. Got {args.replicas}.")
         max_minutes = 4.0 if args.max_minutes is None else args.max_minutes
@@ -117,7 +121,8 @@ def _build(args):
         common.update(task=task,
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
                       max_seconds=60.0 * max_minutes,
-                      ensembler=S.ReplicaEnsembler(args.replicas) if args.replicas else False)
+                      ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
+                                 if args.replicas else False))
         common["budget"] = args.budget or 30
         if args.task_path:
             common["task_options"] = {"path": args.task_path}
