@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prednas.errors import (DataNotFoundError, IncompatibleArtifactError, NotFittedError,
                             PredNASError)
+from prednas.utils import atomic_path
 
 __all__ = ["save", "load", "FORMAT_VERSION", "check_compatible"]
 
@@ -48,15 +49,12 @@ def save(predictor, path: str | os.PathLike, pipeline=None) -> Path:
               "sha256": hashlib.sha256(payload).hexdigest(),
               "payload_bytes": len(payload)}
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(MAGIC)
         f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
         f.write(payload)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
     log.info("saved %s to %s", type(predictor).__name__, path)
     return path
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from prednas.errors import IncompatibleArtifactError, InvalidParameterError
+from prednas.utils import atomic_path
 
 __all__ = ["Ensemble", "fit_weights", "load", "FORMAT_VERSION"]
 
@@ -110,9 +111,8 @@ class Ensemble(nn.Module):
         payload = {"kind": _KIND, "format": FORMAT_VERSION, "meta": self.meta,
                    "weights": self.weights.tolist(),
                    "states": [m.state_dict() for m in self.members]}
-        tmp = f"{path}.tmp"
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:

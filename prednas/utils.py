@@ -14,7 +14,8 @@ import torch
 
 from prednas.errors import InvalidParameterError
 
-__all__ = ["resolve_device", "make_rng", "torch_seed", "atomic_write_text", "atomic_write_json",
+__all__ = ["resolve_device", "make_rng", "torch_seed", "atomic_path", "atomic_write_text",
+           "atomic_write_json",
            "prednas_home"]
 
 
@@ -61,21 +62,28 @@ def numpy_global_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file and ``os.replace`` (never half-written)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it replaces ``path`` (``os.replace``), on
+    failure it is removed, so ``path`` is never left half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from prednas.errors import DataNotFoundError, UnknownNameError
+from prednas.utils import atomic_path
 
 __all__ = ["ProxyTable", "load_table", "read_records", "HEADER"]
 
@@ -113,18 +114,11 @@ class ProxyTable:
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write the long format atomically (gzip when the name ends in ``.gz``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            with _open_text(tmp, "w", gz=path.suffix == ".gz") as f:
-                w = csv.writer(f)
-                w.writerow(HEADER)
-                for a, n, v, s in self.to_records():
-                    w.writerow((a, n, repr(v), f"{s:.6g}"))
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_path(path) as tmp, _open_text(tmp, "w", gz=path.suffix == ".gz") as f:
+            w = csv.writer(f)
+            w.writerow(HEADER)
+            for a, n, v, s in self.to_records():
+                w.writerow((a, n, repr(v), f"{s:.6g}"))
 
     # -- queries -----------------------------------------------------------------------------
     def lookup(self, archs: Iterable, names: str | Sequence[str] | None = None) -> np.ndarray:
