@@ -250,13 +250,9 @@ def rank_average(values: np.ndarray) -> np.ndarray:
 
 def correlations(scores: np.ndarray, targets: np.ndarray) -> tuple[float, float, int]:
     """Spearman, Kendall and the number of finite pairs."""
-    from scipy.stats import kendalltau, spearmanr
+    from prednas.metrics import rank_correlations
 
-    ok = np.isfinite(scores) & np.isfinite(targets)
-    if ok.sum() < 3 or np.ptp(scores[ok]) == 0:
-        return math.nan, math.nan, int(ok.sum())
-    return (float(spearmanr(scores[ok], targets[ok])[0]),
-            float(kendalltau(scores[ok], targets[ok])[0]), int(ok.sum()))
+    return rank_correlations(scores, targets)
 
 
 def _fmt(v: float, nd: int = 3) -> str:

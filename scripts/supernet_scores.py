@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 import torch
-from scipy import stats
 
 import prednas
 import spaces
 from prednas.errors import PredNASError
+from prednas.metrics import rank_correlations
 from prednas.utils import atomic_write_text, make_rng
 from prednas.supernet import SupernetScores
 
@@ -71,10 +71,8 @@ def downsample(task, resolution: int):
 
 
 def correlations(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    ok = np.isfinite(scores) & np.isfinite(truth)
-    rho = stats.spearmanr(scores[ok], truth[ok]).statistic
-    tau = stats.kendalltau(scores[ok], truth[ok]).statistic
-    return float(rho), float(tau)
+    rho, tau, _ = rank_correlations(scores, truth, min_pairs=2)
+    return rho, tau
 
 
 def main(argv=None) -> int:

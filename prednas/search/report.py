@@ -125,10 +125,9 @@ def write_report(search, result) -> None:
             lo, hi = min(p.min(), t.min()), max(p.max(), t.max())
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
             if len(p) > 2:
-                from scipy.stats import kendalltau, spearmanr
+                from prednas.metrics import rank_correlations
 
-                tau = kendalltau(p, t).statistic
-                rho = spearmanr(p, t).statistic
+                rho, tau, _ = rank_correlations(p, t)
                 ax.set_title(f"Kendall tau {tau:.2f}, Spearman {rho:.2f}", fontsize=9)
                 lines += [f"Filter's predicted vs. true objective on the {len(p)} evaluated "
                           f"candidates it chose: Kendall tau {tau:.2f}, Spearman {rho:.2f}.", ""]
