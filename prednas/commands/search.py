@@ -13,6 +13,7 @@ import time
 from prednas.commands._common import add_device, add_seed, add_task
 
 NAME = "search"
+_OWNER = "prednas search"
 HELP = "search architectures (default: blocks1d on MNIST-1D, ~5 min); --resume continues a run"
 ORDER = 30
 
@@ -62,18 +63,16 @@ def _build(args):
     import spaces
 
     from prednas import search as S
-    from prednas.errors import InvalidParameterError, UnknownNameError
+    from prednas.errors import InvalidParameterError, UnknownNameError, check_param
 
     if args.strategy not in S.STRATEGIES:
         raise UnknownNameError("strategy", args.strategy, S.STRATEGIES)
     if args.bench and args.task:
         raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
                                     "lookups), not both")
-    if args.budget is not None and args.budget < 1:
-        raise InvalidParameterError(
-            f"The '--budget' option must be an int in [1, inf). Got {args.budget} instead.")
-    if args.workers < 1:
-        raise InvalidParameterError(f"The '--workers' option must be >= 1. Got {args.workers}.")
+    if args.budget is not None:
+        check_param(_OWNER, "--budget", args.budget, low=1)
+    check_param(_OWNER, "--workers", args.workers, low=1)
     if args.prior and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
 
@@ -102,20 +101,15 @@ def _build(args):
         baseline = space.default_arch()
         max_params = None
         if args.param_cap:
-            if not 0 < args.param_cap <= 10:
-                raise InvalidParameterError(
-                    f"The '--param-cap' option must be in (0, 10]. Got {args.param_cap}.")
+            check_param(_OWNER, "--param-cap", args.param_cap, kind=(float, int), low=0,
+                        low_open=True, high=10)
             model = space.build(baseline, task.num_classes, task.input_shape)
             max_params = int(args.param_cap * sum(p.numel() for p in model.parameters()))
-        if args.steps < 1:
-            raise InvalidParameterError(f"The '--steps' option must be >= 1. Got {args.steps}.")
-        if args.top_k < 1:
-            raise InvalidParameterError(f"The '--top-k' option must be >= 1. Got {args.top_k}.")
-        if args.replicas < 0:
-            raise InvalidParameterError(f"The '--replicas' option must be >= 0. Got {args.replicas}.")
+        check_param(_OWNER, "--steps", args.steps, low=1)
+        check_param(_OWNER, "--top-k", args.top_k, low=1)
+        check_param(_OWNER, "--replicas", args.replicas, low=0)
         max_minutes = 4.0 if args.max_minutes is None else args.max_minutes
-        if max_minutes <= 0:
-            raise InvalidParameterError(f"The '--max-minutes' option must be > 0. Got {max_minutes}.")
+        check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
         evaluator = S.TrainingEvaluator(task, steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device)
         common.update(task=task,
