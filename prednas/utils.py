@@ -106,3 +106,61 @@ def prednas_home(path: str | os.PathLike | None = None) -> Path:
         return Path(path)
     env = os.environ.get("PREDNAS_HOME")
     return Path(env) if env else Path.home() / ".cache" / "prednas"
+
+
+class JsonlLog:
+    """An append-only JSON-lines file that survives ``kill -9``.
+
+    A process killed mid-write leaves at worst an unfinished last line (no newline yet):
+    :meth:`read` ignores it and the next :meth:`append` cuts it off first. Any other line that does
+    not parse is corruption, reported by ``on_corrupt(line_number, message)`` (which should raise).
+    Each append is flushed and fsynced before it returns.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._torn_at: int | None = None
+
+    def read(self, on_corrupt=None) -> list[dict]:
+        """Every complete record, in file order (an absent file has none)."""
+        import logging
+
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        records, pos = [], 0
+        lines = data.split(b"\n")
+        for i, raw in enumerate(lines):
+            if i == len(lines) - 1:
+                if raw.strip():
+                    logging.getLogger(__name__).warning(
+                        "ignoring an unfinished last line in %s", self.path)
+                    self._torn_at = pos
+                break
+            pos += len(raw) + 1
+            if not raw.strip():
+                continue
+            try:
+                rec = json.loads(raw)
+                if not isinstance(rec, dict):
+                    raise ValueError(f"a JSON {type(rec).__name__}, not an object")
+            except (ValueError, UnicodeDecodeError) as exc:
+                if on_corrupt is None:
+                    raise ValueError(f"{self.path} is corrupted at line {i + 1}: {exc}") from None
+                on_corrupt(i + 1, str(exc))
+                continue
+            records.append(rec)
+        return records
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, sort_keys=True, default=_json_default, allow_nan=True) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "r+b" if self.path.exists() else "wb") as f:
+            if self._torn_at is not None:
+                f.truncate(self._torn_at)
+                self._torn_at = None
+            f.seek(0, os.SEEK_END)
+            f.write(line.encode())
+            f.flush()
+            os.fsync(f.fileno())

@@ -64,18 +64,20 @@ class Blocks1DSupernet(nn.Module):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.in_channels, self.length = self.input_shape[0], self.input_shape[-1]
         self.max_blocks = int(max_blocks or getattr(space, "max_blocks", MAX_BLOCKS))
-        W = max(WIDTHS)
+        ops = tuple(getattr(space, "ops", OPS))
+        widths = tuple(getattr(space, "widths", WIDTHS))
+        W = max(widths)
         C = max(self.in_channels, W)
         self.max_width, self.max_in = W, C
         self.slots = nn.ModuleList()
         self.skips = nn.ParameterList()
         for _ in range(self.max_blocks):
             slot = nn.ModuleDict()
-            for op in OPS:
+            for op in ops:
                 if op in _PER_WIDTH:
                     slot[op] = nn.ModuleDict({
                         str(w): (_attention_block(C, w) if op == "attn" else make_block(op, C, w))
-                        for w in WIDTHS})
+                        for w in widths})
                 else:
                     slot[op] = make_block(op, C, W)
             self.slots.append(slot)

@@ -66,6 +66,11 @@ class Space(abc.ABC):
         """A representative of the arch's functional-equivalence class (for de-duplication)."""
 
     # -- optional -----------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The constructor settings that make this instance differ from ``spaces.get(name)``;
+        part of the space's identity and stored in every saved artifact. ``{}`` by default."""
+        return {}
+
     def build_supernet(self, num_classes: int, input_shape: Sequence[int], **kwargs) -> nn.Module:
         raise PredNASError(f"space {self.name!r} has no weight-sharing supernet")
 

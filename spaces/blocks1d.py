@@ -12,15 +12,18 @@ output into a linear classifier, so position information survives.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import InvalidArchitectureError, choices_message
+from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
+                            check_param,
+                            choices_message)
 from spaces import register_space
 from spaces.base import Space
 
@@ -54,26 +57,6 @@ class Blocks1DArch:
 
     def __len__(self) -> int:
         return len(self.blocks)
-
-
-def _validate(blocks: Sequence[Block], text: object) -> Blocks1DArch:
-    if not 1 <= len(blocks) <= MAX_BLOCKS:
-        raise InvalidArchitectureError(
-            f"{text!r} has {len(blocks)} blocks; valid: 1 to {MAX_BLOCKS}")
-    for i, b in enumerate(blocks, start=1):
-        if b.op not in OPS:
-            raise InvalidArchitectureError(choices_message(f"Unknown op {b.op!r} in {text!r}",
-                                                           b.op, OPS))
-        if b.width not in WIDTHS:
-            raise InvalidArchitectureError(
-                f"Width {b.width} of block {i} in {text!r} is not allowed; valid choices: "
-                + ", ".join(map(str, WIDTHS)))
-        if b.skip is not None and not 0 <= b.skip <= i - 2:
-            valid = ", ".join(map(str, range(i - 1))) or "none (block 1 reads the input already)"
-            raise InvalidArchitectureError(
-                f"Skip source node {b.skip} out of range for block {i} in {text!r}; "
-                f"valid: {valid}")
-    return Blocks1DArch(tuple(blocks))
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,21 +142,143 @@ class Blocks1DNetwork(nn.Module):
 # --------------------------------------------------------------------------------------------
 @register_space("blocks1d")
 class Blocks1DSpace(Space):
-    """Stacks of 1-8 blocks (conv k3/5/7, dilated, separable, LSTM, GRU, attention, MLP)."""
+    """Stacks of blocks (conv k3/5/7, dilated, separable, LSTM, GRU, attention, MLP).
 
-    ops = OPS
-    widths = WIDTHS
-    max_blocks = MAX_BLOCKS
-    node_types: tuple[str, ...] = ("input", "output") + OPS
+    The space is configurable: ``spaces.get("blocks1d", ops=("conv3", "gru"), widths=(16, 32),
+    max_blocks=3, skips=False)`` is the sub-space of stacks of 1-3 such blocks without skips. The
+    configuration is part of the space's identity (:meth:`config`, stored in every saved artifact):
+    encodings are laid out over the configured ops, widths and depth, and an architecture outside
+    the configuration is refused with an error that names it.
+
+    Args:
+        ops: the block ops on offer (a subset of :data:`OPS`, in any order).
+        widths: the block widths on offer (a subset of :data:`WIDTHS`).
+        max_blocks: the deepest stack (1 to :data:`MAX_BLOCKS`).
+        min_blocks: the shallowest stack.
+        skips: whether a block may add a skip input from an earlier node.
+        skip_prob: probability that :meth:`sample` gives a block (from the second on) a skip.
+    """
+
     encodings = ("onehot", "path")
     default_input_shape = (1, 40)
 
-    def __init__(self, skip_prob: float = 0.25, max_blocks: int = MAX_BLOCKS):
-        self.skip_prob = skip_prob
-        self.max_blocks = max_blocks
+    def __init__(self, ops: Sequence[str] = OPS, widths: Sequence[int] = WIDTHS,
+                 max_blocks: int = MAX_BLOCKS, min_blocks: int = 1, skips: bool = True,
+                 skip_prob: float = 0.25):
+        ops, widths = tuple(ops), tuple(int(w) for w in widths)
+        bad = [o for o in ops if o not in OPS]
+        if not ops or bad:
+            raise InvalidParameterError(choices_message(
+                f"The 'ops' parameter of Blocks1DSpace must be a non-empty subset of the block "
+                f"ops. Got {bad[0] if bad else 'none'!r} instead", bad[0] if bad else "", OPS))
+        badw = [w for w in widths if w not in WIDTHS]
+        if not widths or badw:
+            raise InvalidParameterError(
+                f"The 'widths' parameter of Blocks1DSpace must be a non-empty subset of "
+                f"{', '.join(map(str, WIDTHS))}. Got {badw[0] if badw else 'none'!r} instead.")
+        if len(set(ops)) != len(ops) or len(set(widths)) != len(widths):
+            raise InvalidParameterError(
+                f"Blocks1DSpace got repeated ops or widths: ops={ops}, widths={widths}")
+        check_param("Blocks1DSpace", "max_blocks", max_blocks, low=1, high=MAX_BLOCKS)
+        check_param("Blocks1DSpace", "min_blocks", min_blocks, low=1, high=max_blocks)
+        check_param("Blocks1DSpace", "skip_prob", skip_prob, kind=(float, int), low=0, high=1)
+        self.ops = ops
+        self.widths = widths
+        self.max_blocks = int(max_blocks)
+        self.min_blocks = int(min_blocks)
+        self.skips = bool(skips)
+        self.skip_prob = float(skip_prob) if skips else 0.0
+        self.node_types: tuple[str, ...] = ("input", "output") + ops
+
+    def config(self) -> dict:
+        """The configuration that defines this (sub-)space; ``{}`` for the full default space."""
+        full = {"ops": list(OPS), "widths": list(WIDTHS), "max_blocks": MAX_BLOCKS,
+                "min_blocks": 1, "skips": True}
+        mine = {"ops": list(self.ops), "widths": list(self.widths),
+                "max_blocks": self.max_blocks, "min_blocks": self.min_blocks,
+                "skips": self.skips}
+        return {} if mine == full else mine
+
+    def describe(self) -> str:
+        """One line naming the configuration (used in error messages)."""
+        return (f"blocks1d with ops {', '.join(self.ops)}; widths "
+                f"{', '.join(map(str, self.widths))}; {self.min_blocks} to {self.max_blocks} "
+                f"blocks; {'with' if self.skips else 'no'} skips")
+
+    def __repr__(self) -> str:
+        cfg = self.config()
+        return "Blocks1DSpace(" + ", ".join(f"{k}={v!r}" for k, v in cfg.items()) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Blocks1DSpace) and self.config() == other.config()
+
+    def __hash__(self) -> int:
+        return hash(("blocks1d", repr(self.config())))
+
+    def _validate(self, blocks: Sequence[Block], text: object) -> Blocks1DArch:
+        where = "" if not self.config() else f" (the space is {self.describe()})"
+        if not self.min_blocks <= len(blocks) <= self.max_blocks:
+            raise InvalidArchitectureError(
+                f"{text!r} has {len(blocks)} blocks; valid: {self.min_blocks} to "
+                f"{self.max_blocks}{where}")
+        for i, b in enumerate(blocks, start=1):
+            if b.op not in self.ops:
+                raise InvalidArchitectureError(choices_message(
+                    f"Unknown op {b.op!r} in {text!r}{where}", b.op, self.ops))
+            if b.width not in self.widths:
+                raise InvalidArchitectureError(
+                    f"Width {b.width} of block {i} in {text!r} is not allowed; valid choices: "
+                    + ", ".join(map(str, self.widths)) + where)
+            if b.skip is not None and not self.skips:
+                raise InvalidArchitectureError(
+                    f"Block {i} of {text!r} has a skip, but the space has none{where}")
+            if b.skip is not None and not 0 <= b.skip <= i - 2:
+                valid = ", ".join(map(str, range(i - 1))) or "none (block 1 reads the input already)"
+                raise InvalidArchitectureError(
+                    f"Skip source node {b.skip} out of range for block {i} in {text!r}; "
+                    f"valid: {valid}")
+        return Blocks1DArch(tuple(blocks))
+
+    # -- finite enumeration ---------------------------------------------------------------------
+    def _block_choices(self, position: int) -> list[Block]:
+        skips = [None] + (list(range(position - 1)) if self.skips else [])
+        return [Block(o, w, s) for o in self.ops for w in self.widths for s in skips]
+
+    def __len__(self) -> int:
+        total = 0
+        for depth in range(self.min_blocks, self.max_blocks + 1):
+            n = 1
+            for pos in range(1, depth + 1):
+                n *= len(self._block_choices(pos))
+            total += n
+        return total
+
+    #: spaces larger than this are treated as infinite (sampled, never enumerated)
+    MAX_ENUMERABLE = 1_000_000
+
+    @property
+    def is_finite(self) -> bool:
+        return len(self) <= self.MAX_ENUMERABLE
+
+    def enumerate(self) -> Iterator[Blocks1DArch]:
+        """Every architecture of the space, shallow stacks first (sub-spaces only)."""
+        if not self.is_finite:
+            raise PredNASError(
+                f"space {self.describe()} has {len(self):.3g} architectures, too many to "
+                f"enumerate (at most {self.MAX_ENUMERABLE:,}); configure a sub-space")
+        return (Blocks1DArch(tuple(combo))
+                for depth in range(self.min_blocks, self.max_blocks + 1)
+                for combo in itertools.product(*[self._block_choices(pos)
+                                                 for pos in range(1, depth + 1)]))
 
     def is_arch(self, obj: object) -> bool:
         return isinstance(obj, Blocks1DArch)
+
+    def coerce(self, arch: Blocks1DArch | str) -> Blocks1DArch:
+        arch = super().coerce(arch)
+        if self.config() and isinstance(arch, Blocks1DArch):
+            self._validate(arch.blocks, str(arch))
+        return arch
 
     def parse(self, text: str) -> Blocks1DArch:
         if not isinstance(text, str) or not text.strip():
@@ -187,20 +292,26 @@ class Blocks1DSpace(Space):
                     f"Malformed block {tok!r} in {text!r}: expected 'op:width' or 'op:width@j'")
             op, width, skip = m.group(1), int(m.group(2)), m.group(3)
             blocks.append(Block(op, width, None if skip is None else int(skip)))
-        return _validate(blocks, text)
+        return self._validate(blocks, text)
 
     def default_arch(self) -> Blocks1DArch:
-        """The hand-designed CNN baseline: three 5-wide convolutions of 64 channels."""
-        return self.parse("conv5:64|conv5:64|conv5:64")
+        """The hand-designed CNN baseline: three 5-wide convolutions of 64 channels (in a
+        configured sub-space: the nearest stack of its own ops and widths)."""
+        op = "conv5" if "conv5" in self.ops else next(
+            (o for o in ("conv3", "conv7", "sepconv5", "dilconv3") if o in self.ops), self.ops[0])
+        width = min(self.widths, key=lambda w: (abs(w - 64), -w))
+        depth = min(max(3, self.min_blocks), self.max_blocks)
+        return Blocks1DArch(tuple(Block(op, width) for _ in range(depth)))
 
     def _random_block(self, rng: np.random.Generator, position: int) -> Block:
         skip = None
-        if position >= 2 and rng.random() < self.skip_prob:
+        if self.skips and position >= 2 and rng.random() < self.skip_prob:
             skip = int(rng.integers(0, position - 1))
-        return Block(OPS[int(rng.integers(len(OPS)))], WIDTHS[int(rng.integers(len(WIDTHS)))], skip)
+        return Block(self.ops[int(rng.integers(len(self.ops)))],
+                     self.widths[int(rng.integers(len(self.widths)))], skip)
 
     def sample(self, rng: np.random.Generator) -> Blocks1DArch:
-        n = int(rng.integers(1, self.max_blocks + 1))
+        n = int(rng.integers(self.min_blocks, self.max_blocks + 1))
         return Blocks1DArch(tuple(self._random_block(rng, i) for i in range(1, n + 1)))
 
     # -- edits ----------------------------------------------------------------------------------
@@ -240,10 +351,13 @@ class Blocks1DSpace(Space):
         kinds = []
         if n < self.max_blocks:
             kinds.append("add")
-        if n > 1:
+        if n > self.min_blocks:
             kinds.append("remove")
-        kinds += ["op", "width"]
-        if n >= 2:
+        if len(self.ops) > 1:
+            kinds.append("op")
+        if len(self.widths) > 1:
+            kinds.append("width")
+        if n >= 2 and self.skips:
             kinds.append("skip")
         if rng is not None:
             kind = kinds[int(rng.integers(len(kinds)))]
@@ -256,10 +370,10 @@ class Blocks1DSpace(Space):
             pos = int(rng.integers(n if kind != "skip" else n - 1)) + (kind == "skip")
             b = arch.blocks[pos]
             if kind == "op":
-                vals = [o for o in OPS if o != b.op]
+                vals = [o for o in self.ops if o != b.op]
                 nb = replace(b, op=vals[int(rng.integers(len(vals)))])
             elif kind == "width":
-                vals = [w for w in WIDTHS if w != b.width]
+                vals = [w for w in self.widths if w != b.width]
                 nb = replace(b, width=vals[int(rng.integers(len(vals)))])
             else:
                 vals = [s for s in [None, *range(pos)] if s != b.skip]
@@ -267,15 +381,16 @@ class Blocks1DSpace(Space):
             return [_replace_block(arch, pos, nb)]
         out = []
         for pos in range(n + 1 if "add" in kinds else 0):
-            for op in OPS:
-                for w in WIDTHS:
+            for op in self.ops:
+                for w in self.widths:
                     out.append(self._insert(arch, pos, Block(op, w)))
         if "remove" in kinds:
             out += [self._remove(arch, pos) for pos in range(n)]
         for pos, b in enumerate(arch.blocks):
-            out += [_replace_block(arch, pos, replace(b, op=o)) for o in OPS if o != b.op]
-            out += [_replace_block(arch, pos, replace(b, width=w)) for w in WIDTHS if w != b.width]
-            if pos >= 1:
+            out += [_replace_block(arch, pos, replace(b, op=o)) for o in self.ops if o != b.op]
+            out += [_replace_block(arch, pos, replace(b, width=w))
+                    for w in self.widths if w != b.width]
+            if pos >= 1 and self.skips:
                 out += [_replace_block(arch, pos, replace(b, skip=s))
                         for s in [None, *range(pos)] if s != b.skip]
         return out
@@ -300,35 +415,38 @@ class Blocks1DSpace(Space):
 
     def canonical(self, arch: Blocks1DArch) -> Blocks1DArch:
         """Block stacks have one labelling each; validity is checked and the arch returned."""
-        return _validate(self.coerce(arch).blocks, str(arch))
+        return self._validate(self.coerce(arch).blocks, str(arch))
 
     # -- encodings ------------------------------------------------------------------------------
     def to_vector(self, arch: Blocks1DArch, encoding: str = "onehot") -> np.ndarray:
-        """``onehot``: per block slot, presence + op + width + skip source (8 x 21 values).
+        """``onehot``: per block slot, presence + op + width + skip source (8 x 21 values in the full
+        space; laid out over the configured ops, widths and depth in a sub-space).
 
         ``path``: counts of each op, and of each (source type -> destination type) data path edge
         in the graph of :meth:`to_graph` (input and output included).
         """
         self.check_encoding(encoding)
         arch = self.coerce(arch)
+        ops, widths, depth = self.ops, self.widths, self.max_blocks
         if encoding == "onehot":
-            slot = 1 + len(OPS) + len(WIDTHS) + (MAX_BLOCKS - 1)
-            v = np.zeros((MAX_BLOCKS, slot), np.float32)
+            n_skip = depth - 1 if self.skips else 0
+            slot = 1 + len(ops) + len(widths) + n_skip
+            v = np.zeros((depth, slot), np.float32)
             for i, b in enumerate(arch.blocks):
                 v[i, 0] = 1
-                v[i, 1 + OPS.index(b.op)] = 1
-                v[i, 1 + len(OPS) + WIDTHS.index(b.width)] = 1
+                v[i, 1 + ops.index(b.op)] = 1
+                v[i, 1 + len(ops) + widths.index(b.width)] = 1
                 if b.skip is not None:
-                    v[i, 1 + len(OPS) + len(WIDTHS) + b.skip] = 1
+                    v[i, 1 + len(ops) + len(widths) + b.skip] = 1
             return v.ravel()
         t = len(self.node_types)
         types = self._node_type_ids(arch)
-        v = np.zeros(len(OPS) + t * t, np.float32)
+        v = np.zeros(len(ops) + t * t, np.float32)
         for b in arch.blocks:
-            v[OPS.index(b.op)] += 1
+            v[ops.index(b.op)] += 1
         src, dst = self._edges(arch)
         for s, d in zip(src, dst):
-            v[len(OPS) + types[s] * t + types[d]] += 1
+            v[len(ops) + types[s] * t + types[d]] += 1
         return v
 
     def _node_type_ids(self, arch: Blocks1DArch) -> list[int]:
@@ -367,7 +485,7 @@ class Blocks1DSpace(Space):
             x[i, -4] = b.width / max(WIDTHS)
             x[i, -3] = _KERNEL.get(b.op, 1) / 7
             x[i, -2] = _DILATION.get(b.op, 1) / 2
-            x[i, -1] = i / MAX_BLOCKS
+            x[i, -1] = i / self.max_blocks
         src, dst = self._edges(arch)
         return Data(x=torch.from_numpy(x), edge_index=torch.tensor([src, dst], dtype=torch.long),
                     num_nodes=n)

@@ -8,15 +8,17 @@
 from __future__ import annotations
 
 from prednas.benchmarks.base import Benchmark
+from prednas.benchmarks.blocks1d_mnist1d import load_blocks1d_mnist1d
 from prednas.benchmarks.nb201 import load_nb201
 from prednas.registry import Registry
 
 _REGISTRY: Registry = Registry("benchmark")
 _REGISTRY.add("nb201", load_nb201)
+_REGISTRY.add("blocks1d-mnist1d", load_blocks1d_mnist1d)
 
 
 def load(name: str, **kwargs) -> Benchmark:
-    """Load the benchmark table ``name`` (``"nb201"``)."""
+    """Load the benchmark table ``name`` (``"nb201"``, ``"blocks1d-mnist1d"``)."""
     return _REGISTRY.get(name)(**kwargs)
 
 

@@ -22,8 +22,12 @@ class Benchmark:
         indices: the benchmark's own index of each row.
     """
 
+    #: the metric a search maximises unless told otherwise
+    default_metric: str = ""
+
     def __init__(self, name: str, space, arch_strings: Sequence[str], table: dict[str, np.ndarray],
-                 indices: np.ndarray | None = None, citation: str = ""):
+                 indices: np.ndarray | None = None, citation: str = "",
+                 default_metric: str | None = None):
         self.name = name
         self.space = space
         self._strings = list(arch_strings)
@@ -31,7 +35,12 @@ class Benchmark:
         self._table = {k: np.asarray(v, dtype=np.float64) for k, v in table.items()}
         self.indices = np.arange(len(self._strings)) if indices is None else np.asarray(indices)
         self.citation = citation
+        if default_metric is not None:
+            self.default_metric = default_metric
+        if not self.default_metric and self._table:
+            self.default_metric = next(iter(self._table))
         self._archs = None
+        self._canonical_row: dict[str, int] | None = None
 
     @property
     def metrics(self) -> list[str]:
@@ -53,13 +62,23 @@ class Benchmark:
         return list(self._strings)
 
     def row(self, arch) -> int:
-        """Row position of ``arch`` (object or string) in the table."""
-        key = str(self.space.coerce(arch))
-        try:
+        """Row position of ``arch`` (object or string) in the table; an isomorphic variant of a
+        table architecture is answered through its canonical form."""
+        arch = self.space.coerce(arch)  # outside the space: the space's error names it
+        key = str(arch)
+        if key in self._row:
             return self._row[key]
-        except KeyError:
-            raise InvalidArchitectureError(
-                f"{key!r} is not in benchmark {self.name!r} ({len(self)} architectures)") from None
+        if self._canonical_row is None:
+            self._canonical_row = {}
+            for s, i in self._row.items():
+                self._canonical_row.setdefault(str(self.space.canonical(self.space.parse(s))), i)
+        row = self._canonical_row.get(str(self.space.canonical(arch)))
+        if row is None:
+            raise InvalidArchitectureError(self._missing(key))
+        return row
+
+    def _missing(self, key: str) -> str:
+        return f"{key!r} is not in benchmark {self.name!r} ({len(self)} architectures)"
 
     def _check_metric(self, metric: str) -> np.ndarray:
         try:

@@ -47,6 +47,6 @@ def load_nb201(path: str | Path | None = None) -> Benchmark:
     table = {m: np.array([float(r[m]) if r[m] not in ("", "nan") else np.nan for r in rows])
              for m in NB201_METRICS}
     bench = Benchmark("nb201", space, strings, table, np.array([int(r["index"]) for r in rows]),
-                      citation=CITATION)
+                      citation=CITATION, default_metric="cifar10_test_200ep")
     _CACHE[key] = bench
     return bench

@@ -1,0 +1,191 @@
+"""``blocks1d-mnist1d``: every architecture of a sub-space of ``blocks1d``, trained on MNIST-1D.
+
+Built by ``scripts/build_bench_blocks1d.py`` (see :mod:`prednas.benchmarks.build`): one fixed
+recipe (:data:`RECIPE`, the per-candidate recipe of ``prednas search``), seed 0 for every
+architecture of :data:`SUBSPACE`, seeds 0-2 for the first 100 of a fixed shuffled order (the
+seed-to-seed noise), and seed 0 for 200 samples of the full ``blocks1d`` space (``part="full"``).
+The records ship as package data (``data/blocks1d-mnist1d/records.jsonl`` with ``meta.json``);
+this module aggregates them into a :class:`~prednas.benchmarks.base.Benchmark`.
+
+Metrics: ``test_acc`` and ``val_acc`` (means over the seeds trained; percent), ``test_acc_std``
+(over seeds, NaN with one seed), ``n_seeds``, ``params``, ``flops`` (forward, one example),
+``latency_ms`` (median CPU forward time at batch 1, one thread; machine in ``meta.json``) and
+``train_seconds``. An architecture whose every training failed has NaN accuracies and its reason in
+:meth:`Blocks1DBenchmark.status`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from prednas.benchmarks.base import Benchmark
+from prednas.errors import DataNotFoundError, InvalidParameterError
+
+__all__ = ["SUBSPACE", "RECIPE", "NAME", "load_blocks1d_mnist1d", "Blocks1DBenchmark",
+           "build_spec", "METRICS"]
+
+NAME = "blocks1d-mnist1d"
+#: the enumerated sub-space: 6 ops x 2 widths per block, 1-3 blocks, no skips (1,884 stacks)
+SUBSPACE = {"ops": ["conv3", "conv7", "dilconv3", "mlp", "gru", "attn"], "widths": [16, 32],
+            "max_blocks": 3, "min_blocks": 1, "skips": False}
+#: the recipe of every table entry (``prednas.train(space, arch, task, seed=s, **RECIPE["train"])``)
+RECIPE = {"task": "mnist1d", "task_options": {"num_samples": 10000, "seed": 42,
+                                              "val_fraction": 0.125},
+          "train": {"steps": 300, "batch_size": 128, "lr": 3e-3, "weight_decay": 1e-4,
+                    "device": "cpu"}}
+NOISE_ARCHS = 100
+NOISE_SEEDS = (0, 1, 2)
+FULL_SAMPLES = 200
+METRICS = ("test_acc", "val_acc", "test_acc_std", "n_seeds", "params", "flops", "latency_ms",
+           "train_seconds")
+_NUMERIC = ("val_acc", "test_acc", "params", "flops", "latency_ms", "train_seconds")
+_CACHE: dict[tuple, Blocks1DBenchmark] = {}
+
+
+class Blocks1DBenchmark(Benchmark):
+    """A :class:`Benchmark` built by training, with its recipe and per-seed records.
+
+    Attributes:
+        recipe: ``{"task", "task_options", "train"}`` that reproduces an entry (seed 0).
+        meta: the build's ``meta.json`` (recipe, space configuration, machines, command).
+        expected: how many architectures the complete table has (``len(space)`` for the
+            enumerated sub-space); ``complete`` tells whether every one is recorded.
+    """
+
+    default_metric = "test_acc"
+
+    def __init__(self, *args, recipe: dict, meta: dict, records: dict, expected: int | None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recipe = recipe
+        self.meta = meta
+        self._records = records
+        self.expected = expected
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is None or len(self) >= self.expected
+
+    def seeds(self, arch) -> list[dict]:
+        """The per-seed training records of ``arch``."""
+        return list(self._records[self._strings[self.row(arch)]])
+
+    def status(self, arch) -> str:
+        """``"ok"`` when at least one seed trained, else the failure kind and reason."""
+        recs = self.seeds(arch)
+        if any(r.get("status") == "ok" for r in recs):
+            return "ok"
+        return "; ".join(f"{r.get('status')}: {r.get('reason', '')}" for r in recs)
+
+    def _missing(self, key: str) -> str:
+        if not self.complete:
+            return (f"{key!r} is in the space of benchmark {self.name!r} but not yet built "
+                    f"({len(self)} of {self.expected} architectures recorded; run "
+                    f"scripts/build_bench_blocks1d.py to continue the build)")
+        return super()._missing(key)
+
+
+def _data_dir(path: str | Path | None) -> Path:
+    if path is not None:
+        p = Path(path)
+        if not (p / "records.jsonl").is_file():
+            raise DataNotFoundError(f"no benchmark build at {str(p)!r} (no records.jsonl)")
+        return p
+    return Path(str(resources.files("prednas.benchmarks").joinpath("data", NAME)))
+
+
+def aggregate(records: list[dict]) -> tuple[list[str], dict[str, np.ndarray], dict]:
+    """Per-architecture means over seeds (failed seeds excluded) from the per-seed records."""
+    by_arch: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_arch[r["arch"]].append(r)
+    strings = sorted(by_arch)
+    table: dict[str, list[float]] = {m: [] for m in METRICS}
+    for s in strings:
+        recs = by_arch[s]
+        ok = [r for r in recs if r.get("status") == "ok"]
+        for m in _NUMERIC:
+            vals = [float(r[m]) for r in (ok or recs) if isinstance(r.get(m), (int, float))
+                    and math.isfinite(float(r[m]))]
+            if m in ("val_acc", "test_acc") and not ok:
+                vals = []
+            if m == "latency_ms" and vals:
+                table[m].append(float(np.median(vals)))
+            else:
+                table[m].append(float(np.mean(vals)) if vals else math.nan)
+        tests = [float(r["test_acc"]) for r in ok]
+        table["test_acc_std"].append(float(np.std(tests, ddof=1)) if len(tests) > 1 else math.nan)
+        table["n_seeds"].append(float(len(ok)))
+    return strings, {k: np.asarray(v, float) for k, v in table.items()}, dict(by_arch)
+
+
+def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub") -> Blocks1DBenchmark:
+    """The ``blocks1d-mnist1d`` table (package data, or a build directory at ``path``).
+
+    Args:
+        path: a directory written by :func:`prednas.benchmarks.build.build`.
+        part: ``"sub"`` (every architecture of :data:`SUBSPACE`, the benchmark proper) or
+            ``"full"`` (architectures sampled from the full ``blocks1d`` space, same recipe).
+    """
+    import spaces
+
+    if part not in ("sub", "full"):
+        raise InvalidParameterError(
+            f"The 'part' parameter of load_blocks1d_mnist1d must be 'sub' or 'full'. Got "
+            f"{part!r} instead.")
+    key = (str(path), part)
+    if key in _CACHE:
+        return _CACHE[key]
+    d = _data_dir(path)
+    from prednas.utils import JsonlLog
+
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+        records = JsonlLog(d / "records.jsonl").read()
+    except (OSError, ValueError) as exc:
+        raise DataNotFoundError(f"benchmark {NAME!r} at {str(d)!r} cannot be read: {exc}") from None
+    records = [r for r in records if r.get("part", "sub") == part]
+    if part == "sub":
+        space = spaces.get("blocks1d", **meta.get("space_config", SUBSPACE))
+        expected = len(space)
+    else:
+        space = spaces.get("blocks1d")
+        expected = None
+    strings, table, by_arch = aggregate(records)
+    bench = Blocks1DBenchmark(NAME if part == "sub" else f"{NAME}-full", space, strings, table,
+                              citation="prednas blocks1d-mnist1d (this package); MNIST-1D: "
+                                       "Greydanus, 2020",
+                              recipe=meta.get("recipe", RECIPE), meta=meta, records=by_arch,
+                              expected=expected)
+    _CACHE[key] = bench
+    return bench
+
+
+def build_spec(command: str = ""):
+    """The :class:`~prednas.benchmarks.build.BuildSpec` of the shipped table (job order fixed)."""
+    import spaces
+    from prednas.benchmarks.build import BuildSpec
+
+    sub = spaces.get("blocks1d", **SUBSPACE)
+    full = spaces.get("blocks1d")
+    order = [str(a) for a in sub.enumerate()]
+    perm = np.random.default_rng(0).permutation(len(order))
+    order = [order[i] for i in perm]
+    jobs = [(a, s, "sub") for a in order[:NOISE_ARCHS] for s in NOISE_SEEDS]
+    jobs += [(a, 0, "sub") for a in order[NOISE_ARCHS:]]
+    rng = np.random.default_rng(1)
+    in_sub = set(order)
+    full_archs: list[str] = []
+    while len(full_archs) < FULL_SAMPLES:
+        a = str(full.sample(rng))
+        if a not in in_sub and a not in full_archs:
+            full_archs.append(a)
+    jobs += [(a, 0, "full") for a in full_archs]
+    return BuildSpec(space=sub, recipe=RECIPE, jobs=jobs, spaces_by_part={"full": full},
+                     name=NAME, command=command)
