@@ -17,6 +17,35 @@ log = logging.getLogger(__name__)
 
 #: ``proxy_table`` value that loads the table shipped with :mod:`proxies`
 SHIPPED = "shipped"
+#: ``proxy_table`` value: the shipped table when one exists for the space and dataset, else none
+AUTO = "auto"
+
+
+def shipped_table_exists(space_name: str, dataset: str) -> bool:
+    """Whether :mod:`proxies` ships a proxy table for ``space_name`` and ``dataset``."""
+    from importlib import resources
+
+    return (resources.files("proxies") / "data" / f"{space_name}-{dataset}.csv.gz").is_file()
+
+
+def load_proxy_table(spec, space_name: str, dataset: str = "cifar10"):
+    """A ``proxies.ProxyTable`` from ``spec``: a table (returned as is), ``"shipped"`` (the table
+    :mod:`proxies` ships for the space and dataset; it must exist), ``"auto"`` (that table when it
+    exists, else ``None``), a CSV path, or ``None``."""
+    import proxies as proxies_pkg
+
+    if spec is None or not isinstance(spec, (str, os.PathLike)):
+        return spec
+    spec = os.fspath(spec)
+    if spec == AUTO:
+        spec = SHIPPED if shipped_table_exists(space_name, dataset) else None
+        if spec is None:
+            return None
+    if spec == SHIPPED:
+        return proxies_pkg.load_table(space=space_name, dataset=dataset)
+    if not os.path.isfile(spec):
+        raise DataNotFoundError(f"proxy table {spec!r} does not exist or is not a file")
+    return proxies_pkg.ProxyTable.from_csv(spec)
 
 
 def _get_space(space):
@@ -28,16 +57,19 @@ def _get_space(space):
 class FeaturePipeline:
     """Turn architectures of any space into predictor inputs.
 
-    Features, in order: the space's vector ``encoding`` (``"onehot"``/``"path"``, or ``None``),
-    one column per proxy in ``proxies``, and a ``supernet`` column when ``supernet`` is given.
-    Proxy values come from ``proxy_table`` (a ``proxies.ProxyTable``, a CSV path, or
-    ``"shipped"`` for ``proxies.load_table(space, dataset)``); where the table lacks an
-    architecture or a proxy and a ``task`` is given, they are computed live with
-    ``proxies.score_arch`` on one fixed batch of the task (and cached); otherwise they are NaN.
+    Features, in order: the space's vector ``encoding`` (``"onehot"``/``"path"``, several of them,
+    or ``None``), one column per proxy in ``proxies``, and a ``supernet`` column when ``supernet``
+    is given. Proxy values come from ``proxy_table`` (a ``proxies.ProxyTable``, a CSV path,
+    ``"shipped"`` for ``proxies.load_table(space, dataset)``, or ``"auto"``: the shipped table when
+    one exists); where the table lacks an architecture or a proxy and a ``task`` is given, they are
+    computed live with ``proxies.score_arch`` on one fixed batch of the task (drawn and scored with
+    ``proxy_seed``, the same in pretraining, ranking and search) and cached; otherwise they are NaN.
+    Every path that makes predictor inputs (``prednas pretrain``, ``prednas rank``, the search's
+    filter) goes through this class, so a predictor always sees the features it was trained on.
 
     Args:
         space: a ``spaces.Space`` or its name.
-        encoding: vector encoding, or ``None`` for no encoding columns.
+        encoding: vector encoding(s), or ``None`` for no encoding columns.
         proxies: proxy names.
         proxy_table: cached proxy scores (see above).
         task: a ``prednas.tasks.Task`` for live proxy scores.
@@ -46,22 +78,32 @@ class FeaturePipeline:
         proxy_batch_size: batch size of live proxy scoring.
         device: device of live proxy scoring.
         build_kwargs: passed to ``space.build`` when scoring live (e.g. ``C=``/``N=``).
+        proxy_seed: seed of the live-scoring batch and of the scored networks' initialisation.
+        warn_missing: log a warning when architectures lack table values and no task can score
+            them (off where NaN features are expected, as in the search's first stage).
     """
 
-    def __init__(self, space, encoding: str | None = "onehot", proxies: Sequence[str] = (),
-                 proxy_table=None, task=None, supernet=None, dataset: str = "cifar10",
-                 proxy_batch_size: int = 64, device: str = "auto",
-                 build_kwargs: dict | None = None):
+    def __init__(self, space, encoding: str | Sequence[str] | None = "onehot",
+                 proxies: Sequence[str] = (), proxy_table=None, task=None, supernet=None,
+                 dataset: str = "cifar10", proxy_batch_size: int = 64, device: str = "auto",
+                 build_kwargs: dict | None = None, proxy_seed: int = 0, warn_missing: bool = True):
         self.space = _get_space(space)
-        if encoding is not None:
-            self.space.check_encoding(encoding)
+        encodings = ((encoding,) if isinstance(encoding, str) else
+                     tuple(encoding) if encoding is not None else ())
+        for e in encodings:
+            self.space.check_encoding(e)
+        self.encodings = encodings
+        if proxy_table == AUTO:
+            proxy_table = SHIPPED if shipped_table_exists(self.space.name, dataset) else None
         if isinstance(proxies, str):
             proxies = (proxies,)
         self.proxies = tuple(proxies)
         if len(set(self.proxies)) != len(self.proxies):
             raise InvalidParameterError(f"duplicate proxy names in {list(self.proxies)}")
-        self.encoding = encoding
+        self.encoding = encoding if isinstance(encoding, str) or encoding is None else encodings
         self.dataset = dataset
+        self.proxy_seed = int(proxy_seed)
+        self.warn_missing = warn_missing
         self.task = task
         self.supernet = supernet
         self.proxy_batch_size = proxy_batch_size
@@ -72,29 +114,23 @@ class FeaturePipeline:
         self._live: dict[str, dict[str, float]] = {}
         self._supernet_cache: dict[str, float] = {}
         self._batch = None
+        self._rows: dict[str, np.ndarray] = {}
         if self.proxies and self.proxy_table is None and task is None:
             log.warning("FeaturePipeline: proxies %s requested without a proxy table or a task; "
                         "their features will be NaN", list(self.proxies))
-        if self.encoding is None and not self.proxies and supernet is None:
+        if not self.encodings and not self.proxies and supernet is None:
             raise InvalidParameterError(
                 "FeaturePipeline has no features: give an encoding, proxies or a supernet")
-        self._enc_dim = (len(self.space.to_vector(self.space.default_arch(), encoding))
-                         if encoding is not None else 0)
+        arch0 = self.space.default_arch()
+        self._enc_dims = [len(self.space.to_vector(arch0, e)) for e in self.encodings]
+        self._enc_dim = sum(self._enc_dims)
 
     # -- properties ---------------------------------------------------------------------------
     @property
     def proxy_table(self):
         """The proxy table (loaded on first use when given by name or path)."""
         if self._table is None and self.table_spec is not None:
-            import proxies as proxies_pkg
-
-            spec = os.fspath(self.table_spec)
-            if spec == SHIPPED:
-                self._table = proxies_pkg.load_table(space=self.space.name, dataset=self.dataset)
-            else:
-                if not os.path.exists(spec):
-                    raise DataNotFoundError(f"proxy table {spec!r} does not exist")
-                self._table = proxies_pkg.ProxyTable.from_csv(spec)
+            self._table = load_proxy_table(self.table_spec, self.space.name, self.dataset)
         return self._table
 
     @property
@@ -108,7 +144,7 @@ class FeaturePipeline:
 
     @property
     def feature_names(self) -> list[str]:
-        enc = [f"{self.encoding}:{i}" for i in range(self._enc_dim)]
+        enc = [f"{e}:{i}" for e, d in zip(self.encodings, self._enc_dims) for i in range(d)]
         return enc + self.global_names
 
     def __repr__(self) -> str:
@@ -123,11 +159,10 @@ class FeaturePipeline:
 
     def encode(self, archs) -> np.ndarray:
         archs = self._coerce(archs)
-        if self.encoding is None:
-            return np.zeros((len(archs), 0))
-        if not archs:
-            return np.zeros((0, self._enc_dim))
-        return np.stack([self.space.to_vector(a, self.encoding) for a in archs]).astype(np.float64)
+        if not self.encodings or not archs:
+            return np.zeros((len(archs), self._enc_dim))
+        return np.concatenate([self.space.to_vectors(archs, e) for e in self.encodings],
+                              axis=1).astype(np.float64)
 
     def proxy_features(self, archs) -> np.ndarray:
         """``(n, len(proxies))`` proxy scores; NaN where neither table nor task provides them."""
@@ -143,7 +178,7 @@ class FeaturePipeline:
         if self.task is None:
             if in_names and table is not None:
                 absent = sum(k not in table for k in keys)
-                if absent:
+                if absent and self.warn_missing:
                     log.warning("%d of %d architectures are not in the proxy table and no task "
                                 "was given to score them live; their proxy features are NaN",
                                 absent, len(keys))
@@ -164,17 +199,15 @@ class FeaturePipeline:
             import proxies as proxies_pkg
 
             if self._batch is None:
-                self._batch = self.task.batch(n=self.proxy_batch_size, split="train", seed=0)
+                self._batch = self.task.batch(n=self.proxy_batch_size, split="train",
+                                              seed=self.proxy_seed)
             x, y = self._batch
-            try:
-                scores = proxies_pkg.score_arch(self.space, arch, x, y, names=todo,
-                                                num_classes=self.task.num_classes, seed=0,
-                                                device=self.device, **self.build_kwargs)
-            except PredNASError:
-                raise
-            except (RuntimeError, ValueError) as exc:  # a network that cannot be scored
-                log.warning("live proxy scoring of %s failed: %s", key, exc)
-                scores = {}
+            # proxies.score_arch returns NaN (with a warning) for a proxy that is undefined on a
+            # network; anything it raises is a real error and propagates
+            scores = proxies_pkg.score_arch(self.space, arch, x, y, names=todo,
+                                            num_classes=self.task.num_classes,
+                                            seed=self.proxy_seed, device=self.device,
+                                            **self.build_kwargs)
             cached.update({n: float(scores.get(n, np.nan)) for n in todo})
         return cached
 
@@ -197,9 +230,19 @@ class FeaturePipeline:
         return np.concatenate([self.proxy_features(archs), self.supernet_features(archs)], axis=1)
 
     def transform(self, archs) -> np.ndarray:
-        """Flat features ``(n, len(feature_names))``; NaN marks a missing proxy value."""
+        """Flat features ``(n, len(feature_names))``; NaN marks a missing proxy value. Rows are
+        cached per architecture (every feature is deterministic)."""
         archs = self._coerce(archs)
-        return np.concatenate([self.encode(archs), self.global_features(archs)], axis=1)
+        keys = [str(a) for a in archs]
+        todo = [i for i, k in enumerate(keys) if k not in self._rows]
+        if todo:
+            sub = [archs[i] for i in todo]
+            rows = np.concatenate([self.encode(sub), self.global_features(sub)], axis=1)
+            for i, row in zip(todo, rows):
+                self._rows[keys[i]] = row
+        if not keys:
+            return np.zeros((0, len(self.feature_names)))
+        return np.stack([self._rows[k] for k in keys])
 
     def graphs(self, archs) -> list:
         """One ``Data`` graph per arch with ``u`` (global features, shape ``(1, g)``) and
@@ -224,7 +267,10 @@ class FeaturePipeline:
     # -- persistence --------------------------------------------------------------------------
     def config(self) -> dict:
         """A JSON-able description (without task, supernet or the table's contents)."""
-        return {"space": self.space.name, "encoding": self.encoding, "proxies": list(self.proxies),
+        enc = self.encoding if isinstance(self.encoding, str) or self.encoding is None else list(
+            self.encodings)
+        return {"space": self.space.name, "space_config": self.space.config(), "encoding": enc,
+                "proxies": list(self.proxies), "proxy_seed": self.proxy_seed,
                 "proxy_table": (os.fspath(self.table_spec) if self.table_spec is not None else
                                 (SHIPPED if self._table is not None else None)),
                 "dataset": self.dataset, "supernet": self.uses_supernet,
@@ -234,9 +280,12 @@ class FeaturePipeline:
     @classmethod
     def from_config(cls, cfg: dict, *, task=None, supernet=None, proxy_table=None,
                     device: str = "auto") -> FeaturePipeline:
+        import spaces
+
         table = proxy_table if proxy_table is not None else cfg.get("proxy_table")
-        return cls(cfg["space"], encoding=cfg.get("encoding"), proxies=cfg.get("proxies", ()),
+        space = spaces.get(cfg["space"], **(cfg.get("space_config") or {}))
+        return cls(space, encoding=cfg.get("encoding"), proxies=cfg.get("proxies", ()),
                    proxy_table=table, task=task, supernet=supernet,
                    dataset=cfg.get("dataset", "cifar10"),
                    proxy_batch_size=cfg.get("proxy_batch_size", 64), device=device,
-                   build_kwargs=cfg.get("build_kwargs"))
+                   build_kwargs=cfg.get("build_kwargs"), proxy_seed=cfg.get("proxy_seed", 0))

@@ -18,6 +18,7 @@ __all__ = [
     "NotFittedError",
     "IncompatibleArtifactError",
     "RunDirectoryError",
+    "CandidateError",
     "choices_message",
 ]
 
@@ -69,6 +70,18 @@ class RunDirectoryError(PredNASError):
     """A run directory that is corrupted, foreign, or clashes with the requested run."""
 
 
+class CandidateError(PredNASError):
+    """Raised by an evaluator: this candidate failed (and the search goes on without it).
+
+    Args:
+        status: the failure kind recorded (``"failed"``, ``"oom"``, ``"diverged"``, ...).
+    """
+
+    def __init__(self, message: str, status: str = "failed"):
+        super().__init__(message)
+        self.status = status
+
+
 def choices_message(prefix: str, name: object, valid: Iterable[str]) -> str:
     """Build ``"<prefix>; valid choices: a, b, c"`` with the closest matches first."""
     valid = sorted(str(v) for v in valid)
@@ -80,23 +93,8 @@ def choices_message(prefix: str, name: object, valid: Iterable[str]) -> str:
 
 def check_param(owner: str, name: str, value, *, kind: type | tuple = (int,), low=None,
                 high=None, low_open: bool = False) -> None:
-    """Raise :class:`InvalidParameterError` in scikit-learn's wording when ``value`` is out of range."""
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    ok = isinstance(value, kinds) and not isinstance(value, bool)
-    if ok and isinstance(value, float) and value != value:  # NaN is never in range
-        ok = False
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        lo = "-inf" if low is None else str(low)
-        hi = "inf" if high is None else str(high)
-        bracket = "(" if (low is None or low_open) else "["
-        close = "]" if high is not None else ")"
-        tname = " or ".join(k.__name__ for k in kinds)
-        article = "an" if tname[0] in "aeiou" else "a"
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be {article} {tname} in {bracket}{lo}, {hi}{close}. "
-            f"Got {value!r} instead."
-        )
+    """Raise :class:`InvalidParameterError` in scikit-learn's wording when ``value`` is out of range
+    (one implementation: :func:`prednas.params.check_param`)."""
+    from prednas.params import check_param as _check
+
+    _check(owner, name, value, kind=kind, low=low, high=high, low_open=low_open)

@@ -25,12 +25,16 @@ from torch import nn
 
 import spaces as _spaces
 from prednas import tasks as _tasks
-from prednas.errors import check_param
+from prednas.errors import PredNASError, check_param
 from prednas.utils import make_rng, resolve_device, torch_seed
 
-__all__ = ["warmup", "SupernetScorer", "SupernetScores"]
+__all__ = ["warmup", "SupernetScorer", "SupernetScores", "WarmupDiverged"]
 
 log = logging.getLogger(__name__)
+
+
+class WarmupDiverged(PredNASError):
+    """The supernet warm-up produced non-finite losses (which step, which loss in the message)."""
 
 
 class SupernetScorer:
@@ -262,6 +266,7 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
     supernet.train()
     perm, pos, skipped = torch.randperm(n, generator=gen), 0, 0
     block: list[torch.Tensor] = []
+    first_bad: tuple[int, float] | None = None
     try:
         for step in range(steps):
             if pos + batch_size > n and pos > 0:
@@ -273,6 +278,12 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
             opt.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 skipped += 1
+                if first_bad is None:
+                    first_bad = (step, float(loss))
+                if skipped > max(10, steps // 4):
+                    raise WarmupDiverged(
+                        f"the supernet warm-up diverged: {skipped} non-finite losses by step "
+                        f"{step} (the first at step {first_bad[0]}: loss {first_bad[1]})")
                 sched.step()
                 continue
             loss.backward()

@@ -26,8 +26,12 @@ def add_arguments(p) -> None:
     add_task(p, default=None)
     p.add_argument("--bench", default=None,
                    help="search a tabular benchmark instead of training (oracle mode), e.g. nb201")
-    p.add_argument("--metric", default="cifar10_test_200ep", help="benchmark metric to maximise")
-    p.add_argument("--strategy", default="prednas", help="prednas (default), random or rea")
+    p.add_argument("--metric", default=None,
+                   help="benchmark metric to maximise (default: the benchmark's own, e.g. "
+                        "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
+    p.add_argument("--strategy", default="prednas",
+                   help="prednas (default), modelsearch (Model Search's unfiltered mutation), "
+                        "random or rea")
     p.add_argument("--budget", type=int, default=None,
                    help="fully evaluated candidates (queries with --bench); default 30, or 50 "
                         "with --bench")
@@ -86,7 +90,7 @@ def _build(args):
         from prednas import benchmarks
 
         bench = benchmarks.load(args.bench)
-        space = spaces.get(args.space or bench.space.name)
+        space = spaces.get(args.space) if args.space else bench.space
         common.update(oracle=bench, metric=args.metric)
         if args.strategy == "prednas":
             if args.prior:
@@ -110,7 +114,7 @@ def _build(args):
         check_param(_OWNER, "--replicas", args.replicas, low=0)
         max_minutes = 4.0 if args.max_minutes is None else args.max_minutes
         check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
-        evaluator = S.TrainingEvaluator(task, steps=args.steps, inherit=args.inherit,
+        evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device)
         common.update(task=task,
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
@@ -131,6 +135,8 @@ def _build(args):
                             filter=flt, **common)
     if args.strategy == "random":
         return S.random_search(space, **common)
+    if args.strategy == "modelsearch":
+        return S.model_search(space, **common)
     return S.regularized_evolution(space, **common)
 
 
@@ -168,14 +174,15 @@ def run(args) -> int:
         print("no candidate was evaluated successfully")
         return 1
     if search.evaluator.is_oracle:
-        print(f"best: {best['arch']}  {search.metric} {best['objective']:.4f} "
-              f"(query {best['query'] + 1} of {len(result.records)})")
+        print(f"best: {best.arch}  {search.metric} {best.objective:.4f} "
+              f"(query {best.query + 1} of {len(result.records)})")
     else:
-        print(f"best: {best['arch']}  val {best.get('val_acc', float('nan')):.2f}%  test "
+        print(f"best: {best.arch}  val {best.get('val_acc', float('nan')):.2f}%  test "
               f"{best.get('test_acc', float('nan')):.2f}%  params {best.get('params', 0):,}")
-        if result.baseline and result.baseline.get("status") == "ok":
+        if result.baseline is not None and result.baseline.ok:
             b = result.baseline
-            print(f"baseline: {b['arch']}  test {b['test_acc']:.2f}%  params {b['params']:,}")
+            print(f"baseline: {b.arch}  test {b.get('test_acc'):.2f}%  params "
+                  f"{b.get('params'):,}")
         if result.ensemble and result.ensemble.get("path"):
             e = result.ensemble
             print(f"ensemble of {len(e['archs'])}: test {e['test_acc']:.2f}% "

@@ -13,23 +13,34 @@ baselines in the same loop.
 from __future__ import annotations
 
 from prednas.search.base import (Candidate, Ensembler, Evaluator, Executor, Filter, History,
-                                 Mutator, Strategy)
+                                 Mutator, Record, SearchContext, Strategy, register_storable)
 from prednas.search.engine import Search, SearchResult
+from prednas.search.registries import (create_ensembler, create_evaluator, create_executor,
+                                       create_filter, create_mutator, list_ensemblers,
+                                       list_evaluators, list_executors, list_filters,
+                                       list_mutators, register_ensembler, register_evaluator,
+                                       register_executor, register_filter, register_mutator)
 from prednas.search.ensemblers import ENSEMBLERS, ReplicaEnsembler
 from prednas.search.evaluators import EVALUATORS, OracleEvaluator, TrainingEvaluator
 from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
-from prednas.search.mutators import MUTATORS, MutationMutator, RandomSampler, TournamentMutator
+from prednas.search.mutators import (MUTATORS, ModelSearchMutator, MutationMutator, RandomSampler,
+                                     TournamentMutator)
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
-           "Ensembler", "Candidate", "History", "MutationMutator", "RandomSampler",
-           "TournamentMutator", "PredictorFilter", "NoFilter", "default_predictor",
+           "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",
+           "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
+           "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",
-           "random_search", "regularized_evolution", "STRATEGIES"]
+           "random_search", "regularized_evolution", "model_search", "STRATEGIES",
+           "register_mutator", "register_filter", "register_evaluator", "register_executor",
+           "register_ensembler", "list_mutators", "list_filters", "list_evaluators",
+           "list_executors", "list_ensemblers", "create_mutator", "create_filter",
+           "create_evaluator", "create_executor", "create_ensembler"]
 
 #: the named search strategies of the CLI and the benchmark script
-STRATEGIES = ("prednas", "random", "rea")
+STRATEGIES = ("prednas", "modelsearch", "random", "rea")
 
 
 def random_search(space, **kwargs) -> Search:
@@ -44,4 +55,14 @@ def regularized_evolution(space, population: int = 20, sample_size: int = 5, **k
     kwargs.setdefault("per_round", 1)
     return Search(space, mutator=TournamentMutator(population, sample_size,
                                                    children=kwargs["per_round"]),
+                  filter=NoFilter(), **kwargs)
+
+
+def model_search(space, parents: int = 5, **kwargs) -> Search:
+    """Model Search's own loop (Google's Model Search) through the same engine: each candidate is
+    one edit (add a block, remove one, reset a block parameter) of one of the ``parents`` best
+    architectures so far, with no filter; every proposal is trained."""
+    kwargs.setdefault("per_round", 2 if kwargs.get("oracle") is None else 5)
+    return Search(space, mutator=ModelSearchMutator(parents=parents,
+                                                    children=kwargs["per_round"]),
                   filter=NoFilter(), **kwargs)

@@ -13,34 +13,40 @@ from typing import Any
 
 import numpy as np
 
-from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
-from prednas.search.base import Ensembler, Evaluator, Executor, Filter, History, Mutator
+from prednas.errors import InvalidParameterError, RunDirectoryError
+from prednas.params import Interval, validate_params
+from prednas.search.base import (Ensembler, Evaluator, Executor, Filter, History, Mutator, Record,
+                                 SearchContext, encode_param)
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
 
-__all__ = ["Search", "SearchResult"]
+__all__ = ["Search", "SearchResult", "RESUMABLE_OVERRIDES"]
 
 log = logging.getLogger(__name__)
+
+#: settings a resumed search may change; every other override must match what the run recorded
+RESUMABLE_OVERRIDES = ("budget", "max_seconds", "executor", "progress", "device")
+_FAMILIES = ("mutator", "filter", "evaluator", "executor", "ensembler")
 
 
 @dataclass
 class SearchResult:
     """What a search produced. ``records`` are the candidate evaluations in completion order."""
 
-    best: dict | None
-    records: list[dict]
+    best: Record | None
+    records: list[Record]
     run_dir: Path
-    baseline: dict | None = None
+    baseline: Record | None = None
     ensemble: dict | None = None
     overhead: list[dict] = field(default_factory=list)
 
     @property
     def best_arch(self) -> str | None:
-        return None if self.best is None else self.best["arch"]
+        return None if self.best is None else self.best.arch
 
     def best_so_far(self, key: str = "objective") -> np.ndarray:
         """Best ``key`` after each evaluation, in the order evaluations were made."""
-        vals = np.array([r.get(key, math.nan) if r["status"] == "ok" else math.nan
-                         for r in sorted(self.records, key=lambda r: r["query"])], float)
+        vals = np.array([float(r.get(key, math.nan)) if r.ok else math.nan
+                         for r in sorted(self.records, key=lambda r: r.query)], float)
         return np.fmax.accumulate(np.where(np.isfinite(vals), vals, -np.inf)) if len(vals) else vals
 
 
@@ -50,16 +56,18 @@ def _slug(arch_str: str) -> str:
 
 def _evaluate_job(evaluator: Evaluator, space, arch_str: str, seed: int, parent_state_path,
                   save_path) -> dict:
-    """Runs in the executor (maybe another process): evaluation failures become records."""
+    """Runs in the executor (maybe another process). Only the failures the evaluator declares
+    become failed records; anything else propagates and stops the search."""
+    from prednas.errors import CandidateError
+
     arch = space.parse(arch_str)
     try:
         return evaluator.evaluate(space, arch, seed=seed, parent_state_path=parent_state_path,
                                   save_path=save_path)
-    except PredNASError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one broken candidate must not end the search
-        log.exception("evaluation of %s failed", arch_str)
-        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:500],
+    except (CandidateError, *evaluator.failures) as exc:
+        log.warning("candidate %s failed: %s", arch_str, exc)
+        status = getattr(exc, "status", "oom" if isinstance(exc, MemoryError) else "failed")
+        return {"status": status, "reason": f"{type(exc).__name__}: {exc}"[:500],
                 "objective": math.nan, "seconds": 0.0}
 
 
@@ -74,15 +82,18 @@ class Search:
     is saved in ``state.json`` before evaluation, so a resumed run ends exactly where an
     uninterrupted one would (up to wall-time budgets and nondeterministic training on GPU).
 
+    Strategies see the run only through a read-only :class:`~prednas.search.SearchContext`. Every
+    parameter is checked, and every strategy must be storable, before the run directory is created.
+
     Args:
         space: a :class:`spaces.Space` or its name.
         task: a task (or name) for real training; exclusive with ``oracle``.
         oracle: a tabular benchmark (or name, e.g. ``"nb201"``): each evaluation is one query.
-        metric: the oracle's metric to maximise.
+        metric: the oracle's metric to maximise (default: the benchmark's ``default_metric``).
         mutator, filter, evaluator, executor, ensembler: strategies (defaults: mutations of the
             best, the staged predictor filter, training or lookup, in-process, replica ensemble in
-            training mode / none in oracle mode). Use :func:`random_search` / :func:`regularized_evolution`
-            for the baselines.
+            training mode / none in oracle mode). Use :func:`random_search` /
+            :func:`regularized_evolution` / :func:`model_search` for the baselines.
         budget: number of full evaluations (queries in oracle mode).
         max_seconds: optional wall-time budget for the search phase (training mode).
         per_round: full evaluations per round.
@@ -91,11 +102,23 @@ class Search:
         baseline: an architecture (or ``True`` for ``space.default_arch()``) trained in the same run
             with the same recipe, for the report.
         max_params: parameter cap; candidates above it are not proposed (training mode).
+        task_options: options of the task when given by name.
         device: device for training, proxies and warm-up.
         progress: show a progress bar with the best objective so far.
     """
 
-    def __init__(self, space, *, task=None, oracle=None, metric: str = "cifar10_test_200ep",
+    _parameter_constraints = {
+        "budget": [None, Interval(int, 1, None)],
+        "max_seconds": [None, Interval(float, 0, None, "neither")],
+        "per_round": [None, Interval(int, 1, None)],
+        "seed": [Interval(int, 0, None)],
+        "max_params": [None, Interval(int, 1, None)],
+        "metric": [None, str],
+        "device": [str],
+        "progress": ["boolean"],
+    }
+
+    def __init__(self, space, *, task=None, oracle=None, metric: str | None = None,
                  mutator: Mutator | None = None, filter: Filter | None = None,  # noqa: A002
                  evaluator: Evaluator | None = None, budget: int | None = None,
                  max_seconds: float | None = None, per_round: int | None = None,
@@ -110,8 +133,18 @@ class Search:
         from prednas.search.filters import PredictorFilter
         from prednas.search.mutators import MutationMutator
 
+        validate_params("Search", self._parameter_constraints, {
+            "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
+            "max_params": max_params, "metric": metric, "device": device, "progress": progress})
+        for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
+                               ("evaluator", evaluator, Evaluator),
+                               ("executor", executor, Executor)):
+            if obj is not None and not isinstance(obj, base):
+                raise InvalidParameterError(
+                    f"The {fam!r} parameter of Search must be a {base.__name__} (see "
+                    f"prednas.search.list_{fam}s()). Got {obj!r} instead.")
         self.space = spaces.get(space) if isinstance(space, str) else space
-        if (task is None) == (oracle is None) and evaluator is None:
+        if task is None and oracle is None and evaluator is None:
             raise InvalidParameterError("Search needs exactly one of task= (train candidates) or "
                                         "oracle= (benchmark lookups)")
         if task is not None and oracle is not None:
@@ -123,42 +156,31 @@ class Search:
 
             oracle = benchmarks.load(oracle)
         self.oracle = oracle
-        if oracle is not None and getattr(oracle, "space", self.space).name != self.space.name:
-            raise InvalidParameterError(
-                f"Benchmark {oracle.name!r} is over space {oracle.space.name!r}, not "
-                f"{self.space.name!r}")
+        if oracle is not None:
+            _check_same_space(oracle, self.space)
+            metric = metric or oracle.default_metric
+            oracle._check_metric(metric)  # an unknown metric is an error now, not mid-run
         self.metric = metric
         self.seed = int(seed)
         self.device = device
         self.progress = progress
         if budget is None:
             budget = 50 if oracle is not None else 20
-        if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
-            raise InvalidParameterError(
-                f"The 'budget' parameter of Search must be an int in [1, inf). Got {budget!r} "
-                "instead.")
         if oracle is not None and budget > len(oracle):
             raise InvalidParameterError(
                 f"The 'budget' parameter of Search must be at most the {len(oracle)} "
                 f"architectures of benchmark {oracle.name!r}. Got {budget} instead.")
         self.budget = int(budget)
-        if max_seconds is not None and not max_seconds > 0:
-            raise InvalidParameterError(
-                f"The 'max_seconds' parameter of Search must be > 0. Got {max_seconds!r} instead.")
         self.max_seconds = max_seconds
         self.per_round = int(per_round) if per_round is not None else (2 if oracle is None else 5)
-        if self.per_round < 1:
-            raise InvalidParameterError(
-                f"The 'per_round' parameter of Search must be an int in [1, inf). Got "
-                f"{per_round!r} instead.")
         self.baseline = (self.space.default_arch() if baseline is True
                          else (self.space.coerce(baseline) if baseline not in (None, False) else None))
         self.max_params = max_params
         self.mutator = mutator if mutator is not None else MutationMutator()
         self.filter = filter if filter is not None else PredictorFilter()
         if evaluator is None:
-            evaluator = (OracleEvaluator(oracle, metric) if oracle is not None
-                         else TrainingEvaluator(self.task, max_params=max_params, device=device))
+            evaluator = (OracleEvaluator() if oracle is not None
+                         else TrainingEvaluator(max_params=max_params, device=device))
         self.evaluator = evaluator
         self.executor = executor if executor is not None else InProcessExecutor()
         if ensembler is None and not evaluator.is_oracle:
@@ -167,65 +189,85 @@ class Search:
             ensembler = ReplicaEnsembler()
         self.ensembler = ensembler or None
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._config = self.config()  # refuses a strategy that could not be stored (resumed)
         self._resume_state: dict | None = None
-        self._resume_records: list[dict] | None = None
         self._rundir: RunDir | None = None
+        self._records: list[Record] = []
         self._param_cache: dict[str, int] = {}
 
     # -- config / resume ------------------------------------------------------------------------
+    def strategies(self) -> dict[str, Any]:
+        return {"mutator": self.mutator, "filter": self.filter, "evaluator": self.evaluator,
+                "executor": self.executor, "ensembler": self.ensembler}
+
     def config(self) -> dict[str, Any]:
+        """Everything that defines the run, as stored in ``state.json``."""
         return {
             "space": self.space.name,
+            "space_config": self.space.config(),
             "mode": "oracle" if self.evaluator.is_oracle else "train",
             "bench": getattr(self.oracle, "name", None),
-            "metric": self.metric if self.oracle is not None else None,
+            "metric": self.metric,
             "task": getattr(self.task, "name", None),
-            "task_options": self.task_options,
+            "task_options": encode_param(self.task_options),
             "budget": self.budget,
             "max_seconds": self.max_seconds,
             "per_round": self.per_round,
             "baseline": None if self.baseline is None else str(self.baseline),
             "max_params": self.max_params,
             "device": self.device,
-            "strategies": {k: (None if v is None else v.describe()) for k, v in (
-                ("mutator", self.mutator), ("filter", self.filter), ("evaluator", self.evaluator),
-                ("executor", self.executor), ("ensembler", self.ensembler))},
+            "strategies": {k: (None if v is None else v.describe())
+                           for k, v in self.strategies().items()},
         }
 
     @classmethod
     def resume(cls, run_dir, **overrides) -> Search:
-        """Rebuild the search saved in ``run_dir``; strategies saved by registry name are rebuilt
-        with their saved scalar parameters, others must be passed again as ``overrides``.
+        """Rebuild the search saved in ``run_dir``.
+
+        Every strategy is rebuilt from the run directory. ``overrides`` may change only
+        :data:`RESUMABLE_OVERRIDES` (budget, wall time, executor, progress bar, device); any other
+        keyword must equal what the run recorded, or :class:`RunDirectoryError` says what differs.
         Raises :class:`RunDirectoryError` for a corrupted or foreign directory (changing nothing).
         """
-        _, state, records = RunDir.open(run_dir)
+        _, state, _ = RunDir.open(run_dir, lock=False)
         cfg = state["config"]
+        from prednas.search.registries import rebuild_strategy
+
         try:
+            import spaces
+
+            space = spaces.get(cfg["space"], **(cfg.get("space_config") or {}))
             kw: dict[str, Any] = dict(
                 budget=cfg["budget"], max_seconds=cfg.get("max_seconds"),
                 per_round=cfg["per_round"], seed=state["seed"], baseline=cfg.get("baseline"),
                 max_params=cfg.get("max_params"), device=cfg.get("device", "auto"))
             if cfg["mode"] == "oracle":
-                kw.update(oracle=cfg["bench"], metric=cfg["metric"])
+                kw.update(oracle=cfg["bench"], metric=cfg.get("metric"))
             else:
                 kw.update(task=cfg["task"], task_options=cfg.get("task_options") or {})
-            strategies = cfg.get("strategies") or {}
-        except (KeyError, TypeError) as exc:
+            stored = cfg.get("strategies") or {}
+            for family in _FAMILIES:
+                if family not in overrides:
+                    kw[family] = rebuild_strategy(family, stored.get(family))
+        except (KeyError, TypeError, ValueError) as exc:
             raise RunDirectoryError(f"{run_dir}: state.json is corrupted ({exc!r})") from None
-        for family, desc in strategies.items():
-            if family in overrides:
-                continue
-            kw[family] = _rebuild(family, desc, cfg, overrides)
-        if "task" in overrides:
-            kw.pop("task_options", None)
-        kw.update(overrides)
-        kw["run_dir"] = run_dir
-        if kw.get("ensembler") is None and strategies.get("ensembler") is None:
+        if kw.get("ensembler") is None and "ensembler" not in overrides:
             kw["ensembler"] = False
-        search = cls(cfg["space"], **kw)
-        if search.config()["space"] != cfg["space"]:
-            raise RunDirectoryError(f"{run_dir} holds a search over space {cfg['space']!r}")
-        search._resume_state, search._resume_records = state, records
+        for key, value in overrides.items():
+            if key in RESUMABLE_OVERRIDES or key == "run_dir":
+                continue
+            recorded = (stored.get(key) if key in _FAMILIES else
+                        {"oracle": cfg.get("bench"), "task": cfg.get("task")}.get(key, cfg.get(key)))
+            given = _describe_override(key, value)
+            if given != recorded:
+                raise RunDirectoryError(
+                    f"Search.resume: {key}={given!r} differs from the run's recorded {key} "
+                    f"{recorded!r}; a resumed search must be the same search (it may change only "
+                    f"{', '.join(RESUMABLE_OVERRIDES)})")
+        kw.update({k: v for k, v in overrides.items() if k != "run_dir"})
+        kw["run_dir"] = run_dir
+        search = cls(space, **kw)
+        search._resume_state = state
         return search
 
     # -- helpers --------------------------------------------------------------------------------
@@ -236,27 +278,27 @@ class Search:
             self._param_cache[key] = sum(p.numel() for p in model.parameters())
         return self._param_cache[key]
 
+    def context(self) -> SearchContext:
+        """The read-only view of this run handed to strategies."""
+        return SearchContext(
+            space=self.space, task=self.task, oracle=self.oracle, metric=self.metric,
+            seed=self.seed, device=self.device, run_dir=self.run_dir, max_params=self.max_params,
+            records=lambda: tuple(self._records), evaluate=self._evaluate_extra,
+            count_params=self._count_params if self.task is not None else None)
+
     def _new_state(self) -> dict[str, Any]:
         return {"kind": STATE_KIND, "format": FORMAT_VERSION, "seed": self.seed,
-                "config": self.config(), "round": 0, "plan": None, "elapsed": 0.0,
+                "config": self._config, "round": 0, "plan": None, "elapsed": 0.0,
                 "overhead": [], "phase": "search", "ensemble": None, "done": False}
 
-    def _open(self) -> tuple[RunDir, dict, list[dict]]:
-        if self._resume_state is not None:
-            return RunDir.open(self.run_dir)  # re-validated: it may have changed since
-        if self.run_dir is None:
-            self.run_dir = Path(tempfile.mkdtemp(prefix="prednas-search-"))
-            log.info("run directory: %s", self.run_dir)
-        state = self._new_state()
-        return RunDir.create(self.run_dir, state), state, []
-
-    def _record(self, rd: RunDir, records: list[dict], base: dict, result: dict) -> dict:
+    def _record(self, rd: RunDir, base: dict, result: dict) -> Record:
         rec = dict(base)
         rec.update({k: v for k, v in result.items() if k not in ("arch", "canonical", "kind")})
-        rec["query"] = sum(1 for r in records if r["kind"] == base["kind"])
-        records.append(rec)
-        rd.append(rec)
-        return rec
+        rec["query"] = sum(1 for r in self._records if r.kind == base["kind"])
+        record = Record.from_json(rec)
+        rd.append(record.to_json())
+        self._records.append(record)
+        return record
 
     def _base_record(self, arch_str: str, kind: str, rnd: int, slot: int, **extra) -> dict:
         arch = self.space.parse(arch_str)
@@ -269,85 +311,129 @@ class Search:
         rd.weights_dir.mkdir(exist_ok=True)
         return str(rd.weights_dir / f"{_slug(arch_str)}.pt")
 
-    def evaluate_extra(self, arch_str: str, kind: str, slot: int, seed: int) -> dict:
+    def _evaluate_extra(self, arch_str: str, *, kind: str, slot: int, seed: int) -> Record:
         """Evaluate one architecture outside the search proper (baseline, replicas), recorded in
         ``evaluations.jsonl`` with ``kind``; an already recorded one is returned, not redone."""
-        rd, records = self._rd, self._records
-        for r in records:
-            if r["kind"] == kind and r["slot"] == slot:
+        rd = self._rundir
+        for r in self._records:
+            if r.kind == kind and r.slot == slot:
                 return r
         save = self._weights_path(rd, f"{kind}-{slot}-{arch_str}")
         result = _evaluate_job(self.evaluator, self.space, arch_str, seed, None, save)
         base = self._base_record(arch_str, kind, -1, slot, weights=save)
         base["seed"] = seed
-        return self._record(rd, records, base, result)
+        return self._record(rd, base, result)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        """Run (or continue) the search to its budget, then ensemble and write the report."""
-        rd, state, records = self._open()
-        self._rd, self._records, self._state = rd, records, state
-        finished = bool(state.get("done"))
-        if not finished:
-            for strat in (self.filter, self.evaluator):
-                strat.setup(self)
-        t_start = time.perf_counter() - float(state.get("elapsed", 0.0))
-        bar = None
-        if self.progress and not finished:
-            from tqdm.auto import tqdm
+        """Run (or continue) the search to its budget, then ensemble and write the report.
 
-            bar = tqdm(total=self.budget, desc="search", unit="eval")
+        Every strategy is set up (and so every file it reads is checked) before a new run
+        directory is created; the directory is locked for the run's life. An evaluation error
+        that the evaluator does not declare as a candidate failure stops the run with its
+        traceback; the directory then resumes with ``Search.resume``.
+        """
+        if self._resume_state is not None:
+            rd, state, raw = RunDir.open(self.run_dir)  # locked, re-validated
+            try:
+                self._records = [Record.from_json(r) for r in raw]
+            except (TypeError, ValueError) as exc:
+                rd.release()
+                raise RunDirectoryError(f"{self.run_dir}: a record is corrupted ({exc})") from None
+        else:
+            if self.run_dir is None:
+                self.run_dir = Path(tempfile.mkdtemp(prefix="prednas-search-"))
+                log.info("run directory: %s", self.run_dir)
+            rd, state = None, None
+        try:
+            finished = bool(state and state.get("done"))
+            if not finished:
+                ctx = self.context()
+                for strat in (self.mutator, self.filter, self.evaluator, self.executor,
+                              self.ensembler):
+                    if strat is not None:
+                        strat.setup(ctx)
+            if rd is None:  # a new run: everything checked, now the directory
+                state = self._new_state()
+                rd = RunDir.create(self.run_dir, state)
+                self._records = []
+            self._rundir = rd
+            return self._run(rd, state, finished)
+        finally:
+            if rd is not None:
+                rd.release()
+            self.executor.shutdown()
+
+    def _run(self, rd: RunDir, state: dict, finished: bool) -> SearchResult:
+        t_start = time.perf_counter() - float(state.get("elapsed", 0.0))
+        bar = self._progress_bar() if self.progress and not finished else None
         try:
             if not finished:
                 if self.baseline is not None and not self.evaluator.is_oracle:
                     if bar is not None:
                         bar.set_postfix_str("training the baseline")
-                    self.evaluate_extra(str(self.baseline), "baseline", 0, self.seed)
-                self._loop(rd, state, records, t_start, bar)
+                    self._evaluate_extra(str(self.baseline), kind="baseline", slot=0,
+                                         seed=self.seed)
+                self._loop(rd, state, t_start, bar)
         finally:
             if bar is not None:
                 bar.close()
-            self.executor.shutdown()
-        cands = [r for r in records if r["kind"] == "candidate"]
-        best = History(self.space, cands).top(1)
+        history = History(self.space, [r for r in self._records if r.kind == "candidate"])
+        best = history.top(1)
         best = best[0] if best else None
-        baseline = next((r for r in records if r["kind"] == "baseline"), None)
+        baseline = next((r for r in self._records if r.kind == "baseline"), None)
         if best is not None and not finished:
             from prednas.utils import atomic_write_json
 
-            atomic_write_json(rd.path / "best.json", {**best, "baseline": baseline})
+            atomic_write_json(rd.path / "best.json",
+                              {**best.to_json(),
+                               "baseline": None if baseline is None else baseline.to_json()})
         if (self.ensembler is not None and best is not None and not finished
                 and state.get("ensemble") is None):
             state["phase"] = "ensemble"
             rd.write_state(state)
-            state["ensemble"] = self.ensembler.build(self, best)
+            state["ensemble"] = self.ensembler.build(self.context(), best)
             rd.write_state(state)
         if not finished:
             state["done"] = True
             state["phase"] = "done"
             rd.write_state(state)
+        cands = [r for r in self._records if r.kind == "candidate"]
         result = SearchResult(best, cands, rd.path, baseline, state.get("ensemble"),
                               state.get("overhead", []))
-        try:
-            from prednas.search.report import write_report
+        from prednas.search.report import write_report
 
+        try:
             write_report(self, result)
-        except Exception as exc:  # noqa: BLE001 - the report must not lose a finished search
+        except OSError as exc:  # the report must not lose a finished search
             log.warning("could not write report.md: %s", exc)
         return result
 
-    def _loop(self, rd, state, records, t_start, bar) -> None:
+    def _progress_bar(self):
+        from tqdm.auto import tqdm
+
+        if self.max_seconds is not None:
+            return tqdm(total=round(self.max_seconds), desc="search", unit="s",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                                   "of the time budget [{postfix}]")
+        return tqdm(total=self.budget, desc="search", unit="eval")
+
+    def _loop(self, rd, state, t_start, bar) -> None:
         def n_done():
-            return sum(1 for r in records if r["kind"] == "candidate")
+            return sum(1 for r in self._records if r.kind == "candidate")
 
         def update_bar():
-            if bar is not None:
+            if bar is None:
+                return
+            ok = [r.objective for r in self._records if r.kind == "candidate" and r.ok]
+            best = f"best {max(ok):.2f}" if ok else "no result yet"
+            if self.max_seconds is not None:
+                bar.n = min(bar.total, time.perf_counter() - t_start)
+                bar.set_postfix_str(f"{n_done()}/{self.budget} evaluations, {best}")
+            else:
                 bar.n = n_done()
-                ok = [r["objective"] for r in records
-                      if r["kind"] == "candidate" and r["status"] == "ok"]
-                best = max(ok) if ok else math.nan
-                bar.set_postfix_str(f"best {best:.2f}")
-                bar.refresh()
+                bar.set_postfix_str(best)
+            bar.refresh()
 
         update_bar()
         while True:
@@ -360,7 +446,7 @@ class Search:
                     log.info("wall-time budget reached after %d evaluations", n_done())
                     break
                 t0 = time.perf_counter()
-                plan = self._plan(rnd, records)
+                plan = self._plan(rnd)
                 plan["overhead"] = time.perf_counter() - t0
                 state["plan"] = plan
                 state["elapsed"] = time.perf_counter() - t_start
@@ -368,13 +454,13 @@ class Search:
                 if not plan["candidates"]:
                     log.warning("no new candidates could be proposed; stopping")
                     break
-            done = {r["slot"] for r in records if r["kind"] == "candidate" and r["round"] == rnd}
+            done = {r.slot for r in self._records if r.kind == "candidate" and r.round == rnd}
             jobs = []
             for slot, c in enumerate(plan["candidates"]):
                 if slot in done:
                     continue
                 parent_path = None
-                if c.get("parent") and getattr(self.evaluator, "inherit", False):
+                if c.get("parent") and self.evaluator.uses_parent_weights:
                     p = rd.weights_dir / f"{_slug(c['parent'])}.pt"
                     parent_path = str(p) if p.exists() else None
                 save = self._weights_path(rd, c["arch"])
@@ -385,7 +471,9 @@ class Search:
                 base = self._base_record(c["arch"], "candidate", rnd, slot,
                                          parent=c.get("parent"), predicted=c.get("predicted"),
                                          predicted_std=c.get("predicted_std"))
-                self._record(rd, records, base, result)
+                if result.get("status") == "ok" and not self.evaluator.is_oracle:
+                    base["weights"] = self._weights_path(rd, c["arch"])
+                self._record(rd, base, result)
                 update_bar()
             eval_wall = time.perf_counter() - t_eval
             state["overhead"].append({"round": rnd, "pool": plan.get("pool", 0),
@@ -396,8 +484,8 @@ class Search:
             state["elapsed"] = time.perf_counter() - t_start
             rd.write_state(state)
 
-    def _plan(self, rnd: int, records: list[dict]) -> dict:
-        cands = [r for r in records if r["kind"] == "candidate" and r["round"] < rnd]
+    def _plan(self, rnd: int) -> dict:
+        cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]
         history = History(self.space, cands)
         rng = np.random.default_rng([self.seed, rnd])
         k = min(self.per_round, self.budget - len(cands))
@@ -416,35 +504,24 @@ def _f(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _rebuild(family: str, desc: dict | None, cfg: dict, overrides: dict):
-    if desc is None:
-        return None
-    from prednas.search import ensemblers, evaluators, executors, filters, mutators
-
-    reg = {"mutator": mutators.MUTATORS, "filter": filters.FILTERS,
-           "evaluator": evaluators.EVALUATORS, "executor": executors.EXECUTORS,
-           "ensembler": ensemblers.ENSEMBLERS}[family]
-    name = desc.get("name")
-    if name not in reg:
-        raise RunDirectoryError(
-            f"the run's {family} {name!r} is not a registered strategy; pass it again to "
-            f"Search.resume({family}=...)")
-    cls = reg.get(name)
-    params = {k: v for k, v in (desc.get("params") or {}).items()
-              if not (isinstance(v, str) and v.startswith("<"))}
-    if family == "evaluator":
-        if name == "oracle":
-            params["benchmark"] = cfg.get("bench")
-        else:
-            params.pop("task", None)
-            params["task"] = overrides.get("task") or _task_from(cfg)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise RunDirectoryError(f"cannot rebuild the run's {family} {name!r}: {exc}") from None
+def _check_same_space(bench, space) -> None:
+    """A benchmark answers only for its own (configured) space."""
+    bspace = bench.space
+    if bspace.name != space.name or bspace.config() != space.config():
+        what = getattr(bspace, "describe", None)
+        raise InvalidParameterError(
+            f"Benchmark {bench.name!r} is over space "
+            f"{what() if callable(what) else bspace.name!r}"
+            f"{'' if bspace.name != space.name else ''}, not "
+            f"{space.describe() if callable(getattr(space, 'describe', None)) else space.name!r}")
 
 
-def _task_from(cfg):
-    from prednas import tasks
-
-    return tasks.get(cfg["task"], **(cfg.get("task_options") or {}))
+def _describe_override(key: str, value: Any) -> Any:
+    """An override in the form the run directory records it."""
+    if key in _FAMILIES:
+        return None if value in (None, False) else value.describe()
+    if key in ("oracle", "task"):
+        return getattr(value, "name", value)
+    if key == "baseline":
+        return None if value in (None, False) else str(value)
+    return encode_param(value)

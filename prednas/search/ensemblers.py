@@ -7,18 +7,16 @@ import logging
 import numpy as np
 import torch
 
-from prednas.errors import check_param
-from prednas.registry import Registry
-from prednas.search.base import Ensembler, History
+from prednas.params import Interval
+from prednas.search.base import Ensembler
+from prednas.search.registries import REGISTRIES, register_ensembler
 
 __all__ = ["ENSEMBLERS", "ReplicaEnsembler"]
 
 log = logging.getLogger(__name__)
 
-ENSEMBLERS = Registry("ensembler")
-
-
-_register = ENSEMBLERS.register_class
+ENSEMBLERS = REGISTRIES["ensembler"]
+_register = register_ensembler
 
 
 @_register("replicas")
@@ -36,33 +34,34 @@ class ReplicaEnsembler(Ensembler):
         top_k: number of distinct architectures (best first).
     """
 
+    _parameter_constraints = {"replicas": [Interval(int, 1, None)],
+                              "top_k": [Interval(int, 1, None)]}
+
     def __init__(self, replicas: int = 2, top_k: int = 1):
         self.replicas = replicas
         self.top_k = top_k
 
-    def build(self, search, winner):
+    def build(self, context, winner):
         from prednas.ensemble import Ensemble, fit_weights
 
-        check_param(type(self).__name__, "replicas", self.replicas, low=1)
-        check_param(type(self).__name__, "top_k", self.top_k, low=1)
-        task = search.task
+        task = context.task
         if task is None:
             log.info("no task (oracle mode): nothing to ensemble")
             return None
-        cands = [r for r in search._records if r["kind"] == "candidate"]
-        archs = [r["arch"] for r in History(search.space, cands).top(self.top_k)] or [winner["arch"]]
+        space = context.space
+        archs = [r.arch for r in context.history().top(self.top_k)] or [winner.arch]
         members, recs = [], []
         slot = 0
         for arch in archs:
             for i in range(self.replicas):
-                rec = search.evaluate_extra(arch, "replica", slot, search.seed + 1000 * (i + 1))
+                rec = context.evaluate(arch, kind="replica", slot=slot,
+                                       seed=context.seed + 1000 * (i + 1))
                 slot += 1
-                if rec["status"] != "ok" or not rec.get("weights"):
-                    log.warning("replica %d of %s failed: %s", i, arch, rec.get("reason"))
+                if not rec.ok or not rec.get("weights"):
+                    log.warning("replica %d of %s failed: %s", i, arch, rec.reason)
                     continue
-                model = search.space.build(search.space.parse(arch), task.num_classes,
-                                           task.input_shape)
-                model.load_state_dict(torch.load(rec["weights"], map_location="cpu",
+                model = space.build(space.parse(arch), task.num_classes, task.input_shape)
+                model.load_state_dict(torch.load(rec.get("weights"), map_location="cpu",
                                                  weights_only=True))
                 members.append(model.eval())
                 recs.append(rec)
@@ -76,10 +75,10 @@ class ReplicaEnsembler(Ensembler):
         pv, pt = probs(task.x_val), probs(task.x_test)
         w = fit_weights(pv, task.y_val.numpy())
         ens = Ensemble(members, w, meta={
-            "space": search.space.name, "archs": [r["arch"] for r in recs],
+            "space": space.name, "space_config": space.config(), "archs": [r.arch for r in recs],
             "num_classes": task.num_classes, "input_shape": list(task.input_shape),
-            "task": task.name, "seeds": [r["seed"] for r in recs]})
-        path = search._rd.path / "ensemble.pt"
+            "task": task.name, "seeds": [r.seed for r in recs]})
+        path = context.run_dir / "ensemble.pt"
         ens.save(path)
         yt = task.y_test.numpy()
         mix_t = np.tensordot(w, pt, axes=1)
@@ -87,7 +86,7 @@ class ReplicaEnsembler(Ensembler):
         val_acc = float(100 * (mix_v.argmax(1) == task.y_val.numpy()).mean())
         test_acc = float(100 * (mix_t.argmax(1) == yt).mean())
         single = float(winner.get("test_acc", np.nan))
-        return {"path": str(path), "archs": [r["arch"] for r in recs],
+        return {"path": str(path), "archs": [r.arch for r in recs],
                 "weights": [float(x) for x in w], "val_acc": val_acc, "test_acc": test_acc,
                 "member_test_accs": [float(r.get("test_acc", np.nan)) for r in recs],
                 "single_test_acc": single, "gain": test_acc - single,

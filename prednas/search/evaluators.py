@@ -12,18 +12,17 @@ import math
 import time
 from typing import Any
 
-from prednas.errors import check_param
-from prednas.registry import Registry
+from prednas.errors import CandidateError, InvalidParameterError
+from prednas.params import HasMethods, Interval
 from prednas.search.base import Evaluator
+from prednas.search.registries import REGISTRIES, register_evaluator
 
 __all__ = ["EVALUATORS", "OracleEvaluator", "TrainingEvaluator"]
 
 log = logging.getLogger(__name__)
 
-EVALUATORS = Registry("evaluator")
-
-
-_register = EVALUATORS.register_class
+EVALUATORS = REGISTRIES["evaluator"]
+_register = register_evaluator
 
 
 @_register("oracle")
@@ -31,37 +30,36 @@ class OracleEvaluator(Evaluator):
     """Looks ``metric`` up in a tabular benchmark; the objective is that value.
 
     Args:
-        benchmark: a :class:`prednas.benchmarks.base.Benchmark` or its name.
-        metric: the benchmark metric to maximise.
+        benchmark: a benchmark name (``None``: the search's ``oracle``). A benchmark object is
+            accepted too; the run directory stores its name.
+        metric: the benchmark metric to maximise (``None``: the search's metric).
     """
 
     is_oracle = True
+    _parameter_constraints = {"benchmark": [None, str, HasMethods("query")],
+                              "metric": [None, str]}
 
-    def __init__(self, benchmark: Any = "nb201", metric: str = "cifar10_test_200ep"):
+    def __init__(self, benchmark: Any = None, metric: str | None = None):
         self.benchmark = benchmark
         self.metric = metric
 
-    def _bench(self):
-        if isinstance(self.benchmark, str):
+    def setup(self, context) -> None:
+        bench = self.benchmark if self.benchmark is not None else context.oracle
+        if bench is None:
+            raise InvalidParameterError("OracleEvaluator needs a benchmark: Search(oracle=...)")
+        if isinstance(bench, str):
             from prednas import benchmarks
 
-            self.benchmark = benchmarks.load(self.benchmark)
-        return self.benchmark
-
-    def setup(self, search) -> None:
-        bench = self._bench()
-        bench._check_metric(self.metric)  # unknown metric -> UnknownNameError now, not mid-run
+            bench = benchmarks.load(bench)
+        self.bench_ = bench
+        self.metric_ = self.metric or context.metric or bench.default_metric
+        bench._check_metric(self.metric_)  # unknown metric -> UnknownNameError now, not mid-run
 
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         t = time.perf_counter()
-        value = self._bench().query(arch, self.metric)
+        value = self.bench_.query(arch, self.metric_)
         return {"status": "ok", "reason": "", "objective": value, "value": value,
-                "metric": self.metric, "seconds": time.perf_counter() - t}
-
-    def describe(self):
-        d = super().describe()
-        d["params"]["benchmark"] = getattr(self.benchmark, "name", self.benchmark)
-        return d
+                "metric": self.metric_, "seconds": time.perf_counter() - t}
 
 
 @_register("train")
@@ -70,10 +68,11 @@ class TrainingEvaluator(Evaluator):
 
     Candidates with more than ``max_params`` parameters keep their accuracy in the record but get the
     objective ``val_acc - over_penalty * (params / max_params - 1) * 100``, so the search favours
-    accuracy under the cap. A diverged or out-of-memory run is recorded with its reason.
+    accuracy under the cap. A diverged or out-of-memory run is recorded with its reason; any other
+    error stops the search (it is a bug, not a bad candidate).
 
     Args:
-        task: a :class:`prednas.tasks.Task` (or name).
+        task: a task name (``None``: the search's task, the usual case).
         steps: optimiser steps per candidate (``epochs`` when ``steps`` is None).
         epochs: passes over the training split.
         batch_size, lr: the recipe.
@@ -84,7 +83,19 @@ class TrainingEvaluator(Evaluator):
         device: ``"auto"`` uses CUDA when present.
     """
 
-    def __init__(self, task: Any = "mnist1d", steps: int | None = 600, epochs: int | None = None,
+    failures = (CandidateError, MemoryError)
+    _parameter_constraints = {"task": [None, str],
+                              "steps": [None, Interval(int, 1, None)],
+                              "epochs": [None, Interval(int, 1, None)],
+                              "batch_size": [Interval(int, 1, None)],
+                              "lr": [Interval(float, 0, None, "neither")],
+                              "inherit": ["boolean"],
+                              "max_params": [None, Interval(int, 1, None)],
+                              "over_penalty": [Interval(float, 0, None)],
+                              "max_seconds": [None, Interval(float, 0, None, "neither")],
+                              "device": [str]}
+
+    def __init__(self, task: Any = None, steps: int | None = 600, epochs: int | None = None,
                  batch_size: int = 128, lr: float = 3e-3, inherit: bool = False,
                  max_params: int | None = None, over_penalty: float = 0.2,
                  max_seconds: float | None = None, device: str = "auto"):
@@ -99,11 +110,17 @@ class TrainingEvaluator(Evaluator):
         self.max_seconds = max_seconds
         self.device = device
 
-    def setup(self, search) -> None:
-        if self.steps is not None:
-            check_param(type(self).__name__, "steps", self.steps, low=1)
-        if self.max_params is not None:
-            check_param(type(self).__name__, "max_params", self.max_params, low=1)
+    @property
+    def uses_parent_weights(self) -> bool:  # type: ignore[override]
+        return bool(self.inherit)
+
+    def setup(self, context) -> None:
+        from prednas import tasks
+
+        task = self.task if self.task is not None else context.task
+        if task is None:
+            raise InvalidParameterError("TrainingEvaluator needs a task: Search(task=...)")
+        self.task_ = tasks.get(task)
 
     def objective(self, val_acc: float, params: int) -> float:
         if not math.isfinite(val_acc):
@@ -115,10 +132,9 @@ class TrainingEvaluator(Evaluator):
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         import torch
 
-        from prednas import tasks
         from prednas.training import train
 
-        task = tasks.get(self.task)
+        task = self.task_
         parent_state = None
         if self.inherit and parent_state_path:
             try:
@@ -130,10 +146,10 @@ class TrainingEvaluator(Evaluator):
                         batch_size=self.batch_size, lr=self.lr, seed=seed, device=self.device,
                         parent_state=parent_state, max_seconds=self.max_seconds,
                         keep_model=save_path is not None)
-        except (RuntimeError, MemoryError) as exc:  # CPU OOM and friends: record, go on
-            kind = "oom" if isinstance(exc, MemoryError) or "memory" in str(exc).lower() else "error"
-            return {"status": kind, "reason": f"{type(exc).__name__}: {exc}"[:500],
-                    "objective": math.nan, "seconds": 0.0}
+        except RuntimeError as exc:
+            if "memory" not in str(exc).lower():
+                raise  # a bug, not a bad candidate: stop the search and show it
+            raise CandidateError(f"{type(exc).__name__}: {exc}"[:500], status="oom") from exc
         d = rec.to_dict()
         d.pop("loss_curve", None)
         d.pop("arch", None)
@@ -143,7 +159,3 @@ class TrainingEvaluator(Evaluator):
             torch.save(rec.model.state_dict(), save_path)
         return d
 
-    def describe(self):
-        d = super().describe()
-        d["params"]["task"] = getattr(self.task, "name", self.task)
-        return d

@@ -11,18 +11,16 @@ import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-from prednas.errors import check_param
-from prednas.registry import Registry
+from prednas.params import Interval, Options
 from prednas.search.base import Executor
+from prednas.search.registries import REGISTRIES, register_executor
 
 __all__ = ["EXECUTORS", "InProcessExecutor", "PoolExecutor"]
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = Registry("executor")
-
-
-_register = EXECUTORS.register_class
+EXECUTORS = REGISTRIES["executor"]
+_register = register_executor
 
 
 @_register("inprocess")
@@ -50,6 +48,10 @@ class PoolExecutor(Executor):
         start_method: ``"spawn"`` (safe with torch) or ``"fork"``.
     """
 
+    _parameter_constraints = {"workers": [Interval(int, 1, None)],
+                              "threads_per_worker": [Interval(int, 1, None)],
+                              "start_method": [Options("spawn", "fork", "forkserver")]}
+
     def __init__(self, workers: int = 2, threads_per_worker: int = 1, start_method: str = "spawn"):
         self.workers = workers
         self.threads_per_worker = threads_per_worker
@@ -58,7 +60,6 @@ class PoolExecutor(Executor):
 
     def _get_pool(self):
         if self._pool is None:
-            check_param(type(self).__name__, "workers", self.workers, low=1)
             ctx = multiprocessing.get_context(self.start_method)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                              initializer=_limit_threads,

@@ -12,18 +12,17 @@ import logging
 
 import numpy as np
 
-from prednas.errors import check_param
-from prednas.registry import Registry
+from prednas.params import Interval
 from prednas.search.base import Candidate, History, Mutator
+from prednas.search.registries import REGISTRIES, register_mutator
 
-__all__ = ["MUTATORS", "MutationMutator", "RandomSampler", "TournamentMutator"]
+__all__ = ["MUTATORS", "MutationMutator", "RandomSampler", "TournamentMutator",
+           "ModelSearchMutator"]
 
 log = logging.getLogger(__name__)
 
-MUTATORS = Registry("mutator")
-
-
-_register = MUTATORS.register_class
+MUTATORS = REGISTRIES["mutator"]
+_register = register_mutator
 
 
 class _Pool:
@@ -70,6 +69,12 @@ class MutationMutator(Mutator):
             ``mutations`` draws the largest number of edits grows by one.
     """
 
+    _parameter_constraints = {"parents": [Interval(int, 1, None)],
+                              "mutations": [Interval(int, 1, None)],
+                              "max_edits": [Interval(int, 1, None)],
+                              "explore": [Interval(float, 0, 1)],
+                              "max_tries": [Interval(int, 1, None)]}
+
     def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
                  explore: float = 0.0, max_tries: int = 20):
         self.parents = parents
@@ -82,9 +87,6 @@ class MutationMutator(Mutator):
         return self.mutations
 
     def propose(self, space, history, rng, *, max_params=None, param_counter=None):
-        check_param(type(self).__name__, "parents", self.parents, low=1)
-        check_param(type(self).__name__, "mutations", self.mutations, low=1)
-        check_param(type(self).__name__, "max_edits", self.max_edits, low=1)
         pool = _Pool(space, history, max_params, param_counter)
         top = history.top(self.parents)
         tries = 0
@@ -108,7 +110,7 @@ class MutationMutator(Mutator):
             child = parents[i]
             for _ in range(int(rng.integers(1, edits + 1))):
                 child = space.mutate(child, rng)
-            pool.add(child, parent=top[i]["arch"])
+            pool.add(child, parent=top[i].arch)
             tries += 1
             if tries % self.mutations == 0:  # neighbourhood exhausted: reach further
                 edits += 1
@@ -123,6 +125,8 @@ class RandomSampler(Mutator):
         samples: how many distinct candidates to propose per round.
     """
 
+    _parameter_constraints = {"samples": [Interval(int, 1, None)]}
+
     def __init__(self, samples: int = 1):
         self.samples = samples
 
@@ -130,7 +134,6 @@ class RandomSampler(Mutator):
         return self.samples
 
     def propose(self, space, history, rng, *, max_params=None, param_counter=None):
-        check_param(type(self).__name__, "samples", self.samples, low=1)
         pool = _Pool(space, history, max_params, param_counter)
         tries = 0
         while len(pool.items) < self.samples and tries < 100 * self.samples:
@@ -151,6 +154,10 @@ class TournamentMutator(Mutator):
         children: candidates proposed per round.
     """
 
+    _parameter_constraints = {"population": [Interval(int, 1, None)],
+                              "sample_size": [Interval(int, 1, None)],
+                              "children": [Interval(int, 1, None)]}
+
     def __init__(self, population: int = 20, sample_size: int = 5, children: int = 1):
         self.population = population
         self.sample_size = sample_size
@@ -160,10 +167,8 @@ class TournamentMutator(Mutator):
         return self.children
 
     def propose(self, space, history, rng, *, max_params=None, param_counter=None):
-        check_param(type(self).__name__, "population", self.population, low=1)
-        check_param(type(self).__name__, "sample_size", self.sample_size, low=1)
         pool = _Pool(space, history, max_params, param_counter)
-        alive = [r for r in history.last(self.population) if r["status"] == "ok"]
+        alive = [r for r in history.last(self.population) if r.ok]
         tries = 0
         while len(pool.items) < self.children and tries < 100 * self.children:
             tries += 1
@@ -171,6 +176,42 @@ class TournamentMutator(Mutator):
                 pool.add(space.sample(rng))
                 continue
             idx = rng.choice(len(alive), size=min(self.sample_size, len(alive)), replace=False)
-            best = max((alive[int(i)] for i in idx), key=lambda r: r["objective"])
-            pool.add(space.mutate(history.arch(best), rng), parent=best["arch"])
+            best = max((alive[int(i)] for i in idx), key=lambda r: r.objective)
+            pool.add(space.mutate(history.arch(best), rng), parent=best.arch)
+        return pool.items
+
+
+@_register("modelsearch")
+class ModelSearchMutator(Mutator):
+    """Model Search's mutation (Google's Model Search, the phase after its random start): a parent
+    drawn uniformly from the ``parents`` best architectures so far, changed by exactly one edit of
+    the space (``space.mutate``: add a block, remove one, or reset one block parameter). Until
+    ``parents`` evaluations exist, candidates are uniform samples of the space.
+
+    Args:
+        parents: how many of the best architectures may be mutated.
+        children: candidates proposed per round (every one is evaluated: no filter).
+    """
+
+    _parameter_constraints = {"parents": [Interval(int, 1, None)],
+                              "children": [Interval(int, 1, None)]}
+
+    def __init__(self, parents: int = 5, children: int = 1):
+        self.parents = parents
+        self.children = children
+
+    def pool_size(self) -> int:
+        return self.children
+
+    def propose(self, space, history, rng, *, max_params=None, param_counter=None):
+        pool = _Pool(space, history, max_params, param_counter)
+        top = history.top(self.parents)
+        tries = 0
+        while len(pool.items) < self.children and tries < 100 * self.children:
+            tries += 1
+            if len(history) < self.parents or not top:
+                pool.add(space.sample(rng))
+                continue
+            parent = top[int(rng.integers(len(top)))]
+            pool.add(space.mutate(history.arch(parent), rng), parent=parent.arch)
         return pool.items

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import prednas
-from prednas.errors import InvalidParameterError, PredNASError, UnknownNameError
+from prednas.errors import CandidateError, InvalidParameterError, PredNASError, UnknownNameError
 from prednas.search import (InProcessExecutor, MutationMutator, NoFilter, OracleEvaluator,
-                            PoolExecutor, PredictorFilter, Search, TrainingEvaluator,
-                            random_search, regularized_evolution)
+                            PoolExecutor, PredictorFilter, Search, SearchContext,
+                            TrainingEvaluator, random_search, regularized_evolution)
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +29,19 @@ def small(bench, tmp_path, name="run", **kw):
 
 
 def candidates(result):
-    return [(r["round"], r["slot"], r["arch"], r["objective"])
-            for r in sorted(result.records, key=lambda r: (r["round"], r["slot"]))]
+    return [(r.round, r.slot, r.arch, r.objective)
+            for r in sorted(result.records, key=lambda r: (r.round, r.slot))]
 
 
 def test_oracle_search_end_to_end(bench, tmp_path):
     res = small(bench, tmp_path).run()
     assert len(res.records) == 12
-    archs = [r["arch"] for r in res.records]
-    canon = [r["canonical"] for r in res.records]
+    archs = [r.arch for r in res.records]
+    canon = [r.canonical for r in res.records]
     assert len(set(canon)) == len(canon), "an architecture was evaluated twice"
     for r in res.records:  # one lookup each, values straight from the table
-        assert r["objective"] == pytest.approx(bench.query(r["arch"], "cifar10_test_200ep"))
-    assert res.best["objective"] == max(r["objective"] for r in res.records)
+        assert r.objective == pytest.approx(bench.query(r.arch, "cifar10_test_200ep"))
+    assert res.best.objective == max(r.objective for r in res.records)
     best = json.loads((res.run_dir / "best.json").read_text())
     assert best["arch"] in archs
     lines = (res.run_dir / "evaluations.jsonl").read_text().splitlines()
@@ -64,37 +64,30 @@ def test_same_seed_same_result(bench, tmp_path):
 def test_baselines_same_code_path(bench, tmp_path, make):
     res = make("nb201", oracle=bench, budget=25, seed=0, run_dir=tmp_path / "r").run()
     assert len(res.records) == 25
-    assert len({r["canonical"] for r in res.records}) == 25
-    assert math.isfinite(res.best["objective"])
+    assert len({r.canonical for r in res.records}) == 25
+    assert math.isfinite(res.best.objective)
 
 
 def test_predictor_filter_picks_better_than_the_pool(bench):
     """Fitted on 40 evaluated architectures, the filter's picks beat the pool they come from."""
     import spaces
-    from prednas.search import Candidate, History
+    from prednas.search import Candidate, History, Record
 
     space = spaces.get("nb201")
     rng = np.random.default_rng(0)
     seen, pool = [], []
     while len(seen) < 40:
         a = space.sample(rng)
-        seen.append({"arch": str(a), "canonical": str(space.canonical(a)), "round": 0,
-                     "slot": len(seen), "status": "ok",
-                     "objective": bench.query(a, "cifar10_test_200ep")})
+        seen.append(Record(arch=str(a), canonical=str(space.canonical(a)), kind="candidate",
+                           round=0, slot=len(seen), status="ok",
+                           objective=bench.query(a, "cifar10_test_200ep")))
     history = History(space, seen)
     while len(pool) < 300:
         a = space.sample(rng)
         if not history.is_seen(a):
             pool.append(Candidate(a))
-
-    class Owner:  # what setup() reads from the engine
-        task = None
-        seed = 0
-        device = "cpu"
-
-    Owner.space = space
     flt = PredictorFilter(proxy_table=None, min_fit=5)
-    flt.setup(Owner)
+    flt.setup(SearchContext(space=space, seed=0, device="cpu"))
     picked = flt.select(space, pool, history, 20, np.random.default_rng(1))
     assert len(picked) == 20 and all(np.isfinite(c.predicted) for c in picked)
     acc = lambda cs: np.mean([bench.query(c.arch, "cifar10_test_200ep") for c in cs])  # noqa: E731
@@ -102,13 +95,14 @@ def test_predictor_filter_picks_better_than_the_pool(bench):
 
 
 class FlakyOracle(OracleEvaluator):
-    """Fails (as a diverged run) on every third query, raises on architectures with pooling."""
+    """Fails (as a diverged run) on every third query; declares a failed candidate on
+    architectures with pooling."""
 
     name = "flaky"
 
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         if "avg_pool_3x3~0|+|avg_pool" in str(arch):
-            raise RuntimeError("simulated crash")
+            raise CandidateError("simulated crash")
         out = super().evaluate(space, arch, seed=seed)
         if hash(str(arch)) % 3 == 0:
             return {"status": "diverged", "reason": "non-finite training loss (nan) by step 3",
@@ -120,37 +114,61 @@ def test_failed_candidates_recorded_and_search_goes_on(bench, tmp_path):
     res = small(bench, tmp_path, evaluator=FlakyOracle(bench), filter=NoFilter(),
                 budget=15).run()
     assert len(res.records) == 15
-    failed = [r for r in res.records if r["status"] != "ok"]
+    failed = [r for r in res.records if r.status != "ok"]
     assert failed, "expected some simulated failures"
-    assert all(r["reason"] for r in failed)
-    assert all(math.isnan(r["objective"]) for r in failed)
-    assert res.best["status"] == "ok"
+    assert all(r.reason for r in failed)
+    assert all(math.isnan(r.objective) for r in failed)
+    assert res.best.status == "ok"
     report = (res.run_dir / "report.md").read_text()
     assert "Failed candidates" in report
 
 
+class BuggyOracle(OracleEvaluator):
+    """An evaluator with a bug (an undeclared exception) on the fourth query."""
+
+    name = "buggy"
+
+    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 4:
+            raise KeyError("a typo in the evaluator")
+        return super().evaluate(space, arch, seed=seed)
+
+
+def test_undeclared_evaluator_error_stops_the_search_resumably(bench, tmp_path, monkeypatch):
+    from prednas.search.registries import REGISTRIES
+
+    monkeypatch.setitem(REGISTRIES["evaluator"]._items, "buggy", BuggyOracle)
+    with pytest.raises(KeyError, match="typo"):
+        small(bench, tmp_path, evaluator=BuggyOracle(), filter=NoFilter(), budget=6).run()
+    lines = (tmp_path / "run" / "evaluations.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(x)["status"] == "ok" for x in lines)
+    res = Search.resume(tmp_path / "run").run()  # the bug "fixed": a fresh evaluator object
+    assert len(res.records) == 6 and all(r.ok for r in res.records)
+
+
 def test_training_diverged_candidate_is_recorded(synthetic_task, tmp_path):
-    ev = TrainingEvaluator(synthetic_task, steps=5, lr=1e30, device="cpu")
+    ev = TrainingEvaluator(steps=5, lr=1e30, device="cpu")
     res = Search("blocks1d", task=synthetic_task, evaluator=ev, budget=2, per_round=2,
                  filter=NoFilter(), mutator=MutationMutator(mutations=2), ensembler=False,
                  max_params=5000, seed=0, run_dir=tmp_path / "r").run()
     assert len(res.records) == 2
     for r in res.records:
-        assert r["status"] in ("ok", "diverged")
-        if r["status"] == "diverged":
-            assert "non-finite" in r["reason"]
+        assert r.status in ("ok", "diverged")
+        if r.status == "diverged":
+            assert "non-finite" in r.reason
 
 
 def test_synthetic_training_search_with_baseline_and_ensemble(synthetic_task, tmp_path):
-    ev = TrainingEvaluator(synthetic_task, steps=15, device="cpu", max_params=6000)
+    ev = TrainingEvaluator(steps=15, device="cpu", max_params=6000)
     res = Search("blocks1d", task=synthetic_task, evaluator=ev, budget=3, per_round=2,
                  mutator=MutationMutator(parents=2, mutations=30),
                  filter=PredictorFilter(proxy_table=None, min_fit=2, survivors=4),
                  baseline="conv3:16|conv3:16", max_params=6000, seed=0,
                  run_dir=tmp_path / "r").run()
     assert len(res.records) == 3
-    assert all(r["params"] <= 6000 for r in res.records)
-    assert res.baseline is not None and res.baseline["kind"] == "baseline"
+    assert all(r.get("params") <= 6000 for r in res.records)
+    assert res.baseline is not None and res.baseline.kind == "baseline"
     ens = res.ensemble
     assert ens is not None and len(ens["weights"]) == 2
     assert min(ens["weights"]) >= 0 and sum(ens["weights"]) == pytest.approx(1.0)
@@ -164,14 +182,14 @@ def test_synthetic_training_search_with_baseline_and_ensemble(synthetic_task, tm
 
 
 def test_weight_inheritance_option(synthetic_task, tmp_path):
-    ev = TrainingEvaluator(synthetic_task, steps=5, device="cpu", inherit=True)
+    ev = TrainingEvaluator(steps=5, device="cpu", inherit=True)
     res = Search("blocks1d", task=synthetic_task, evaluator=ev, budget=4, per_round=2,
                  mutator=MutationMutator(parents=1, mutations=10, max_edits=1),
                  filter=NoFilter(), ensembler=False, max_params=5000, seed=1,
                  run_dir=tmp_path / "r").run()
-    children = [r for r in res.records if r["round"] >= 1]
-    assert children and all(r["parent"] for r in children)
-    assert any(r["inherited"] > 0 for r in children)
+    children = [r for r in res.records if r.round >= 1]
+    assert children and all(r.parent for r in children)
+    assert any(r.get("inherited") > 0 for r in children)
 
 
 def test_pool_executor_out_of_order(bench, tmp_path):
@@ -210,26 +228,17 @@ def test_top_level_export():
     assert prednas.Search is Search
 
 
-class _FakeTable:
-    """A stand-in proxy table covering half of the architectures (NaN elsewhere)."""
+def _half_table(bench, path):
+    """A proxy table file covering half of the architectures: 'meco' is the true accuracy."""
+    import proxies
 
-    def __init__(self, bench):
-        self.bench = bench
-        self.names = ["meco", "noise"]
-
-    def __contains__(self, arch):
-        return hash(str(arch)) % 2 == 0
-
-    def lookup(self, archs, names):
-        out = np.full((len(archs), len(names)), np.nan)
-        for i, a in enumerate(archs):
-            if a in self:
-                v = self.bench.query(a, "cifar10_test_200ep")
-                out[i] = [v if n == "meco" else (hash(str(a)) % 97) for n in names]
-        return out
+    archs = [s for s in bench.arch_strings() if int(s.encode().hex(), 16) % 2 == 0]
+    vals = np.array([[bench.query(a, "cifar10_test_200ep"), i % 97] for i, a in enumerate(archs)])
+    proxies.ProxyTable(archs, ["meco", "noise"], vals).to_csv(path)
+    return set(archs)
 
 
-def test_zero_shot_round_uses_table_proxies(bench):
+def test_zero_shot_round_uses_table_proxies(bench, tmp_path):
     """Before any evaluation, candidates are ordered by the proxy; unscored ones come last."""
     import spaces
     from prednas.search import Candidate, History
@@ -237,19 +246,13 @@ def test_zero_shot_round_uses_table_proxies(bench):
     space = spaces.get("nb201")
     rng = np.random.default_rng(0)
     pool = [Candidate(space.sample(rng)) for _ in range(200)]
-    table = _FakeTable(bench)
-
-    class Owner:
-        task = None
-        seed = 0
-        device = "cpu"
-
-    Owner.space = space
-    flt = PredictorFilter(proxy_table=table, zero_shot=["meco"])
-    flt.setup(Owner)
+    table = _half_table(bench, tmp_path / "t.csv")
+    flt = PredictorFilter(proxy_table=str(tmp_path / "t.csv"), zero_shot=["meco"])
+    flt.setup(SearchContext(space=space, seed=0, device="cpu"))
     picked = flt.select(space, pool, History(space), 5, np.random.default_rng(0))
-    assert all(c.arch in table for c in picked)
-    scored = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in pool if c.arch in table),
+    assert all(str(c.arch) in table for c in picked)
+    scored = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in pool
+                     if str(c.arch) in table),
                     reverse=True)
     got = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in picked), reverse=True)
     assert got == pytest.approx(scored[:5])

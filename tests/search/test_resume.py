@@ -25,8 +25,8 @@ def make(bench, path):
 
 
 def summary(result):
-    return [(r["round"], r["slot"], r["arch"], r["objective"])
-            for r in sorted(result.records, key=lambda r: (r["round"], r["slot"]))]
+    return [(r.round, r.slot, r.arch, r.objective)
+            for r in sorted(result.records, key=lambda r: (r.round, r.slot))]
 
 
 class Boom(BaseException):
@@ -36,7 +36,7 @@ class Boom(BaseException):
 class StopAfter(OracleEvaluator):
     name = "oracle"  # rebuilt as a plain oracle on resume
 
-    def __init__(self, benchmark, metric="cifar10_test_200ep", after=3):
+    def __init__(self, benchmark=None, metric=None, after=3):
         super().__init__(benchmark, metric)
         self.after = after
         self.calls = 0
@@ -60,7 +60,7 @@ def reference(bench, tmp_path_factory):
 def test_resume_after_interrupted_evaluation(bench, tmp_path, reference, after):
     path = tmp_path / "run"
     s = make(bench, path)
-    s.evaluator = StopAfter(bench, after=after)
+    s.evaluator = StopAfter(after=after)
     with pytest.raises(Boom):
         s.run()
     n_before = len((path / "evaluations.jsonl").read_text().splitlines())
@@ -98,7 +98,7 @@ def test_resume_after_kill_during_state_write(bench, tmp_path, reference, monkey
 def test_resume_with_torn_last_line(bench, tmp_path, reference):
     path = tmp_path / "run"
     s = make(bench, path)
-    s.evaluator = StopAfter(bench, after=5)
+    s.evaluator = StopAfter(after=5)
     with pytest.raises(Boom):
         s.run()
     with open(path / "evaluations.jsonl", "ab") as f:  # kill -9 in the middle of a write
