@@ -122,3 +122,22 @@ class BasePredictor(RegressorMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return bool(getattr(self, "is_fitted_", False))
+
+    # -- predictor files (predictors.io): no pickle -------------------------------------------
+    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
+        """The fitted attributes (names ending in ``_``) as JSON values for a predictor file.
+
+        Numbers, strings, lists, tuples, dicts, numeric arrays and nested predictors are handled
+        by ``writer.encode``; a subclass holding a model object overrides this, stores the model
+        in its library's own format with ``writer.add(bytes, ext)`` and passes its name in
+        ``exclude``.
+        """
+        name = type(self).__name__
+        return {k: writer.encode(v, f"{name}.{k}") for k, v in sorted(vars(self).items())
+                if k.endswith("_") and not k.startswith("_") and k not in exclude}
+
+    def _load_artifact_state(self, state: dict, reader) -> None:
+        """Set the fitted attributes from :meth:`_artifact_state`'s output (checked by reader)."""
+        name = type(self).__name__
+        for k, v in state.items():
+            setattr(self, k, reader.decode(v, f"{name}.{k}"))

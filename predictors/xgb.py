@@ -14,6 +14,8 @@ __all__ = ["XGBPredictor"]
 
 log = logging.getLogger(__name__)
 
+#: the XGBoost scikit-learn wrappers a saved model may be restored into
+_WRAPPERS = ("XGBRegressor", "XGBRanker")
 _OBJECTIVES = {"reg": "reg:squarederror", "rank": "rank:pairwise",
                "rank:pairwise": "rank:pairwise", "rank:ndcg": "rank:ndcg"}
 
@@ -114,6 +116,30 @@ class XGBPredictor(BasePredictor):
         X = check_features(type(self).__name__, X, self.n_features_in_)
         out = self.model_.predict(X)
         return np.asarray(out, dtype=np.float64) * self.y_scale_ + self.y_mean_
+
+    # -- predictor files: the booster in XGBoost's own UBJSON format, never a pickle -----------
+    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
+        state = super()._artifact_state(writer, exclude=(*exclude, "model_"))
+        if hasattr(self, "model_"):
+            raw = self.model_.get_booster().save_raw("ubj")
+            state["model_"] = {"$xgboost": type(self.model_).__name__,
+                               "blob": writer.add(bytes(raw), "ubj")}
+        return state
+
+    def _load_artifact_state(self, state: dict, reader) -> None:
+        import xgboost as xgb
+
+        state = dict(state)
+        model = state.pop("model_", None)
+        super()._load_artifact_state(state, reader)
+        if model is None:
+            return
+        kind = model.get("$xgboost") if isinstance(model, dict) else None
+        if kind not in _WRAPPERS:
+            raise UnknownNameError("saved XGBoost model kind", kind, _WRAPPERS)
+        restored = getattr(xgb, kind)()
+        restored.load_model(bytearray(reader.blob(model.get("blob"))))
+        self.model_ = restored
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import IncompatibleArtifactError, InvalidParameterError
+from prednas.errors import DataNotFoundError, IncompatibleArtifactError, InvalidParameterError
 from prednas.utils import atomic_path
 
 __all__ = ["Ensemble", "fit_weights", "load", "FORMAT_VERSION"]
@@ -104,37 +104,117 @@ class Ensemble(nn.Module):
         return self.predict_proba(x, batch_size).argmax(1)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Save as a PyTorch artifact that :func:`load` rebuilds (needs ``meta`` space/archs)."""
+        """Save as a PyTorch artifact that :func:`load` rebuilds (needs ``meta`` space/archs).
+
+        The file holds tensors, numbers, strings, lists and dicts only, so :func:`load` reads it
+        with ``torch.load(..., weights_only=True)``; ``meta`` must therefore be plain JSON values.
+        """
         for key in ("space", "archs", "num_classes", "input_shape"):
             if key not in self.meta:
                 raise InvalidParameterError(f"Ensemble.meta needs {key!r} to be saved")
-        payload = {"kind": _KIND, "format": FORMAT_VERSION, "meta": self.meta,
+        meta = _plain(self.meta, "Ensemble.meta")
+        payload = {"kind": _KIND, "format": FORMAT_VERSION, "meta": meta,
                    "weights": self.weights.tolist(),
                    "states": [m.state_dict() for m in self.members]}
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
 
+def _plain(value, where: str):
+    """``value`` as plain JSON values (tuples become lists); anything else raises, naming it."""
+    if value is None or type(value) in (bool, int, float, str):  # not numpy scalars
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise InvalidParameterError(f"{where} has a non-string key {bad[0]!r}; metadata keys "
+                                        "must be strings")
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise InvalidParameterError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__} ({value!r:.40}); "
+        "metadata must be plain JSON values (str, int, float, bool, None, lists, dicts), "
+        "e.g. int(x) for a numpy integer")
+
+
 def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:
-    """Load an ensemble saved by :meth:`Ensemble.save`."""
+    """Load an ensemble saved by :meth:`Ensemble.save`; nothing in the file is executed.
+
+    The file is read with ``torch.load(..., weights_only=True)`` (tensors and plain values only)
+    and its metadata is checked before any network is built; a foreign, corrupted or
+    mismatched file raises :class:`IncompatibleArtifactError` naming what is wrong.
+    """
     import spaces
 
+    where = repr(str(path))
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"ensemble artifact {where} does not exist")
+    if os.path.isdir(path):
+        raise IncompatibleArtifactError(f"{where} is a directory, not an ensemble artifact")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - anything unreadable is not our artifact
-        raise IncompatibleArtifactError(f"{path} is not a readable ensemble artifact: {exc}") from None
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise IncompatibleArtifactError(
+            f"{where} is not a readable ensemble artifact ({why})") from None
     if not isinstance(payload, dict) or payload.get("kind") != _KIND:
-        raise IncompatibleArtifactError(f"{path} is not a prednas ensemble artifact")
+        raise IncompatibleArtifactError(f"{where} is not a prednas ensemble artifact")
     if payload.get("format") != FORMAT_VERSION:
         raise IncompatibleArtifactError(
-            f"{path} has ensemble format {payload.get('format')!r}; this prednas reads "
+            f"{where} has ensemble format {payload.get('format')!r}; this prednas reads "
             f"{FORMAT_VERSION}")
-    meta = payload["meta"]
+    meta, weights, states = _check_payload(payload, where)
     space = spaces.get(meta["space"])
     members = []
-    for arch, state in zip(meta["archs"], payload["states"]):
-        model = space.build(space.parse(arch), int(meta["num_classes"]),
-                            tuple(meta["input_shape"]), **(meta.get("build_kwargs") or {}))
-        model.load_state_dict(state)
+    for i, (arch, state) in enumerate(zip(meta["archs"], states)):
+        model = space.build(space.parse(arch), meta["num_classes"], tuple(meta["input_shape"]),
+                            **(meta.get("build_kwargs") or {}))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            why = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise IncompatibleArtifactError(
+                f"{where}: weights of member {i} do not fit architecture {arch!r} ({why})"
+            ) from None
         members.append(model.to(device).eval())
-    return Ensemble(members, payload["weights"], meta)
+    return Ensemble(members, weights, meta)
+
+
+def _check_payload(payload: dict, where: str) -> tuple[dict, list, list]:
+    """The metadata, weights and state dicts of a loaded payload, each checked for its type."""
+    meta = payload.get("meta")
+    if not isinstance(meta, dict):
+        raise IncompatibleArtifactError(f"{where} is corrupted: its metadata is not a dict")
+
+    def need(key: str, ok, what: str):
+        if key not in meta:
+            raise IncompatibleArtifactError(f"{where} is corrupted: metadata lacks {key!r}")
+        if not ok(meta[key]):
+            raise IncompatibleArtifactError(
+                f"{where} is corrupted: metadata {key!r} must be {what}, got {meta[key]!r:.60}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    need("space", lambda v: isinstance(v, str), "a space name")
+    need("archs", lambda v: isinstance(v, list) and v and all(isinstance(a, str) for a in v),
+         "a non-empty list of architecture strings")
+    need("num_classes", lambda v: is_int(v) and v >= 1, "a positive int")
+    need("input_shape", lambda v: isinstance(v, list) and v and all(is_int(d) and d >= 1
+                                                                     for d in v),
+         "a list of positive ints")
+    if meta.get("build_kwargs") is not None:
+        need("build_kwargs", lambda v: isinstance(v, dict), "a dict")
+    n = len(meta["archs"])
+    weights, states = payload.get("weights"), payload.get("states")
+    if not (isinstance(weights, list) and len(weights) == n
+            and all(isinstance(w, (int, float)) for w in weights)):
+        raise IncompatibleArtifactError(
+            f"{where} is corrupted: expected {n} member weights, got {str(weights)[:60]}")
+    if not (isinstance(states, list) and len(states) == n
+            and all(isinstance(s, dict) for s in states)):
+        got = len(states) if isinstance(states, list) else type(states).__name__
+        raise IncompatibleArtifactError(
+            f"{where} is corrupted: expected {n} member state dicts, got {got}")
+    return meta, weights, states

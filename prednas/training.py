@@ -13,7 +13,7 @@ from torch import nn
 
 import spaces as _spaces
 from prednas import tasks as _tasks
-from prednas.errors import check_param
+from prednas.errors import InvalidParameterError, check_param
 from prednas.utils import resolve_device, torch_seed
 
 __all__ = ["train", "TrainRecord", "evaluate", "count_flops", "inherit_weights"]
@@ -133,6 +133,7 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
     space = _spaces.get(space)
     arch = space.coerce(arch)
     task = _tasks.get(task)
+    space.check_input_shape(task.input_shape, task=task.name)
     check_param("train", "batch_size", batch_size, low=1)
     check_param("train", "lr", lr, kind=(float, int), low=0, low_open=True)
     check_param("train", "weight_decay", weight_decay, kind=(float, int), low=0)
@@ -142,6 +143,10 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         check_param("train", "epochs", epochs, low=1)
     dev = resolve_device(device)
     n = len(task.y_train)
+    if n == 0:
+        raise InvalidParameterError(
+            f"task {task.name!r} has an empty training split (0 examples); training needs at "
+            "least one")
     per_epoch = math.ceil(n / batch_size)
     total = steps if steps is not None else (epochs or 20) * per_epoch
     rec = TrainRecord(str(arch), space.name, task.name, int(seed), device=str(dev))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -10,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import InvalidArchitectureError, PredNASError, UnknownNameError
+from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
+                            UnknownNameError)
 
 __all__ = ["Space", "Architecture"]
 
@@ -30,6 +33,18 @@ class Space(abc.ABC):
     encodings: tuple[str, ...] = ("onehot", "path")
     #: ops that label graph nodes (one-hot position = index in this tuple)
     node_types: tuple[str, ...] = ()
+    #: the input shape networks are built for by default, e.g. ``(3, 32, 32)``; every
+    #: ``input_shape`` given to :meth:`build` must have as many dimensions (``()``: unchecked)
+    default_input_shape: tuple[int, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Every ``build``/``build_supernet`` a space defines checks ``input_shape`` first, so a
+        space/task mismatch is one clear error wherever a network is built (training, proxies,
+        search, ensembles), not a torch traceback from the first forward pass."""
+        super().__init_subclass__(**kwargs)
+        for method in ("build", "build_supernet"):
+            if method in cls.__dict__:
+                setattr(cls, method, _checks_input_shape(cls.__dict__[method]))
 
     # -- required -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -101,6 +116,32 @@ class Space(abc.ABC):
     def is_arch(self, obj: object) -> bool:
         return False
 
+    def check_input_shape(self, input_shape: Sequence[int], task: str | None = None) -> None:
+        """Raise :class:`InvalidParameterError` unless networks of this space can take inputs of
+        ``input_shape`` (one example; ``task`` names where it comes from, for the message)."""
+        try:
+            shape = tuple(int(d) for d in input_shape)
+            valid = all(d >= 1 and d == d_in for d, d_in in zip(shape, input_shape))
+        except (TypeError, ValueError):
+            shape, valid = input_shape, False
+        expected = tuple(self.default_input_shape)
+        if valid and (not expected or len(shape) == len(expected)):
+            return
+        source = f"the inputs of task {task!r}, of" if task else "inputs of"
+        if not valid:
+            raise InvalidParameterError(
+                f"space {self.name!r} cannot take {source} shape {shape!r}; an input shape is "
+                f"a tuple of positive ints such as {expected or (3, 32, 32)}")
+        import spaces
+
+        fits = [n for n in spaces.list_spaces()
+                if len(spaces.get(n).default_input_shape) == len(shape)]
+        hint = (f"; spaces for inputs of shape {_dim_names(len(shape))}: {', '.join(fits)}"
+                if fits else "")
+        raise InvalidParameterError(
+            f"space {self.name!r} cannot take {source} shape {shape}: its networks expect "
+            f"{_dim_names(len(expected))} such as {expected}{hint}")
+
     def check_encoding(self, encoding: str) -> None:
         if encoding not in self.encodings:
             raise UnknownNameError("encoding", encoding, self.encodings)
@@ -113,6 +154,30 @@ class Space(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _dim_names(ndim: int) -> str:
+    return {1: "(length,)", 2: "(channels, length)",
+            3: "(channels, height, width)"}.get(ndim, f"{ndim} dimensions")
+
+
+def _checks_input_shape(method):
+    """Wrap a space's ``build``-like ``method`` to call ``check_input_shape`` first."""
+    sig = inspect.signature(method)
+    if "input_shape" not in sig.parameters:
+        return method
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+        except TypeError:  # let the method itself report bad arguments
+            return method(self, *args, **kwargs)
+        bound.apply_defaults()
+        self.check_input_shape(bound.arguments["input_shape"])
+        return method(self, *args, **kwargs)
+
+    return checked
 
 
 def count_parameters(model: nn.Module) -> int:
