@@ -1,8 +1,9 @@
-"""Argument helpers shared by subcommands."""
+"""Argument helpers shared by subcommands (argparse only at import time)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -11,6 +12,16 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+
+
+def defer_arguments(p: argparse.ArgumentParser,
+                    populate: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``p``'s arguments only when ``p`` is used, when its parser supports that (the CLI's)."""
+    defer = getattr(p, "defer", None)
+    if defer is not None:
+        defer(populate)
+    else:
+        populate(p)
 
 
 def parse_task_options(items: list[str] | None) -> dict:
