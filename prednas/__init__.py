@@ -4,7 +4,8 @@ Entry points: :func:`train` (one architecture), :func:`rank` (score candidates w
 :func:`warmup` (weight-sharing supernet), :class:`Search` (the main loop), and the ``prednas`` CLI.
 
 Importing ``prednas`` is cheap: every public name is loaded on first use (PEP 562), so
-``import spaces`` or ``prednas --help`` never pull in torch, scikit-learn or the search engine.
+``prednas --help`` imports no torch or scikit-learn, and ``import spaces`` (which needs only
+``prednas.errors`` and ``prednas.registry``) no longer loads the training code or search engine.
 """
 
 from __future__ import annotations
