@@ -2,36 +2,72 @@
 
 Entry points: :func:`train` (one architecture), :func:`rank` (score candidates with a predictor),
 :func:`warmup` (weight-sharing supernet), :class:`Search` (the main loop), and the ``prednas`` CLI.
+
+Importing ``prednas`` is cheap: every public name is loaded on first use (PEP 562), so
+``prednas --help`` imports no torch or scikit-learn, and ``import spaces`` (which needs only
+``prednas.errors`` and ``prednas.registry``) no longer loads the training code or search engine.
 """
 
 from __future__ import annotations
 
 import importlib
-
-from prednas.errors import (DataNotFoundError, IncompatibleArtifactError, InvalidArchitectureError,
-                            InvalidParameterError, NotFittedError, PredNASError, RunDirectoryError,
-                            UnknownNameError)
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from prednas import benchmarks, tasks  # noqa: E402
-from prednas.training import TrainRecord, train  # noqa: E402
-
-# Heavier entry points load on first use: name -> module that defines it.
-_LAZY = {"rank": "prednas.ranking", "warmup": "prednas.supernet", "Search": "prednas.search"}
+# Public name -> module that defines it, imported on first attribute access.
+_LAZY: dict[str, str] = {
+    "PredNASError": "prednas.errors",
+    "UnknownNameError": "prednas.errors",
+    "InvalidArchitectureError": "prednas.errors",
+    "InvalidParameterError": "prednas.errors",
+    "DataNotFoundError": "prednas.errors",
+    "NotFittedError": "prednas.errors",
+    "IncompatibleArtifactError": "prednas.errors",
+    "RunDirectoryError": "prednas.errors",
+    "train": "prednas.training",
+    "TrainRecord": "prednas.training",
+    "rank": "prednas.ranking",
+    "warmup": "prednas.supernet",
+    "Search": "prednas.search",
+}
 # Submodules reachable as attributes after a plain ``import prednas``.
-_SUBMODULES = ("ensemble", "search", "supernet", "ranking", "utils", "registry", "cli")
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"prednas.{name}")
-    raise AttributeError(f"module 'prednas' has no attribute {name!r}")
-
+_SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "ranking", "utils",
+               "registry", "errors", "metrics", "training", "cli")
 
 __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "InvalidParameterError",
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
            "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup", "Search", "ensemble",
            "__version__"]
+
+if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
+    from prednas import benchmarks, ensemble, tasks
+    from prednas.errors import (
+        DataNotFoundError,
+        IncompatibleArtifactError,
+        InvalidArchitectureError,
+        InvalidParameterError,
+        NotFittedError,
+        PredNASError,
+        RunDirectoryError,
+        UnknownNameError,
+    )
+    from prednas.ranking import rank
+    from prednas.search import Search
+    from prednas.supernet import warmup
+    from prednas.training import TrainRecord, train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"prednas.{name}")
+    else:
+        raise AttributeError(f"module 'prednas' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

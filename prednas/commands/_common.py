@@ -1,8 +1,11 @@
-"""Argument helpers shared by subcommands."""
+"""Argument helpers shared by subcommands (argparse only at import time)."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -13,11 +16,21 @@ def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
 
 
-def parse_task_options(items: list[str] | None) -> dict:
-    """``["path=../x.npz", "num_samples=5000"]`` -> ``{"path": "../x.npz", "num_samples": 5000}``."""
+def defer_arguments(p: argparse.ArgumentParser,
+                    populate: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``p``'s arguments only when ``p`` is used, when its parser supports that (the CLI's)."""
+    defer = getattr(p, "defer", None)
+    if defer is not None:
+        defer(populate)
+    else:
+        populate(p)
+
+
+def parse_task_options(items: list[str] | None) -> dict[str, Any]:
+    """``["path=x.npz", "num_samples=5000"]`` -> ``{"path": "x.npz", "num_samples": 5000}``."""
     from prednas.errors import InvalidParameterError
 
-    out = {}
+    out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -40,10 +53,38 @@ def add_task(p: argparse.ArgumentParser, default: str | None = "mnist1d") -> Non
                    help="extra task loader option, repeatable (e.g. num_samples=5000)")
 
 
-def load_task(args):
+def check_task_options(task: str, opts: dict[str, Any], *, path_from_flag: bool = False) -> None:
+    """Raise :class:`InvalidParameterError` naming any option the task's loader does not take.
+
+    Also raises :class:`UnknownNameError` for an unknown task name.
+    """
+    from prednas import tasks
+    from prednas.errors import InvalidParameterError, choices_message
+
+    loader = tasks._REGISTRY.get(task)  # the registered loader; tasks.get would call it
+    params = inspect.signature(loader).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for key in opts:
+        if key in valid:
+            continue
+        if key == "path" and path_from_flag:
+            prefix = f"--task-path: task {task!r} reads no data path; its options"
+            raise InvalidParameterError(f"{prefix} are: {', '.join(sorted(valid)) or 'none'}")
+        if not valid:
+            raise InvalidParameterError(f"Unknown --task-opt {key!r}: task {task!r} takes none")
+        raise InvalidParameterError(
+            choices_message(f"Unknown --task-opt {key!r} for task {task!r}", key, valid))
+
+
+def load_task(args: argparse.Namespace):
+    """The task named by ``--task``, loaded with ``--task-path`` and every ``--task-opt``."""
     from prednas import tasks
 
     opts = parse_task_options(args.task_opt)
     if args.task_path:
         opts["path"] = args.task_path
+    check_task_options(args.task, opts, path_from_flag=bool(args.task_path))
     return tasks.get(args.task, **opts)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 NAME = "pretrain"
 HELP = "fit an accuracy predictor on a benchmark table (NB201) and save it"
@@ -27,12 +31,50 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from predictors.pretrain import pretrain
 
-    rep = pretrain(bench=args.bench, target=args.target, n_train=args.n_train,
-                   predictor=args.predictor, seed=args.seed, out=args.out, n_test=args.n_test,
-                   encoding=args.encoding, use_proxies=not args.no_proxies)
-    if args.json:
+    # The fit is saved first in a fresh temp folder, then copied to --out: an unwritable --out
+    # (or a full disk) loses the copy, never the finished fit.
+    staged = None
+    if args.out:
+        staged = Path(tempfile.mkdtemp(prefix="prednas-pretrain-")) / (Path(args.out).name
+                                                                      or "predictor")
+    try:
+        rep = pretrain(bench=args.bench, target=args.target, n_train=args.n_train,
+                       predictor=args.predictor, seed=args.seed, out=staged, n_test=args.n_test,
+                       encoding=args.encoding, use_proxies=not args.no_proxies)
+    except BaseException:
+        if staged is not None:
+            shutil.rmtree(staged.parent, ignore_errors=True)
+        raise
+    failure = None
+    if staged is not None:
+        try:
+            rep["out"] = str(_deliver(staged, args.out))
+        except OSError as exc:
+            rep["out"] = str(staged)
+            failure = (f"prednas pretrain: error: cannot write --out {args.out!r} "
+                       f"({exc.strerror or exc}); the fitted predictor was saved to "
+                       f"{str(staged)!r}")
+    _print_report(rep, as_json=args.json)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 2
+    return 0
+
+
+def _deliver(staged: Path, out: str) -> Path:
+    """Copy ``staged`` to ``out`` atomically, then remove ``staged`` and its temp folder."""
+    from prednas.utils import atomic_path
+
+    with atomic_path(out) as tmp:
+        shutil.copyfile(staged, tmp)
+    shutil.rmtree(staged.parent, ignore_errors=True)
+    return Path(out)
+
+
+def _print_report(rep: dict, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(rep, indent=2))
-        return 0
+        return
     feats = f"{rep['encoding']} + {len(rep['proxies'])} proxies" if rep["proxies"] else \
         f"{rep['encoding']} only"
     print(f"{rep['predictor']} on {rep['bench']}:{rep['target']} ({feats}), "
@@ -41,4 +83,3 @@ def run(args) -> int:
           f"top-5% precision {rep['top5_precision']:.3f}  fit {rep['fit_seconds']:.2f}s")
     if rep["out"]:
         print(f"  saved to {rep['out']}")
-    return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from prednas.commands._common import add_device, add_seed, add_task, load_task
+from prednas.commands._common import add_device, add_seed, add_task, defer_arguments, load_task
 
 NAME = "proxies"
 HELP = "zero-cost proxies: list them, score an architecture, validate against NB201"
@@ -25,11 +25,15 @@ def add_arguments(p) -> None:
     add_device(s)
     s.add_argument("--json", action="store_true", help="print the scores as JSON")
 
-    from proxies._evaluate import add_arguments as add_eval
-
     e = sub.add_parser("evaluate", help="sample archs, score them, correlate with a benchmark "
                                         "and write a markdown report (resumable cache)")
-    add_eval(e)
+    defer_arguments(e, _add_evaluate_arguments)
+
+
+def _add_evaluate_arguments(p) -> None:
+    from proxies._evaluate import add_arguments  # imports torch: only when 'evaluate' is parsed
+
+    add_arguments(p)
 
 
 def run(args) -> int:

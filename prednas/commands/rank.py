@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from prednas.commands._common import add_device, add_task
@@ -31,20 +32,32 @@ def _read_archs(path: str) -> list[str]:
         try:
             with open(path) as f:
                 text = f.read()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise DataNotFoundError(f"cannot read architectures file {path!r}: {exc}") from None
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        where = "stdin" if path == "-" else f"architectures file {path!r}"
+        raise DataNotFoundError(f"{where} holds no architectures (expected one architecture "
+                                "string per line)")
+    return lines
 
 
 def run(args) -> int:
+    from prednas.errors import DataNotFoundError, check_param
+
+    if args.top is not None:
+        check_param("prednas rank", "--top", args.top, low=1)
+    if os.path.isdir(args.predictor):
+        raise DataNotFoundError(f"--predictor {args.predictor!r} is a directory; give the file "
+                                "written by 'prednas pretrain ... --out FILE'")
+    lines = _read_archs(args.archs)
+
+    import spaces
     from prednas.commands._common import load_task
     from prednas.errors import InvalidArchitectureError
     from prednas.ranking import rank
 
-    import spaces
-
     space = spaces.get(args.space)
-    lines = _read_archs(args.archs)
     archs = []
     for k, line in enumerate(lines, start=1):
         try:
