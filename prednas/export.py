@@ -55,7 +55,7 @@ EXAMPLE = "example_input.pt"
 CARD = "model_card.md"
 _MODEL_FILE = {"torchscript": "model.pt", "state_dict": "model.pt", "onnx": "model.onnx"}
 _OWN_FILES = (META, EXAMPLE, CARD, "model.pt", "model.onnx")
-_ONNX_HINT = 'ONNX export needs the optional extra: pip install "prednas[onnx]"'
+_ONNX_INSTALL = 'pip install "prednas[onnx]"'
 _TOLERANCE = 1e-4  # an export that differs more from the evaluated model is refused
 
 
@@ -110,7 +110,7 @@ def _pareto_of(run_dir: Path) -> list[dict]:
 # public API
 # --------------------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str | None = None,
-           pareto: int | None = None, ensemble: bool = False, format: str = "torchscript",  # noqa: A002
+           pareto: int | None = None, ensemble: bool = False, format: str = "torchscript",
            example_batch: int = 8, force: bool = False) -> Path:
     """Export a model a search run trained, with exactly the weights it was evaluated with.
 
@@ -193,8 +193,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
 
     Args:
         path: the export directory.
-        device: where the module runs (``"auto"`` picks CUDA when present). ONNX exports run on
-            CPU through onnxruntime and return CPU tensors.
+        device: where the module runs (``"auto"`` picks CUDA when present). ONNX exports run
+            on CPU through onnxruntime (device ``"cpu"``) and return CPU tensors; a TorchScript
+            trace that creates tensors inside ``forward`` (LSTM/GRU state) runs on CPU only.
 
     Returns:
         A module mapping ``(B, *input_shape)`` float tensors to logits (an ensemble: to class
@@ -234,7 +235,7 @@ def _find(space, ok: list[dict], arch: str, run_dir: Path, records: list[dict] |
     key = str(space.canonical(space.parse(arch) if isinstance(arch, str) else space.coerce(arch)))
     hits = [r for r in ok if r["canonical"] == key]
     if hits:
-        return sorted(hits, key=lambda r: r.get("kind") != "candidate")[0]
+        return min(hits, key=lambda r: r.get("kind") != "candidate")
     failed = [r for r in records or [] if r.get("canonical") == key and r["status"] != "ok"]
     if failed:
         raise InvalidParameterError(
@@ -243,9 +244,11 @@ def _find(space, ok: list[dict], arch: str, run_dir: Path, records: list[dict] |
             "no weights to export")
     evaluated = list(dict.fromkeys(r["arch"] for r in ok))
     few = difflib.get_close_matches(str(arch), evaluated, n=5, cutoff=0.0)
-    raise InvalidParameterError(choices_message(
-        f"Architecture {arch!r} was not evaluated successfully in {run_dir} "
-        f"({len(evaluated)} were; the closest are listed)", arch, few))
+    near = difflib.get_close_matches(str(arch), evaluated, n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise InvalidParameterError(
+        f"Architecture {arch!r} was not evaluated successfully in {run_dir}{hint}; evaluated, "
+        f"closest first ({len(few)} of {len(evaluated)}): {', '.join(few)}")
 
 
 def _evaluated_model(run_dir: Path, space, rec: dict, num_classes: int,
@@ -389,7 +392,7 @@ def _write(out: Path, force: bool, model: nn.Module, meta: dict, example: torch.
         with torch.no_grad():
             reference = model(example)
         if fmt == "torchscript":
-            meta["method"] = _save_torchscript(model, example, out / meta["file"])
+            meta["method"], meta["cpu_only"] = _save_torchscript(model, example, out / meta["file"])
         elif fmt == "onnx":
             meta["method"] = "torch.onnx.export (TorchScript-based exporter, opset 17)"
             _save_onnx(model, example, out / meta["file"])
@@ -438,9 +441,12 @@ def _max_diff(a: nn.Module, b, x: torch.Tensor) -> float:
         return float((a(x) - b(x)).abs().max())
 
 
-def _save_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> str:
+def _save_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> tuple[str, bool]:
     """``torch.jit.script`` when the model compiles (control flow kept), else ``torch.jit.trace``
-    checked against the eager model at the example batch size and at batch size 1."""
+    checked against the eager model at the example batch size and at batch size 1.
+
+    Returns the method and whether the module is pinned to the CPU (a trace records the device of
+    tensors created inside ``forward``, e.g. an LSTM's initial state, as a constant)."""
     errors = []
     for method in ("script", "trace"):
         try:
@@ -458,11 +464,25 @@ def _save_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> st
             log.info("torch.jit.%s failed: %s", method, _first_line(exc))
             errors.append(f"{method}: {_first_line(exc)}")
             continue
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp, _quiet_jit():
             torch.jit.save(sm, str(tmp))
-        return f"torch.jit.{method}"
+        return f"torch.jit.{method}", _pins_device(sm)
     raise IncompatibleArtifactError(
         f"TorchScript cannot represent this model ({'; '.join(errors)}); use --format state_dict")
+
+
+def _pins_device(sm) -> bool:
+    """Whether a TorchScript graph holds a constant device (it then runs only on that device)."""
+    return any(n.kind() == "prim::Constant" and n.output().type().kind() == "DeviceObjType"
+               for n in sm.inlined_graph.nodes())
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """The user chose TorchScript: no deprecation notice on each save and load of it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
+        yield
 
 
 def _import_onnx(export: bool):
@@ -471,14 +491,21 @@ def _import_onnx(export: bool):
         if export:
             import onnx  # noqa: F401 - torch.onnx.export needs it
     except ImportError as exc:
-        raise PredNASError(f"{_ONNX_HINT} ({exc.name or exc} is not installed)") from None
+        what = exc.name or "onnx"
+        if export:
+            raise InvalidParameterError(
+                f"format 'onnx' needs the optional extra ({what} is not installed): "
+                f"{_ONNX_INSTALL}") from None
+        raise IncompatibleArtifactError(
+            f"loading an ONNX export needs onnxruntime ({what} is not installed): "
+            f"{_ONNX_INSTALL}") from None
     return ort
 
 
 def _save_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
-    kwargs: dict[str, Any] = dict(input_names=["input"], output_names=["output"],
-                                  dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                                  opset_version=17)
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"],
+                              "dynamic_axes": {"input": {0: "batch"}, "output": {0: "batch"}},
+                              "opset_version": 17}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed
     # Grad mode on: PyTorch's fused inference kernels (e.g. the transformer encoder fast path)
@@ -538,8 +565,14 @@ def _load(path: Path, meta: dict, device) -> nn.Module:
         return OnnxModule(file)
     dev = resolve_device(device)
     if fmt == "torchscript":
+        if meta.get("cpu_only") and dev.type != "cpu":
+            raise IncompatibleArtifactError(
+                f"{path} is a TorchScript trace that creates tensors on the CPU inside forward "
+                f"(e.g. an LSTM's initial state), so it cannot run on {device!r}; load it with "
+                "device='cpu', or export with --format state_dict to run it on another device")
         try:
-            model = torch.jit.load(str(file), map_location=dev)
+            with _quiet_jit():
+                model = torch.jit.load(str(file), map_location=dev)
         except Exception as exc:  # noqa: BLE001 - anything unreadable is not our artifact
             raise IncompatibleArtifactError(f"{file} is not a readable TorchScript file: "
                                             f"{_first_line(exc)}") from None
@@ -631,51 +664,58 @@ def _card(model: nn.Module, meta: dict, member_recs: list[dict], config: dict, r
         log.warning("could not count FLOPs: %s", exc)
         flops = "n/a"
     ev = ((config.get("strategies") or {}).get("evaluator") or {}).get("params") or {}
-    fmt_line = f"{meta['format']} ({meta['method']}), file `{meta['file']}`"
-    title = meta["arch"] or f"ensemble of {len(meta['archs'])}"
-    shape = ", ".join(map(str, meta["input_shape"]))
+    if meta["model"] == "ensemble":
+        summary = config.get("ensemble_summary") or {}
+        title = f"ensemble of {len(meta['archs'])}"
+        rows = [("Architectures", ", ".join(f"`{a}`" for a in meta["archs"])
+                 + f" (space `{meta['space']}`)"),
+                ("Mixture weights", ", ".join(f"{w:.4f}" for w in meta["ensemble_weights"]))]
+        val, test = summary.get("val_acc"), summary.get("test_acc")
+    else:
+        title = meta["arch"]
+        rows = [("Architecture", f"`{meta['arch']}` (space `{meta['space']}`)")]
+        val, test = member_recs[0].get("val_acc"), member_recs[0].get("test_acc")
+    fmt = f"{meta['format']} ({meta['method']}), file `{meta['file']}`"
+    if meta.get("cpu_only"):
+        fmt += "; the trace runs on CPU only (export a state_dict for other devices)"
+    rows += [
+        ("Chosen as", how),
+        ("Parameters", f"{params:,}"),
+        ("FLOPs (one example, forward)", flops),
+        ("CPU latency, batch 1", (f"{latency['ms']:.3f} ms (median of {latency['repeats']} runs "
+                                  f"after {latency['warmup']} warm-up, one thread, "
+                                  f"{latency['cpu']})")),
+        ("Validation accuracy", f"{_num(val)}%"),
+        ("Test accuracy", f"{_num(test)}%"),
+        ("Input", f"float32 tensor of shape (B, {', '.join(map(str, meta['input_shape']))})"),
+        ("Output", f"{meta['output']} over {meta['num_classes']} classes"),
+        ("Export format", fmt),
+        ("Max abs difference vs the evaluated model",
+         f"{meta['max_abs_diff']:.3g} on `{EXAMPLE}`"),
+    ]
+    recipe = ", ".join(f"{label} {ev[key]}" for key, label in (
+        ("steps", "steps"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch size"),
+        ("inherit", "weight inheritance"), ("max_seconds", "max seconds per training"))
+        if ev.get(key) is not None)
     lines = [f"# Model card: `{title}`", "",
              f"Exported by prednas {_version()} from the search run `{run_dir.resolve()}`.", "",
              "| | |", "|---|---|"]
-    if meta["model"] == "ensemble":
-        summary = config.get("ensemble_summary") or {}
-        lines += [f"| Architectures | {', '.join(f'`{a}`' for a in meta['archs'])} "
-                  f"(space `{meta['space']}`) |",
-                  f"| Mixture weights | {', '.join(f'{w:.4f}' for w in meta['ensemble_weights'])} |"]
-        val, test = summary.get("val_acc"), summary.get("test_acc")
-    else:
-        rec = member_recs[0]
-        lines.append(f"| Architecture | `{meta['arch']}` (space `{meta['space']}`) |")
-        val, test = rec.get("val_acc"), rec.get("test_acc")
-    lines += [
-        f"| Chosen as | {how} |",
-        f"| Parameters | {params:,} |",
-        f"| FLOPs (one example, forward) | {flops} |",
-        f"| CPU latency, batch 1 | {latency['ms']:.3f} ms (median of {latency['repeats']} runs "
-        f"after {latency['warmup']} warm-up, one thread, {latency['cpu']}) |",
-        f"| Validation accuracy | {_num(val)}% |",
-        f"| Test accuracy | {_num(test)}% |",
-        f"| Input | float32 tensor of shape (B, {shape}) |",
-        f"| Output | {meta['output']} over {meta['num_classes']} classes |",
-        f"| Export format | {fmt_line} |",
-        f"| Max abs difference vs the evaluated model | {meta['max_abs_diff']:.3g} on "
-        f"`{EXAMPLE}` |",
-        "", "## How it was trained", "",
-        f"- task: `{config.get('task')}`, options: `{json.dumps(config.get('task_options') or {})}`",
-        "- recipe: " + (", ".join(f"{label} {ev[key]}" for key, label in (
-            ("steps", "steps"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch size"),
-            ("inherit", "weight inheritance"), ("max_seconds", "max seconds per training"))
-            if ev.get(key) is not None) or "not recorded"),
-    ]
+    lines += [f"| {label} | {value} |" for label, value in rows]
+    lines += ["", "## How it was trained", "",
+              (f"- task: `{config.get('task')}`, options: "
+               f"`{json.dumps(config.get('task_options') or {})}`"),
+              f"- recipe: {recipe or 'not recorded'}"]
     for rec in member_recs:
         lines.append(f"- `{rec['arch']}`: {rec.get('kind', 'member')} evaluation, seed "
                      f"{rec.get('seed')}, {rec.get('steps', 'n/a')} steps done on "
                      f"{rec.get('device', 'n/a')}, val {_num(rec.get('val_acc'))}%, test "
                      f"{_num(rec.get('test_acc'))}%, weights `{_weights_name(run_dir, rec)}`")
-    lines += ["", "The exported weights are exactly those the search evaluated; nothing was "
-              "retrained.", "", "## Loading", "", "```python", "import torch, prednas", "",
+    lines += ["",
+              "The exported weights are exactly those the search evaluated; nothing was retrained.",
+              "", "## Loading", "", "```python", "import torch", "import prednas", "",
               'model = prednas.load_model("THIS_DIR")  # eval mode, CPU',
-              f'x = torch.load("THIS_DIR/{EXAMPLE}", weights_only=True)', "y = model(x)", "```", ""]
+              f'x = torch.load("THIS_DIR/{EXAMPLE}", weights_only=True)',
+              "y = model(x)", "```", ""]
     return "\n".join(lines)
 
 
