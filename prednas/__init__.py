@@ -25,24 +25,29 @@ _LAZY: dict[str, str] = {
     "NotFittedError": "prednas.errors",
     "IncompatibleArtifactError": "prednas.errors",
     "RunDirectoryError": "prednas.errors",
+    "CandidateError": "prednas.errors",
     "train": "prednas.training",
     "TrainRecord": "prednas.training",
     "rank": "prednas.ranking",
     "warmup": "prednas.supernet",
     "Search": "prednas.search",
+    "SearchContext": "prednas.search",
+    "Record": "prednas.search",
+    "load_model": "prednas.export",
 }
 # Submodules reachable as attributes after a plain ``import prednas``.
 _SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "ranking", "utils",
-               "registry", "errors", "metrics", "training", "cli")
+               "registry", "errors", "metrics", "training", "cli", "export", "params")
 
 __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "InvalidParameterError",
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
-           "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup", "Search", "ensemble",
-           "__version__"]
+           "CandidateError", "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup",
+           "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "__version__"]
 
 if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
-    from prednas import benchmarks, ensemble, tasks
+    from prednas import benchmarks, ensemble, export, tasks
     from prednas.errors import (
+        CandidateError,
         DataNotFoundError,
         IncompatibleArtifactError,
         InvalidArchitectureError,
@@ -53,7 +58,8 @@ if TYPE_CHECKING:  # what static tools see; at run time these names come from __
         UnknownNameError,
     )
     from prednas.ranking import rank
-    from prednas.search import Search
+    from prednas.export import load_model
+    from prednas.search import Record, Search, SearchContext
     from prednas.supernet import warmup
     from prednas.training import TrainRecord, train
 

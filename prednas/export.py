@@ -66,7 +66,7 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     """The run's configuration (plus its ``ensemble`` summary) and every evaluation record."""
     from prednas.search.rundir import RunDir
 
-    _, state, records = RunDir.open(run_dir)
+    _, state, records = RunDir.open(run_dir, lock=False)  # read only: a running search may own it
     config = dict(state["config"])
     config["ensemble_summary"] = state.get("ensemble")
     return config, records
@@ -322,19 +322,12 @@ def _ensemble_source(run_dir: Path, config: dict, records: list[dict], space):
 def _space_of(config: dict):
     import spaces
 
-    return spaces.get(config["space"], **(config.get("space_options") or {}))
+    return spaces.get(config["space"], **(config.get("space_config") or {}))
 
 
 def _space_config(space) -> dict[str, Any]:
-    """The space's constructor arguments (e.g. NB201's ``C`` and ``N``), to rebuild it as it was."""
-    out = {}
-    for name, p in inspect.signature(type(space).__init__).parameters.items():
-        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        value = getattr(space, name, None)
-        if value is None or isinstance(value, (bool, int, float, str)):
-            out[name] = value
-    return out
+    """What rebuilds the space as it was (``spaces.get(name, **config)``)."""
+    return space.config()
 
 
 def _task_of(config: dict):

@@ -211,6 +211,10 @@ class NB201Space(Space):
     def __repr__(self) -> str:
         return f"NB201Space(C={self.C}, N={self.N})"
 
+    def config(self) -> dict:
+        """The macro skeleton when it differs from NB201's own (C=16, N=5)."""
+        return {} if (self.C, self.N) == (16, 5) else {"C": self.C, "N": self.N}
+
     @property
     def is_finite(self) -> bool:
         return True

@@ -31,7 +31,7 @@ def run(tmp_path_factory) -> Path:
                                 TrainingEvaluator)
 
     task = tasks.get("synthetic", **TASK_OPTIONS)
-    ev = TrainingEvaluator(task, steps=6, batch_size=32, device="cpu")
+    ev = TrainingEvaluator(steps=6, batch_size=32, device="cpu")
     res = Search("blocks1d", task="synthetic", task_options=TASK_OPTIONS, evaluator=ev, budget=3,
                  per_round=3, mutator=MutationMutator(parents=1, mutations=20), filter=NoFilter(),
                  ensembler=ReplicaEnsembler(replicas=2), max_params=3000, seed=0, device="cpu",
