@@ -79,12 +79,17 @@ def check_task_options(task: str, opts: dict[str, Any], *, path_from_flag: bool 
             choices_message(f"Unknown --task-opt {key!r} for task {task!r}", key, valid))
 
 
-def load_task(args: argparse.Namespace):
-    """The task named by ``--task``, loaded with ``--task-path`` and every ``--task-opt``."""
-    from prednas import tasks
-
+def task_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option of ``--task`` (``--task-path`` and each ``--task-opt``), checked."""
     opts = parse_task_options(args.task_opt)
     if args.task_path:
         opts["path"] = args.task_path
     check_task_options(args.task, opts, path_from_flag=bool(args.task_path))
-    return tasks.get(args.task, **opts)
+    return opts
+
+
+def load_task(args: argparse.Namespace):
+    """The task named by ``--task``, loaded with ``--task-path`` and every ``--task-opt``."""
+    from prednas import tasks
+
+    return tasks.get(args.task, **task_options(args))

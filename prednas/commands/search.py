@@ -71,9 +71,10 @@ def _build(args):
 
     if args.strategy not in S.STRATEGIES:
         raise UnknownNameError("strategy", args.strategy, S.STRATEGIES)
-    if args.bench and args.task:
+    if args.bench and (args.task or args.task_opt or args.task_path):
         raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
-                                    "lookups), not both")
+                                    "lookups), not both; --task-opt and --task-path go with "
+                                    "--task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
     check_param(_OWNER, "--workers", args.workers, low=1)
@@ -97,11 +98,13 @@ def _build(args):
                 common["filter"] = S.PredictorFilter(prior=args.prior)
             return S.Search(space, **common)
     else:
-        from prednas.commands._common import load_task
+        from prednas import tasks
+        from prednas.commands._common import task_options
 
         args.task = args.task or "mnist1d"
         space = spaces.get(args.space or "blocks1d")
-        task = load_task(args)
+        opts = task_options(args)
+        task = tasks.get(args.task, **opts)
         baseline = space.default_arch()
         max_params = None
         if args.param_cap:
@@ -116,14 +119,12 @@ def _build(args):
         check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
         evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device)
-        common.update(task=task,
+        common.update(task=args.task, task_options=opts,
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
                       max_seconds=60.0 * max_minutes,
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
                                  if args.replicas else False))
         common["budget"] = args.budget or 30
-        if args.task_path:
-            common["task_options"] = {"path": args.task_path}
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(),
                                     supernet="auto" if args.warmup_seconds > 0 else None,

@@ -151,6 +151,8 @@ class Search:
             raise InvalidParameterError("Search takes task= or oracle=, not both")
         self.task_options = dict(task_options or {})
         self.task = _tasks.get(task, **self.task_options) if task is not None else None
+        if self.task is not None:
+            self.space.check_input_shape(self.task.input_shape, task=self.task.name)
         if oracle is not None and isinstance(oracle, str):
             from prednas import benchmarks
 

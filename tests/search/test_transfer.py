@@ -8,7 +8,7 @@ import pytest
 import predictors
 import prednas
 import spaces
-from prednas.search import Candidate, History, PredictorFilter, Search
+from prednas.search import Candidate, History, PredictorFilter, Search, SearchContext
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,8 @@ def prior_file(tmp_path_factory):
     return path
 
 
-class _Owner:
-    task = None
-    seed = 0
-    device = "cpu"
-    space = spaces.get("nb201")
+def _context(space="nb201", task=None):
+    return SearchContext(space=spaces.get(space), task=task, seed=0, device="cpu")
 
 
 def test_prior_orders_candidates_before_any_evaluation(prior_file):
@@ -39,7 +36,7 @@ def test_prior_orders_candidates_before_any_evaluation(prior_file):
     rng = np.random.default_rng(1)
     pool = [Candidate(space.sample(rng)) for _ in range(300)]
     flt = PredictorFilter(proxy_table=None, prior=str(prior_file))
-    flt.setup(_Owner)
+    flt.setup(_context())
     picked = flt.select(space, pool, History(space), 10, np.random.default_rng(0))
     acc = lambda c: bench.query(c.arch, "cifar10_test_200ep")  # noqa: E731
     assert np.mean([acc(c) for c in picked]) > np.mean([acc(c) for c in pool]) + 3
@@ -58,8 +55,31 @@ def test_search_with_prior_records_it(prior_file, tmp_path):
 def test_prior_for_another_space_is_refused(prior_file):
     from prednas.errors import IncompatibleArtifactError
 
-    class Owner(_Owner):
-        space = spaces.get("blocks1d")
-
     with pytest.raises(IncompatibleArtifactError, match="nb201"):
-        PredictorFilter(proxy_table=None, prior=str(prior_file)).setup(Owner)
+        PredictorFilter(proxy_table=None, prior=str(prior_file)).setup(_context("blocks1d"))
+
+
+def test_pretrained_prior_sees_identical_features_in_the_search(tmp_path):
+    """``prednas pretrain`` and the search's filter build features through the same pipeline
+    (encodings + shipped proxy table): the prior gets exactly the rows it was trained on, and the
+    filter's own stage-1 proxy columns are the same values."""
+    from prednas.cli import main
+    from predictors.features import FeaturePipeline
+
+    out = tmp_path / "c10.pred"
+    assert main(["pretrain", "--bench", "nb201", "--n-train", "30", "--n-test", "50",
+                 "--predictor", "xgb", "--out", str(out), "--seed", "0"]) == 0
+    est, pipe = predictors.load(out, "nb201")
+    assert pipe.proxies, "the pretrained predictor uses proxy features"
+    table = pipe.proxy_table
+    archs = [a for a in table.arch_strings[:40]]
+    flt = PredictorFilter(prior=str(out))
+    flt.setup(_context())
+    prior_est, prior_pipe = flt.prior_
+    assert prior_pipe.config() == pipe.config()
+    np.testing.assert_array_equal(prior_pipe.transform(archs), pipe.transform(archs))
+    np.testing.assert_array_equal(flt._prior_mean(archs), est.predict(pipe.transform(archs)))
+    own = flt.stage1_.transform(archs)[:, -len(flt.table_names_):]
+    ref = FeaturePipeline("nb201", encoding=None, proxies=flt.table_names_,
+                          proxy_table="shipped").transform(archs)
+    np.testing.assert_array_equal(own, ref)
