@@ -16,7 +16,7 @@ import numpy as np
 from prednas.errors import InvalidParameterError, RunDirectoryError
 from prednas.params import Interval, validate_params
 from prednas.search.base import (Ensembler, Evaluator, Executor, Filter, History, Mutator, Record,
-                                 SearchContext, encode_param)
+                                 SearchContext, decode_param, encode_param)
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
 
 __all__ = ["Search", "SearchResult", "RESUMABLE_OVERRIDES"]
@@ -149,8 +149,14 @@ class Search:
                                         "oracle= (benchmark lookups)")
         if task is not None and oracle is not None:
             raise InvalidParameterError("Search takes task= or oracle=, not both")
-        self.task_options = dict(task_options or {})
-        self.task = _tasks.get(task, **self.task_options) if task is not None else None
+        if isinstance(task, _tasks.Task):
+            if task_options:
+                raise InvalidParameterError("task_options go with a task name, not a Task object")
+            self.task = task
+            self.task_options = task.options  # None: made by hand, not rebuilt by name
+        else:
+            self.task_options = dict(task_options or {})
+            self.task = _tasks.get(task, **self.task_options) if task is not None else None
         if self.task is not None:
             self.space.check_input_shape(self.task.input_shape, task=self.task.name)
         if oracle is not None and isinstance(oracle, str):
@@ -211,7 +217,8 @@ class Search:
             "bench": getattr(self.oracle, "name", None),
             "metric": self.metric,
             "task": getattr(self.task, "name", None),
-            "task_options": encode_param(self.task_options),
+            "task_options": (None if self.task_options is None
+                             else encode_param(self.task_options)),
             "budget": self.budget,
             "max_seconds": self.max_seconds,
             "per_round": self.per_round,
@@ -245,8 +252,13 @@ class Search:
                 max_params=cfg.get("max_params"), device=cfg.get("device", "auto"))
             if cfg["mode"] == "oracle":
                 kw.update(oracle=cfg["bench"], metric=cfg.get("metric"))
+            elif cfg.get("task_options") is None and "task" not in overrides:
+                raise RunDirectoryError(
+                    f"{run_dir}: the run's task {cfg['task']!r} was an in-memory Task object, "
+                    "which cannot be rebuilt by name; pass it again: "
+                    "Search.resume(run_dir, task=...)")
             else:
-                kw.update(task=cfg["task"], task_options=cfg.get("task_options") or {})
+                kw.update(task=cfg["task"], task_options=decode_param(cfg.get("task_options")))
             stored = cfg.get("strategies") or {}
             for family in _FAMILIES:
                 if family not in overrides:
@@ -260,6 +272,12 @@ class Search:
                 continue
             recorded = (stored.get(key) if key in _FAMILIES else
                         {"oracle": cfg.get("bench"), "task": cfg.get("task")}.get(key, cfg.get(key)))
+            if key == "task" and cfg.get("task_options") is not None and not isinstance(value, str):
+                given_opts = getattr(value, "options", None)
+                if given_opts is not None and encode_param(given_opts) != cfg["task_options"]:
+                    raise RunDirectoryError(
+                        f"Search.resume: the task's options {given_opts!r} differ from the "
+                        f"run's recorded {cfg['task_options']!r}")
             given = _describe_override(key, value)
             if given != recorded:
                 raise RunDirectoryError(
@@ -267,6 +285,8 @@ class Search:
                     f"{recorded!r}; a resumed search must be the same search (it may change only "
                     f"{', '.join(RESUMABLE_OVERRIDES)})")
         kw.update({k: v for k, v in overrides.items() if k != "run_dir"})
+        if "task" in overrides:
+            kw.pop("task_options", None)
         kw["run_dir"] = run_dir
         search = cls(space, **kw)
         search._resume_state = state

@@ -187,6 +187,21 @@ class PredictorFilter(Filter):
         self.prior_weight = prior_weight
         self.warmup_kwargs = warmup_kwargs
 
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.warmup_kwargs:
+            from prednas.supernet import warmup
+
+            valid = [p for p in inspect.signature(warmup).parameters
+                     if p not in ("space", "task", "seed", "device")]
+            for key in self.warmup_kwargs:
+                if key not in valid:
+                    from prednas.errors import choices_message
+
+                    raise InvalidParameterError(choices_message(
+                        f"Unknown option {key!r} in the 'warmup_kwargs' parameter of "
+                        "PredictorFilter (options of prednas.warmup)", key, valid))
+
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, context) -> None:
         from predictors.features import FeaturePipeline, load_proxy_table

@@ -22,7 +22,10 @@ def get(name: str | Task, **kwargs) -> Task:
     """Load the task ``name``; keyword arguments go to its loader (e.g. ``path=`` for cifar10)."""
     if isinstance(name, Task):
         return name
-    return _REGISTRY.get(name)(**kwargs)
+    task = _REGISTRY.get(name)(**kwargs)
+    if task.options is None:
+        task.options = dict(kwargs)
+    return task
 
 
 def list_tasks() -> list[str]:

@@ -20,6 +20,9 @@ class Task:
         input_shape: shape of one example.
         num_classes: number of classes.
         info: free-form provenance (source path, seed, sizes).
+        options: the loader options that rebuild this task with ``tasks.get(name, **options)``
+            (set by :func:`prednas.tasks.get`); ``None`` for a task made by hand or derived
+            (e.g. :meth:`subset`), which a resumed search must be given again.
     """
 
     name: str
@@ -32,6 +35,7 @@ class Task:
     input_shape: tuple[int, ...]
     num_classes: int
     info: dict = field(default_factory=dict)
+    options: dict | None = field(default=None, compare=False)
 
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
         from prednas.errors import UnknownNameError
