@@ -33,27 +33,30 @@ def add_arguments(p) -> None:
                    help="prednas (default), modelsearch (Model Search's unfiltered mutation), "
                         "random or rea")
     p.add_argument("--budget", type=int, default=None,
-                   help="fully evaluated candidates (queries with --bench); default 30, or 50 "
+                   help="fully evaluated candidates (queries with --bench); default 24, or 50 "
                         "with --bench")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="wall-time budget of the search phase (default 4 when training)")
+                   help="wall-time guard of the search phase (default 20 when training); the "
+                        "budget in evaluations is what normally ends a search")
     p.add_argument("--per-round", type=int, default=None, help="evaluations per round")
-    p.add_argument("--steps", type=int, default=600, help="training steps per candidate (600)")
+    p.add_argument("--steps", type=int, default=300,
+                   help="training steps per candidate (300, the recipe of blocks1d-mnist1d)")
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
     p.add_argument("--top-k", type=int, default=1,
                    help="ensemble the replicas of the K best distinct architectures (default 1)")
-    p.add_argument("--warmup-seconds", type=float, default=20.0,
+    p.add_argument("--warmup-seconds", type=float, default=0.0,
                    help="wall-time cap of the supernet warm-up whose scores feed the filter "
-                        "(default 20; 0 disables it)")
+                        "(default 0: off until it is shown to help on the 1-D benchmark)")
     p.add_argument("--prior", default=None, metavar="PREDICTOR_FILE",
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
                         "metric or task) that orders candidates before this search has data")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
-    p.add_argument("--workers", type=int, default=1,
-                   help="evaluate this many candidates at once in a process pool")
+    p.add_argument("--workers", type=int, default=None,
+                   help="evaluate this many candidates at once in a process pool (default: one "
+                        "per CPU core)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest on a small, shared CPU)")
     add_seed(p)
@@ -77,6 +80,8 @@ def _build(args):
                                     "--task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
+    if args.workers is None:  # training: one worker per core; lookups: in this process
+        args.workers = 1 if args.bench else max(1, min(os.cpu_count() or 1, 8))
     check_param(_OWNER, "--workers", args.workers, low=1)
     if args.prior and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
@@ -115,7 +120,7 @@ def _build(args):
         check_param(_OWNER, "--steps", args.steps, low=1)
         check_param(_OWNER, "--top-k", args.top_k, low=1)
         check_param(_OWNER, "--replicas", args.replicas, low=0)
-        max_minutes = 4.0 if args.max_minutes is None else args.max_minutes
+        max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
         check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
         evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device)
@@ -124,7 +129,8 @@ def _build(args):
                       max_seconds=60.0 * max_minutes,
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
                                  if args.replicas else False))
-        common["budget"] = args.budget or 30
+        common["budget"] = args.budget or 24
+        common["per_round"] = args.per_round or max(2, args.workers)
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(),
                                     supernet="auto" if args.warmup_seconds > 0 else None,
