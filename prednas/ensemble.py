@@ -165,7 +165,7 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:
             f"{where} has ensemble format {payload.get('format')!r}; this prednas reads "
             f"{FORMAT_VERSION}")
     meta, weights, states = _check_payload(payload, where)
-    space = spaces.get(meta["space"])
+    space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
     members = []
     for i, (arch, state) in enumerate(zip(meta["archs"], states)):
         model = space.build(space.parse(arch), meta["num_classes"], tuple(meta["input_shape"]),
@@ -206,6 +206,8 @@ def _check_payload(payload: dict, where: str) -> tuple[dict, list, list]:
          "a list of positive ints")
     if meta.get("build_kwargs") is not None:
         need("build_kwargs", lambda v: isinstance(v, dict), "a dict")
+    if meta.get("space_config") is not None:
+        need("space_config", lambda v: isinstance(v, dict), "a dict")
     n = len(meta["archs"])
     weights, states = payload.get("weights"), payload.get("states")
     if not (isinstance(weights, list) and len(weights) == n

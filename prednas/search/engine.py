@@ -434,10 +434,8 @@ class Search:
     def _progress_bar(self):
         from tqdm.auto import tqdm
 
-        if self.max_seconds is not None:
-            return tqdm(total=round(self.max_seconds), desc="search", unit="s",
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
-                                   "of the time budget [{postfix}]")
+        if self.max_seconds is not None:  # whichever limit is nearer: evaluations or wall time
+            return tqdm(total=100, desc="search", bar_format="{desc}: {percentage:3.0f}%|{bar}|{postfix}")
         return tqdm(total=self.budget, desc="search", unit="eval")
 
     def _loop(self, rd, state, t_start, bar) -> None:
@@ -450,8 +448,11 @@ class Search:
             ok = [r.objective for r in self._records if r.kind == "candidate" and r.ok]
             best = f"best {max(ok):.2f}" if ok else "no result yet"
             if self.max_seconds is not None:
-                bar.n = min(bar.total, time.perf_counter() - t_start)
-                bar.set_postfix_str(f"{n_done()}/{self.budget} evaluations, {best}")
+                elapsed = time.perf_counter() - t_start
+                bar.n = round(100 * min(1.0, max(n_done() / self.budget,
+                                                 elapsed / self.max_seconds)))
+                bar.set_postfix_str(f"{n_done()}/{self.budget} evaluations, {_mmss(elapsed)} of "
+                                    f"the {_mmss(self.max_seconds)} time cap, {best}")
             else:
                 bar.n = n_done()
                 bar.set_postfix_str(best)
@@ -519,6 +520,11 @@ class Search:
         return {"round": rnd, "pool": len(pool), "candidates": [
             {"arch": str(c.arch), "parent": c.parent, "predicted": _f(c.predicted),
              "predicted_std": _f(c.predicted_std)} for c in chosen[:k]]}
+
+
+def _mmss(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}:{s:02d}"
 
 
 def _f(x) -> float | None:
