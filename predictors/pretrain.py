@@ -60,14 +60,16 @@ def make_predictor(name: str, seed: int | None):
     return PREDICTORS.get(name)(random_state=seed)
 
 
-def pretrain(bench: str = "nb201", target: str = "cifar10_test_200ep", n_train: int = 100,
+def pretrain(bench: str = "nb201", target: str | None = None, n_train: int = 100,
              predictor: str = "xgb", seed: int = 0, out=None, n_test: int | None = None,
              encoding: str = "onehot", use_proxies: bool = True) -> dict:
     """Fit a predictor on ``n_train`` benchmark architectures and evaluate it on held-out ones.
 
     Training architectures are drawn with ``seed`` from the benchmark's architectures that the
     shipped proxy table covers (all of them when there is no table); the remaining covered
-    architectures (or ``n_test`` of them) are the held-out set.
+    architectures (or ``n_test`` of them) are the held-out set. ``target`` defaults to the
+    benchmark's default metric; the proxy table is the one of the benchmark's task (a trained
+    benchmark's recipe) or of the metric's dataset (NB201).
 
     Returns:
         a report dict: sizes, features, metrics (``spearman``, ``kendall``, ``top5_precision``),
@@ -79,10 +81,12 @@ def pretrain(bench: str = "nb201", target: str = "cifar10_test_200ep", n_train: 
     if n_test is not None:
         check_param("pretrain", "n_test", n_test, kind=int, low=2)
     b = benchmarks.load(bench)
+    target = target or b.default_metric
     values = b.values(target)
     space = b.space
     strings = b.arch_strings()
-    found = shipped_table_dataset(space.name, dataset_of(target)) if use_proxies else None
+    dataset = (getattr(b, "recipe", None) or {}).get("task") or dataset_of(target)
+    found = shipped_table_dataset(space.name, dataset) if use_proxies else None
     table, table_dataset = found if found is not None else (None, None)
     if table is not None:
         covered = [i for i, s in enumerate(strings) if s in table]

@@ -9,14 +9,15 @@ import tempfile
 from pathlib import Path
 
 NAME = "pretrain"
-HELP = "fit an accuracy predictor on a benchmark table (NB201) and save it"
+HELP = "fit an accuracy predictor on a benchmark table (nb201, blocks1d-mnist1d) and save it"
 ORDER = 40
 
 
 def add_arguments(p) -> None:
     p.add_argument("--bench", default="nb201", help="benchmark (default nb201)")
-    p.add_argument("--target", default="cifar10_test_200ep",
-                   help="benchmark metric to predict (default cifar10_test_200ep)")
+    p.add_argument("--target", default=None,
+                   help="benchmark metric to predict (default: the benchmark's own, e.g. "
+                        "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
     p.add_argument("--n-train", type=int, default=100, help="training architectures (default 100)")
     p.add_argument("--n-test", type=int, default=None,
                    help="held-out architectures (default: every other covered one)")
