@@ -20,8 +20,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-__all__ = ["SLOT_TYPES", "ADAPTABLE_TYPES", "Pending", "Assembler", "kind_of", "rebuild", "shapes_of",
-           "reset_parameters", "same_padding", "module_kwargs", "run_model"]
+__all__ = ["SLOT_TYPES", "ADAPTABLE_TYPES", "Pending", "Assembler", "kind_of", "rebuild",
+           "shapes_of", "reset_parameters", "same_padding", "module_kwargs", "run_model",
+           "one_thread", "lcm"]
 
 #: exact module types that can become slots, by the slot kind they make
 SLOT_TYPES: dict[type, str] = {

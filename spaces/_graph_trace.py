@@ -133,7 +133,7 @@ def _find_layers(model: nn.Module, order: dict[int, int]) -> list[Layer]:
                 walk(child, f"{name}.")
 
     walk(model, "")
-    return sorted(found, key=lambda l: l.order)
+    return sorted(found, key=lambda lay: lay.order)
 
 
 def analyse(model: nn.Module, example: tuple) -> Analysis:
@@ -153,7 +153,7 @@ def analyse(model: nn.Module, example: tuple) -> Analysis:
     for i, layer in enumerate(layers):
         if layer.producer:
             ana.group_of[layer.name] = i
-    chain = ["input"] + [l.name for l in layers] + ["output"]
+    chain = ["input"] + [lay.name for lay in layers] + ["output"]
     ana.edges = list(zip(chain[:-1], chain[1:]))
     return ana
 
@@ -186,7 +186,7 @@ def _analyse_graph(model: nn.Module, example: tuple, layers: list[Layer], out) -
     with torch.no_grad():
         ShapeProp(gm).propagate(*example)
 
-    by_id = {id(l.module): l for l in layers}
+    by_id = {id(lay.module): lay for lay in layers}
     ana = Analysis("fx", None, layers, out)
     parent: dict[int, int] = {}
     base: dict[int, int] = {}
@@ -255,12 +255,12 @@ def _analyse_graph(model: nn.Module, example: tuple, layers: list[Layer], out) -
                 if mod.groups != mod.in_channels:  # grouped, not depthwise: fixed output width
                     deps[node] = frozenset()
             inner = contained.setdefault(node.target, sorted(
-                (l for l in layers if any(l.module is m for m in mod.modules())),
-                key=lambda l: l.order))
+                (lay for lay in layers if any(lay.module is m for m in mod.modules())),
+                key=lambda lay: lay.order))
             if inner:
-                for l in inner:
-                    if l.in_deps is None:
-                        l.in_deps = first
+                for lay in inner:
+                    if lay.in_deps is None:
+                        lay.in_deps = first
                 for s in in_src:
                     add_edge(s, inner[0].name)
                 for a, b in zip(inner[:-1], inner[1:]):

@@ -48,7 +48,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
-                            UnknownNameError, choices_message)
-from spaces._graph_rebuild import Assembler, shapes_of, lcm, same_padding
+from prednas.errors import (InvalidArchitectureError, InvalidParameterError, UnknownNameError,
+                            choices_message)
+from spaces._graph_rebuild import Assembler, lcm, same_padding, shapes_of
 from spaces._graph_trace import Analysis, Layer, analyse
 from spaces.base import Space
 
@@ -107,7 +107,7 @@ class ModelArch:
         return dict(self.choices)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Slot:
     """A decision of a generated space: one layer's choices, or a residual group's width.
 
@@ -116,11 +116,12 @@ class Slot:
         kind: ``conv``, ``linear``, ``rnn``, ``mha``, ``tel`` or ``group``.
         layer_type: the class name of the original layer (``""`` for a group).
         labels: the choice labels, as written in architecture text.
-        values: per label, the choice as a dict (``kernel``, ``width``, ``sep``, ``identity``,
-            ``cell``, ``heads``, ``ffn``).
+        values: per label, the choice as a dict (``kernel``, ``width``, ``sep``, ``cell``,
+            ``hidden``, ``heads``, ``ffn``; ``{"identity": True}`` for the identity).
         default: index of the original network's choice.
         members: the layers a group's width applies to (the layer itself for a layer slot).
         dims: per dimension, its values in order (what the one-hot encoding lays out).
+        identity: whether the identity is one of the choices.
     """
 
     name: str
@@ -256,7 +257,7 @@ def _parse_choices(choices, model: nn.Module, layers: list[Layer]) -> dict[str, 
             "The 'choices' parameter of from_model must be a dict mapping a layer type "
             f"({', '.join(LAYER_TYPES)}) or a layer name to its options. Got "
             f"{type(choices).__name__} instead.")
-    by_name = {l.name: l for l in layers}
+    by_name = {lay.name: lay for lay in layers}
     modules = dict(model.named_modules())
     out: dict[str, dict | None] = {}
     for key, spec in choices.items():
@@ -299,27 +300,46 @@ def _default_heads(embed: int) -> list[int]:
 
 
 def _layer_spec(layer: Layer, parsed: Mapping[str, dict | None]) -> dict | None:
-    """Defaults, then the layer type's ``choices=`` entry, then the layer name's."""
+    """Defaults, then the layer type's ``choices=`` entry, then the layer name's (``None``
+    freezes: for a type, only the original values remain until the name's entry adds some)."""
     m, kind = layer.module, layer.kind
     spec: dict[str, Any]
     if kind == "conv":
         spec = {"kernel": _default_kernels(m.kernel_size[0]), "width": list(WIDTHS),
                 "separable": True, "identity": True}
-    elif kind in ("linear",):
+    elif kind == "linear":
         spec = {"width": list(WIDTHS)}
     elif kind == "rnn":
         spec = {"hidden": list(WIDTHS), "cell": list(CELLS)}
     else:
-        embed = m.embed_dim if kind == "mha" else m.self_attn.embed_dim
-        spec = {"heads": _default_heads(embed)}
+        attn = m if kind == "mha" else m.self_attn
+        spec = {"heads": _default_heads(attn.embed_dim)}
         if kind == "tel":
             spec["ffn"] = list(FFN_WIDTHS)
-    for key in (type(m).__name__, layer.name):
-        if key in parsed:
-            if parsed[key] is None:
-                return None
-            spec.update(parsed[key])
+    type_name = type(m).__name__
+    if type_name in parsed:
+        if parsed[type_name] is None:
+            spec = _frozen_spec(layer)
+        else:
+            spec.update(parsed[type_name])
+    if layer.name in parsed:
+        if parsed[layer.name] is None:
+            return None
+        spec.update(parsed[layer.name])
     return spec
+
+
+def _frozen_spec(layer: Layer) -> dict[str, Any]:
+    m = layer.module
+    if layer.kind == "conv":
+        return {"kernel": [m.kernel_size[0]], "width": [1.0], "separable": False,
+                "identity": False}
+    if layer.kind == "linear":
+        return {"width": [1.0]}
+    if layer.kind == "rnn":
+        return {"hidden": [1.0], "cell": ["lstm" if isinstance(m, nn.LSTM) else "gru"]}
+    attn = m if layer.kind == "mha" else m.self_attn
+    return {"heads": [attn.num_heads], **({"ffn": [1.0]} if layer.kind == "tel" else {})}
 
 
 def _sorted_with(values, original) -> list:
@@ -352,10 +372,10 @@ class _Wiring:
 
     def rel_width(self, layer: str, values: Mapping[str, Mapping]) -> float:
         """Output width relative to the original (1 for an identity or a width-keeping layer)."""
-        l = self.layers[layer]
-        if values.get(layer, {}).get("identity") or not l.producer:
+        lay = self.layers[layer]
+        if values.get(layer, {}).get("identity") or not lay.producer:
             return 1.0
-        return self.width(layer, values) / l.base
+        return self.width(layer, values) / lay.base
 
     def plan(self, values: Mapping[str, Mapping]) -> dict[str, dict]:
         """Layer name -> rebuild choice, from slot name -> choice values (every slot)."""
@@ -413,7 +433,6 @@ class ModelSpace(Space):
         self.input_shape = tuple(int(s) for s in example[0].shape[1:])
         out = analysis.output
         self.num_classes = int(out.shape[1])
-        self._out_shapes = shapes_of(out)
         # graph: a node per layer slot, edges contracted through the layers that are not slots
         self._graph_slots = [s for s in self.slots if s.kind != "group"]
         self.edges = self._contract(analysis.edges)
@@ -443,7 +462,8 @@ class ModelSpace(Space):
         return f"ModelSpace({self.name!r}, slots={len(self.slots)}, size={self.size})"
 
     def describe(self) -> str:
-        """A table of the slots, their choices (original first), groups and rejected values."""
+        """A table of the slots (the original choice as "now"), their dimensions, the residual
+        groups' members, and the values the generation-time trials rejected (with the reason)."""
         lines = [f"{self.name}: {len(self.slots)} slots, {self.size:,} architectures "
                  f"(traced with {'torch.fx' if self.trace_mode == 'fx' else 'the module tree'})"]
         if self.trace_error:
@@ -465,9 +485,6 @@ class ModelSpace(Space):
             return False
         return all(n == s.name and lab in idx for (n, lab), s, idx
                    in zip(obj.choices, self.slots, self._label_index))
-
-    def _example_text(self) -> str:
-        return str(self.default_arch())
 
     def _label(self, slot: Slot, label: str, text: str) -> str:
         if label in self._label_index[self._index[slot.name]]:
@@ -496,7 +513,7 @@ class ModelSpace(Space):
         if not isinstance(text, str) or not text.strip():
             raise InvalidArchitectureError(
                 f"Malformed architecture {text!r} of space {self.name!r}: expected "
-                f"'slot=choice|...', e.g. {self._example_text()!r}")
+                f"'slot=choice|...', e.g. {str(self.default_arch())!r}")
         given: dict[str, str] = {}
         for tok in text.strip().split("|"):
             name, eq, label = tok.partition("=")
@@ -702,72 +719,73 @@ class _Generator:
         self.ref = shapes_of(analysis.output)
         self.layers = analysis.layers
         self.drafts: list[_Draft] = []
-        self.wiring = _Wiring({l.name: l for l in self.layers}, dict(analysis.group_of), {}, {})
+        self.wiring = _Wiring({lay.name: lay for lay in self.layers}, dict(analysis.group_of),
+                              {}, {})
         self.channels = self.wiring.channels
         self.group_names = self.wiring.group_names
 
     # -- drafts ---------------------------------------------------------------------------------
     def make(self) -> None:
-        specs = {l.name: _layer_spec(l, self.parsed) for l in self.layers}
+        specs = {lay.name: _layer_spec(lay, self.parsed) for lay in self.layers}
         members: dict[int, list[Layer]] = {}
-        for l in self.layers:
-            if l.producer:
-                members.setdefault(self.ana.group_of[l.name], []).append(l)
+        for lay in self.layers:
+            if lay.producer:
+                members.setdefault(self.ana.group_of[lay.name], []).append(lay)
         units = self._units(specs)
         widths: dict[int, list[float]] = {}
         for g, ls in members.items():
             allowed: set[float] | None = None
-            for l in ls:
-                spec = specs[l.name]
-                key = "hidden" if l.kind == "rnn" else "width"
+            for lay in ls:
+                spec = specs[lay.name]
+                key = "hidden" if lay.kind == "rnn" else "width"
                 mine = set(spec[key]) if spec is not None else {1.0}
                 allowed = mine if allowed is None else allowed & mine
             if g in self.ana.pinned:
                 allowed = set()
             widths[g] = self._round(g, ls[0].base, units.get(g, 1), _sorted_with(allowed, 1.0))
         emitted: set[int] = set()
-        for l in self.layers:
-            if l.producer:
-                g = self.ana.group_of[l.name]
+        for lay in self.layers:
+            if lay.producer:
+                g = self.ana.group_of[lay.name]
                 if len(members[g]) > 1 and g not in emitted:
                     emitted.add(g)
-                    name = f"res@{l.name}"
+                    name = f"res@{lay.name}"
                     self.group_names[g] = name
                     self.drafts.append(_Draft(name, "group", None, [m.name for m in members[g]],
                                               {"width": widths[g]}, {"width": 1.0}, group=g))
-            self.drafts.append(self._layer_draft(l, specs[l.name], widths, members))
+            self.drafts.append(self._layer_draft(lay, specs[lay.name], widths, members))
 
     def _units(self, specs: Mapping[str, dict | None]) -> dict[int, int]:
         """Per group, the number every width must be a multiple of."""
         units: dict[int, int] = {}
-        attention = [l for l in self.layers if l.kind in ("mha", "tel")]
-        all_heads = lcm(*(h for l in attention for h in self._heads(l, specs[l.name])))
-        for l in self.layers:
-            if l.producer:
-                g = self.ana.group_of[l.name]
-                units[g] = lcm(units.get(g, 1), l.directions, *self.ana.divisors.get(g, ()))
+        attention = [lay for lay in self.layers if lay.kind in ("mha", "tel")]
+        all_heads = lcm(*(h for lay in attention for h in self._heads(lay, specs[lay.name])))
+        for lay in self.layers:
+            if lay.producer:
+                g = self.ana.group_of[lay.name]
+                units[g] = lcm(units.get(g, 1), lay.directions, *self.ana.divisors.get(g, ()))
                 if self.ana.mode != "fx":  # unknown data flow: every head count, everywhere
                     units[g] = lcm(units[g], all_heads)
-        for l in attention:
-            for g in l.in_deps or ():
-                units[g] = lcm(units.get(g, 1), *self._heads(l, specs[l.name]))
+        for lay in attention:
+            for g in lay.in_deps or ():
+                units[g] = lcm(units.get(g, 1), *self._heads(lay, specs[lay.name]))
         return units
 
     @staticmethod
-    def _embed(l: Layer) -> int:
-        return int(l.module.embed_dim if l.kind == "mha" else l.module.self_attn.embed_dim)
+    def _embed(lay: Layer) -> int:
+        return int(lay.module.embed_dim if lay.kind == "mha" else lay.module.self_attn.embed_dim)
 
-    def _heads(self, l: Layer, spec: dict | None) -> list[int]:
-        orig = int(l.module.num_heads if l.kind == "mha" else l.module.self_attn.num_heads)
+    def _heads(self, lay: Layer, spec: dict | None) -> list[int]:
+        orig = int(lay.module.num_heads if lay.kind == "mha" else lay.module.self_attn.num_heads)
         if spec is None:
             return [orig]
-        embed = self._embed(l)
+        embed = self._embed(lay)
         bad = [h for h in spec["heads"] if embed % h]
         if bad:
             valid = [h for h in range(1, embed + 1) if embed % h == 0]
             raise InvalidParameterError(
-                f"Head counts {bad} of layer {l.name!r} do not divide its embedding width {embed}; "
-                f"valid choices: {', '.join(map(str, valid))}")
+                f"Head counts {bad} of layer {lay.name!r} do not divide its embedding width "
+                f"{embed}; valid choices: {', '.join(map(str, valid))}")
         return _sorted_with(spec["heads"], orig)
 
     def _round(self, g: int, base: int, unit: int, mults: list[float]) -> list[float]:
@@ -782,13 +800,13 @@ class _Generator:
         self.channels[g] = table
         return sorted(table)
 
-    def _layer_draft(self, l: Layer, spec: dict | None, widths: Mapping[int, list[float]],
+    def _layer_draft(self, lay: Layer, spec: dict | None, widths: Mapping[int, list[float]],
                      members: Mapping[int, list[Layer]]) -> _Draft:
-        m = l.module
+        m = lay.module
         dims: dict[str, list] = {}
         orig: dict[str, Any] = {}
-        own_width = l.producer and len(members[self.ana.group_of[l.name]]) == 1
-        if l.kind == "conv":
+        own_width = lay.producer and len(members[self.ana.group_of[lay.name]]) == 1
+        if lay.kind == "conv":
             k = int(m.kernel_size[0])
             square = len(set(m.kernel_size)) == 1
             kernels = [k]
@@ -796,36 +814,36 @@ class _Generator:
                                                 or m.padding == (0,) * len(m.kernel_size)):
                 kernels = _sorted_with(spec["kernel"], k)
             dims["kernel"], orig["kernel"] = kernels, k
-        if l.kind == "rnn":
+        if lay.kind == "rnn":
             own = "lstm" if isinstance(m, nn.LSTM) else "gru"
             cells = [own] if spec is None else [c for c in CELLS if c in spec["cell"] or c == own]
             dims["cell"], orig["cell"] = cells, own
-        if l.producer:
-            key = "hidden" if l.kind == "rnn" else "width"
+        if lay.producer:
+            key = "hidden" if lay.kind == "rnn" else "width"
             if own_width:
-                dims[key], orig[key] = list(widths[self.ana.group_of[l.name]]), 1.0
-        if l.kind == "conv":
+                dims[key], orig[key] = list(widths[self.ana.group_of[lay.name]]), 1.0
+        if lay.kind == "conv":
             sep = (spec is not None and spec["separable"] and m.in_channels > 1
                    and max(dims["kernel"]) > 1)
             dims["sep"], orig["sep"] = ([False, True] if sep else [False]), False
-        if l.kind in ("mha", "tel"):
-            heads = self._heads(l, spec)
-            orig["heads"] = int(m.num_heads if l.kind == "mha" else m.self_attn.num_heads)
+        if lay.kind in ("mha", "tel"):
+            heads = self._heads(lay, spec)
+            orig["heads"] = int(m.num_heads if lay.kind == "mha" else m.self_attn.num_heads)
             dims["heads"] = heads
-        if l.kind == "tel":
-            ffs = [1.0] if spec is None else self._ffn(l, spec["ffn"])
+        if lay.kind == "tel":
+            ffs = [1.0] if spec is None else self._ffn(lay, spec["ffn"])
             dims["ffn"], orig["ffn"] = ffs, 1.0
         identity = bool(
-            l.kind == "conv" and spec is not None and spec["identity"] and own_width
+            lay.kind == "conv" and spec is not None and spec["identity"] and own_width
             and self.ana.mode == "fx" and m.in_channels == m.out_channels
             and all(s == 1 for s in m.stride) and same_padding(m)
-            and l.in_deps is not None and len(l.in_deps) <= 1)
-        return _Draft(l.name, l.kind, l, [l.name], dims, orig, identity,
-                      group=self.ana.group_of.get(l.name))
+            and lay.in_deps is not None and len(lay.in_deps) <= 1)
+        return _Draft(lay.name, lay.kind, lay, [lay.name], dims, orig, identity,
+                      group=self.ana.group_of.get(lay.name))
 
     @staticmethod
-    def _ffn(l: Layer, mults: list[float]) -> list[float]:
-        ff = l.module.linear1.out_features
+    def _ffn(lay: Layer, mults: list[float]) -> list[float]:
+        ff = lay.module.linear1.out_features
         out, seen = [], set()
         for mult in sorted(set(mults) | {1.0}, key=lambda x: (x != 1.0, x)):
             n = max(1, int(round(ff * mult)))
@@ -964,7 +982,7 @@ def from_model(model: nn.Module, example_input, choices: Mapping | None = None) 
         why = "; ".join(f"{n}={c}: {r}" for n, c, r in space.dropped[:5])
         raise InvalidParameterError(
             f"{cls} has no layer with a choice left: found "
-            f"{', '.join(l.name for l in ana.layers)} but every alternative was frozen by "
+            f"{', '.join(lay.name for lay in ana.layers)} but every alternative was frozen by "
             f"choices=, fixed by the output shape, or broke the network"
             + (f" ({why})" if why else ""))
     log.info("from_model(%s): %d slots, %d architectures (%s), %d choices not offered", cls,

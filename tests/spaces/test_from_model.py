@@ -1,4 +1,4 @@
-"""spaces.from_model: spaces generated from a user's network (the examples/ models and tiny ones)."""
+"""spaces.from_model: spaces generated from a user's network (examples/ models and tiny ones)."""
 
 from __future__ import annotations
 
@@ -291,6 +291,13 @@ def test_choices_restrict_extend_and_freeze():
     rng = np.random.default_rng(0)
     for _ in range(5):
         assert space.build(space.sample(rng))(torch.randn(2, 1, 40)).shape == (2, 10)
+
+
+def test_a_layer_name_wins_over_its_type():
+    space = spaces.from_model(models.SmallCNN1d(), torch.randn(2, 1, 40), choices={
+        "Conv1d": None, "Linear": None, "features.3": {"kernel": [5]}})
+    assert [s.name for s in space.slots] == ["features.3"]
+    assert space.slots[0].labels == ("k3", "k5")
 
 
 @pytest.mark.parametrize("choices, error, fragment", [
