@@ -411,7 +411,8 @@ class ModelSpace(Space):
         num_classes: the width of the network's output.
         trace_mode: ``"fx"`` (data flow from the traced graph) or ``"modules"`` (module tree).
         trace_error: why ``torch.fx`` could not be used (``None`` when it was).
-        dropped: ``(slot, choice, reason)`` for every candidate value the trials rejected.
+        dropped: ``(slot, value, reason)`` for every candidate value the trials rejected (the
+            value as in architecture text: ``w0.5``, ``k7``, ``sep``, ``id``...).
     """
 
     encodings = ("onehot", "path")
@@ -476,7 +477,7 @@ class ModelSpace(Space):
                 dims.append("or id")
             lines.append(f"  {s.name} ({what}, now {s.default_label}): {'; '.join(dims)}")
         for name, choice, reason in self.dropped:
-            lines.append(f"  not offered: {name}={choice} ({reason})")
+            lines.append(f"  not offered: {name} {choice} ({reason})")
         return "\n".join(lines)
 
     # -- text -----------------------------------------------------------------------------------
@@ -872,23 +873,53 @@ class _Generator:
             return f"{type(exc).__name__}: {msg}"[:200]
         return None
 
+    @staticmethod
+    def _shape_neutral(d: _Draft, dim: str) -> bool:
+        """Whether changing ``dim`` keeps every tensor shape (same-padded kernels, separable,
+        cell, heads, feed-forward width): such values are tried together, not one by one."""
+        if dim == "kernel":
+            return same_padding(d.layer.module)
+        return dim in ("sep", "cell", "heads", "ffn")
+
+    def _reject(self, d: _Draft, dim: str, value, why: str) -> None:
+        d.dims[dim] = [v for v in d.dims[dim] if v != value]
+        d.dropped.append((_fmt(dim, value) or f"{dim}={value}", why))
+        log.debug("from_model: not offering %s %s=%s: %s", d.name, dim, value, why)
+
     def trials(self) -> None:
+        """Try every candidate value once on the example input; drop those that fail."""
+        # shape-neutral values: round r sets every slot's r-th alternative at once; a failing
+        # round is retried value by value
+        rounds: dict[int, list[tuple[_Draft, str, Any]]] = {}
+        for d in self.drafts:
+            for dim, opts in d.dims.items():
+                if d.layer is not None and self._shape_neutral(d, dim):
+                    alts = [v for v in opts if v != d.original[dim]]
+                    for r, v in enumerate(alts):
+                        rounds.setdefault(r, []).append((d, dim, v))
+        for r in sorted(rounds):
+            changes: dict[str, dict] = {}
+            for d, dim, v in rounds[r]:
+                changes.setdefault(d.name, {})[dim] = v
+            if self._try(changes) is None:
+                continue
+            for d, dim, v in rounds[r]:
+                why = self._try({d.name: {dim: v}})
+                if why is not None:
+                    self._reject(d, dim, v, why)
+        # values that change shapes (widths, kernels without 'same' padding): one by one,
+        # residual groups first
         by_group = {d.group: d for d in self.drafts if d.kind == "group"}
-        # widths first (residual groups, then layers' own): identities are tried against them
         for d in sorted(self.drafts, key=lambda d: d.kind != "group"):
             for dim in list(d.dims):
-                keep = []
-                for v in d.dims[dim]:
-                    if v == d.original[dim]:
-                        keep.append(v)
-                        continue
-                    why = self._try({d.name: {dim: v}})
-                    if why is None:
-                        keep.append(v)
-                    else:
-                        d.dropped.append((d.label({**d.original, dim: v}), why))
-                        log.debug("from_model: not offering %s=%s: %s", d.name, v, why)
-                d.dims[dim] = keep
+                if d.layer is not None and self._shape_neutral(d, dim):
+                    continue
+                for v in list(d.dims[dim]):
+                    if v != d.original[dim]:
+                        why = self._try({d.name: {dim: v}})
+                        if why is not None:
+                            self._reject(d, dim, v, why)
+        # an identity passes its input's width on: tried with each width of that input
         for d in self.drafts:
             if not d.identity:
                 continue

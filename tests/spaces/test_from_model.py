@@ -209,7 +209,8 @@ def test_width_change_propagates_to_flatten_linear():
 
 
 class HardCodedView(nn.Module):
-    """A user network whose forward hard-codes the channel count: width choices cannot fit."""
+    """A user network whose forward hard-codes the channel count (width choices cannot fit) and
+    reads a layer's weight (a separable replacement, a Sequential, has none)."""
 
     def __init__(self):
         super().__init__()
@@ -218,7 +219,7 @@ class HardCodedView(nn.Module):
         self.fc = nn.Linear(16 * 40, 10)
 
     def forward(self, x):
-        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = F.relu(self.conv2(F.relu(self.conv1(x)))) + 0.0 * self.conv2.weight.mean()
         return self.fc(x.view(x.size(0), 16, 40).reshape(-1, 640))
 
 
@@ -227,8 +228,10 @@ def test_choices_that_break_the_network_are_not_offered():
     conv2 = next(s for s in space.slots if s.name == "conv2")
     assert [v for d, v in conv2.dims if d == "width"] in ([], [(1.0,)])
     assert {v["kernel"] for v in conv2.values} == {3, 5, 7}
-    assert any(n == "conv2" and "w0.5" in c for n, c, _ in space.dropped)
-    assert "not offered: conv2" in space.describe()
+    assert not any(v.get("sep") for v in conv2.values)
+    assert ("conv2", "w0.5") in {(n, c) for n, c, _ in space.dropped}
+    assert any(n == "conv2" and c == "sep" and "weight" in why for n, c, why in space.dropped)
+    assert "not offered: conv2 w0.75 (RuntimeError" in space.describe()
     rng = np.random.default_rng(0)
     for _ in range(10):
         assert space.build(space.sample(rng))(torch.randn(3, 1, 40)).shape == (3, 10)
