@@ -90,7 +90,7 @@ def test_sampled_archs_build_and_run(made):
     _, x, space = made
     rng = np.random.default_rng(1)
     sizes = set()
-    for _ in range(6):
+    for _ in range(4):
         arch = space.sample(rng)
         net = space.build(arch)
         out = net(x)
@@ -269,11 +269,11 @@ def test_recurrent_and_transformer_slots():
 def test_attention_heads_divide_every_width():
     space = spaces.from_model(models.ConvGRUAttn1d(), torch.randn(2, 1, 40))
     rng = np.random.default_rng(0)
-    for _ in range(15):
-        arch = space.sample(rng)
-        net = space.build(arch)
+    for _ in range(8):
+        net = space.build(space.sample(rng)).eval()
         assert net.attn.embed_dim % net.attn.num_heads == 0
-        assert net(torch.randn(2, 1, 40)).shape == (2, 10)
+        with torch.no_grad():
+            assert net(torch.randn(2, 1, 40)).shape == (2, 10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,6 +424,8 @@ def test_proxies_and_rank_work_on_a_generated_space(cnn_space):
     est = Ridge().fit(pipe.transform(archs), target)
     ranked = prednas.rank(archs, space, est, pipeline=pipe)
     assert len(ranked) == 30 and ranked[0][1] >= ranked[-1][1]
+    gnn = predictors.GNNPredictor(n_steps=3, random_state=0).fit(pipe.graphs(archs), target)
+    assert np.isfinite(gnn.predict(pipe.graphs(archs[:5]))).all()
 
 
 def test_tiny_search_on_a_generated_space(cnn_space, tmp_path):
