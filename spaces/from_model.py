@@ -58,6 +58,7 @@ from torch import nn
 
 from prednas.errors import (InvalidArchitectureError, InvalidParameterError, UnknownNameError,
                             choices_message)
+from spaces._graph_choices import CELLS, layer_spec, parse_choices, sorted_with
 from spaces._graph_rebuild import Assembler, lcm, same_padding, shapes_of
 from spaces._graph_trace import Analysis, Layer, analyse
 from spaces.base import Space
@@ -66,22 +67,6 @@ __all__ = ["from_model", "ModelSpace", "ModelArch", "Slot"]
 
 log = logging.getLogger(__name__)
 
-#: ``choices=`` keys that name a layer type, and the slot kind of that type
-LAYER_TYPES: dict[str, str] = {
-    "Conv1d": "conv", "Conv2d": "conv", "Linear": "linear", "LSTM": "rnn", "GRU": "rnn",
-    "MultiheadAttention": "mha", "TransformerEncoderLayer": "tel",
-}
-#: options each slot kind accepts in ``choices=``
-OPTIONS: dict[str, tuple[str, ...]] = {
-    "conv": ("kernel", "width", "separable", "identity"),
-    "linear": ("width",),
-    "rnn": ("hidden", "cell"),
-    "mha": ("heads",),
-    "tel": ("heads", "ffn"),
-}
-WIDTHS = (0.5, 0.75, 1.0)
-FFN_WIDTHS = (0.5, 1.0, 2.0)
-CELLS = ("lstm", "gru")
 _TYPE = {"conv": "conv", "linear": "linear", "rnn": "rnn", "mha": "attn", "tel": "transformer"}
 
 
@@ -204,146 +189,6 @@ class _Draft:
         for opts in self.dims.values():
             n *= len(opts)
         return n + int(self.identity)
-
-
-# --------------------------------------------------------------------------------------------
-# choices=
-# --------------------------------------------------------------------------------------------
-def _number_list(where: str, v, low: float, high: float) -> list[float]:
-    if (not isinstance(v, (list, tuple)) or not v
-            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-            or not all(low < x <= high for x in v)):
-        raise InvalidParameterError(
-            f"{where} must be a non-empty list of multipliers in ({low}, {high}]. Got {v!r} "
-            "instead.")
-    return [float(x) for x in v]
-
-
-def _check_option(where: str, option: str, v):
-    if option in ("width", "hidden", "ffn"):
-        return _number_list(where, v, 0.0, 4.0)
-    if option == "kernel":
-        if (not isinstance(v, (list, tuple)) or not v
-                or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 and k % 2
-                           for k in v)):
-            raise InvalidParameterError(
-                f"{where} must be a non-empty list of odd kernel sizes (so 'same' padding is "
-                f"kept). Got {v!r} instead.")
-        return [int(k) for k in v]
-    if option == "heads":
-        if (not isinstance(v, (list, tuple)) or not v
-                or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in v)):
-            raise InvalidParameterError(
-                f"{where} must be a non-empty list of head counts >= 1. Got {v!r} instead.")
-        return [int(h) for h in v]
-    if option == "cell":
-        if not isinstance(v, (list, tuple)) or not v or not all(c in CELLS for c in v):
-            raise InvalidParameterError(
-                f"{where} must be a non-empty list of cells; valid choices: {', '.join(CELLS)}. "
-                f"Got {v!r} instead.")
-        return list(v)
-    if not isinstance(v, bool):  # separable / identity
-        raise InvalidParameterError(f"{where} must be True or False. Got {v!r} instead.")
-    return v
-
-
-def _parse_choices(choices, model: nn.Module, layers: list[Layer]) -> dict[str, dict | None]:
-    """``choices=`` checked: key (layer type or layer name) -> options, or ``None`` (frozen)."""
-    if choices is None:
-        return {}
-    cls = type(model).__name__
-    if not isinstance(choices, Mapping):
-        raise InvalidParameterError(
-            "The 'choices' parameter of from_model must be a dict mapping a layer type "
-            f"({', '.join(LAYER_TYPES)}) or a layer name to its options. Got "
-            f"{type(choices).__name__} instead.")
-    by_name = {lay.name: lay for lay in layers}
-    modules = dict(model.named_modules())
-    out: dict[str, dict | None] = {}
-    for key, spec in choices.items():
-        if key in LAYER_TYPES:
-            kind = LAYER_TYPES[key]
-        elif key in by_name:
-            kind = by_name[key].kind
-        elif key in modules and key:
-            raise InvalidParameterError(
-                f"Layer {key!r} of {cls} ({type(modules[key]).__name__}) cannot be a slot; "
-                f"replaceable layers: {', '.join(by_name) or 'none'}")
-        else:
-            raise UnknownNameError(f"layer of {cls} in choices=", key, list(by_name))
-        if spec is None:
-            out[key] = None
-            continue
-        if not isinstance(spec, Mapping):
-            raise InvalidParameterError(
-                f"choices[{key!r}] must be a dict of options ({', '.join(OPTIONS[kind])}) or "
-                f"None (keep the layer as it is). Got {spec!r} instead.")
-        checked = {}
-        for option, v in spec.items():
-            if option not in OPTIONS[kind]:
-                raise UnknownNameError(f"option of {key!r} in choices=", option, OPTIONS[kind])
-            checked[option] = _check_option(f"choices[{key!r}][{option!r}]", option, v)
-        out[key] = checked
-    return out
-
-
-def _default_kernels(k: int) -> list[int]:
-    if k in (3, 5, 7):
-        return [3, 5, 7]
-    if k % 2 == 1 and k > 7:
-        return [k - 2, k, k + 2]
-    return [k]
-
-
-def _default_heads(embed: int) -> list[int]:
-    return [h for h in range(1, 17) if embed % h == 0 and embed // h >= 4]
-
-
-def _layer_spec(layer: Layer, parsed: Mapping[str, dict | None]) -> dict | None:
-    """Defaults, then the layer type's ``choices=`` entry, then the layer name's (``None``
-    freezes: for a type, only the original values remain until the name's entry adds some)."""
-    m, kind = layer.module, layer.kind
-    spec: dict[str, Any]
-    if kind == "conv":
-        spec = {"kernel": _default_kernels(m.kernel_size[0]), "width": list(WIDTHS),
-                "separable": True, "identity": True}
-    elif kind == "linear":
-        spec = {"width": list(WIDTHS)}
-    elif kind == "rnn":
-        spec = {"hidden": list(WIDTHS), "cell": list(CELLS)}
-    else:
-        attn = m if kind == "mha" else m.self_attn
-        spec = {"heads": _default_heads(attn.embed_dim)}
-        if kind == "tel":
-            spec["ffn"] = list(FFN_WIDTHS)
-    type_name = type(m).__name__
-    if type_name in parsed:
-        if parsed[type_name] is None:
-            spec = _frozen_spec(layer)
-        else:
-            spec.update(parsed[type_name])
-    if layer.name in parsed:
-        if parsed[layer.name] is None:
-            return None
-        spec.update(parsed[layer.name])
-    return spec
-
-
-def _frozen_spec(layer: Layer) -> dict[str, Any]:
-    m = layer.module
-    if layer.kind == "conv":
-        return {"kernel": [m.kernel_size[0]], "width": [1.0], "separable": False,
-                "identity": False}
-    if layer.kind == "linear":
-        return {"width": [1.0]}
-    if layer.kind == "rnn":
-        return {"hidden": [1.0], "cell": ["lstm" if isinstance(m, nn.LSTM) else "gru"]}
-    attn = m if layer.kind == "mha" else m.self_attn
-    return {"heads": [attn.num_heads], **({"ffn": [1.0]} if layer.kind == "tel" else {})}
-
-
-def _sorted_with(values, original) -> list:
-    return sorted(set(values) | {original})
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +572,7 @@ class _Generator:
 
     # -- drafts ---------------------------------------------------------------------------------
     def make(self) -> None:
-        specs = {lay.name: _layer_spec(lay, self.parsed) for lay in self.layers}
+        specs = {lay.name: layer_spec(lay, self.parsed) for lay in self.layers}
         members: dict[int, list[Layer]] = {}
         for lay in self.layers:
             if lay.producer:
@@ -743,7 +588,7 @@ class _Generator:
                 allowed = mine if allowed is None else allowed & mine
             if g in self.ana.pinned:
                 allowed = set()
-            widths[g] = self._round(g, ls[0].base, units.get(g, 1), _sorted_with(allowed, 1.0))
+            widths[g] = self._round(g, ls[0].base, units.get(g, 1), sorted_with(allowed, 1.0))
         emitted: set[int] = set()
         for lay in self.layers:
             if lay.producer:
@@ -787,7 +632,7 @@ class _Generator:
             raise InvalidParameterError(
                 f"Head counts {bad} of layer {lay.name!r} do not divide its embedding width "
                 f"{embed}; valid choices: {', '.join(map(str, valid))}")
-        return _sorted_with(spec["heads"], orig)
+        return sorted_with(spec["heads"], orig)
 
     def _round(self, g: int, base: int, unit: int, mults: list[float]) -> list[float]:
         """Widths as multipliers, each a distinct channel count (a multiple of ``unit``)."""
@@ -813,7 +658,7 @@ class _Generator:
             kernels = [k]
             if spec is not None and square and (same_padding(m) or m.padding == "valid"
                                                 or m.padding == (0,) * len(m.kernel_size)):
-                kernels = _sorted_with(spec["kernel"], k)
+                kernels = sorted_with(spec["kernel"], k)
             dims["kernel"], orig["kernel"] = kernels, k
         if lay.kind == "rnn":
             own = "lstm" if isinstance(m, nn.LSTM) else "gru"
@@ -1003,7 +848,7 @@ def from_model(model: nn.Module, example_input, choices: Mapping | None = None) 
     if not ana.layers:
         raise InvalidParameterError(
             f"{cls} has no layer from_model can replace: looked for {looked_for}")
-    parsed = _parse_choices(choices, template, ana.layers)
+    parsed = parse_choices(choices, template, ana.layers)
     assembler = Assembler(template, example)
     gen = _Generator(assembler, ana, parsed)
     gen.make()
