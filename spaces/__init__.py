@@ -39,7 +39,9 @@ def list_spaces() -> list[str]:
 
 from spaces import blocks1d, nb201  # noqa: E402,F401  (registers the spaces)
 from spaces.blocks1d import Block, Blocks1DArch, Blocks1DSpace  # noqa: E402
+from spaces.from_model import ModelArch, ModelSpace, from_model  # noqa: E402
 from spaces.nb201 import NB201Arch, NB201Space  # noqa: E402
 
 __all__ = ["Space", "Architecture", "get", "list_spaces", "register_space", "NB201Space",
-           "NB201Arch", "Blocks1DSpace", "Blocks1DArch", "Block"]
+           "NB201Arch", "Blocks1DSpace", "Blocks1DArch", "Block", "from_model", "ModelSpace",
+           "ModelArch"]
