@@ -23,9 +23,8 @@ def run_options(tiny: bool) -> dict:
     """The search settings: the real ones, or (``--tiny``) a tiny data set, budget and training."""
     if not tiny:
         return {"budget": 20}
-    task = prednas.tasks.get("mnist1d", num_samples=400)
     return {"budget": 2, "per_round": 2, "task_options": {"num_samples": 400}, "ensembler": False,
-            "evaluator": TrainingEvaluator(task, steps=3, device="cpu"), "device": "cpu"}
+            "evaluator": TrainingEvaluator(steps=3, device="cpu"), "device": "cpu"}
 
 
 if __name__ == "__main__":
@@ -33,4 +32,4 @@ if __name__ == "__main__":
     space = spaces.from_model(SmallCNN1d(), torch.randn(8, 1, 40))
     search = prednas.Search(space, task="mnist1d", **run_options("--tiny" in sys.argv))
     result = search.run()
-    print(f"{space.describe()}\n\nbest: {result.best_arch} ({result.best['val_acc']:.1f}% val)")
+    print(f"{space.describe()}\n\nbest: {result.best_arch} ({result.best.get('val_acc'):.1f}% val)")

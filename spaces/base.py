@@ -174,7 +174,8 @@ def _checks_input_shape(method):
         except TypeError:  # let the method itself report bad arguments
             return method(self, *args, **kwargs)
         bound.apply_defaults()
-        self.check_input_shape(bound.arguments["input_shape"])
+        if bound.arguments["input_shape"] is not None:  # None: the space's own shape
+            self.check_input_shape(bound.arguments["input_shape"])
         return method(self, *args, **kwargs)
 
     return checked

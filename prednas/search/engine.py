@@ -245,7 +245,19 @@ class Search:
         try:
             import spaces
 
-            space = spaces.get(cfg["space"], **(cfg.get("space_config") or {}))
+            if "space" in overrides:  # e.g. a space generated from a user's model
+                space = overrides["space"]
+                space = spaces.get(space) if isinstance(space, str) else space
+                if space.name != cfg["space"] or space.config() != (cfg.get("space_config") or {}):
+                    raise RunDirectoryError(
+                        f"Search.resume: space {space.name!r} differs from the run's recorded "
+                        f"space {cfg['space']!r} {cfg.get('space_config') or ''}")
+            elif cfg["space"] not in spaces.list_spaces():
+                raise RunDirectoryError(
+                    f"{run_dir}: the run's space {cfg['space']!r} is not registered (a space "
+                    "made from a model, say); pass it again: Search.resume(run_dir, space=...)")
+            else:
+                space = spaces.get(cfg["space"], **(cfg.get("space_config") or {}))
             kw: dict[str, Any] = dict(
                 budget=cfg["budget"], max_seconds=cfg.get("max_seconds"),
                 per_round=cfg["per_round"], seed=state["seed"], baseline=cfg.get("baseline"),
@@ -268,7 +280,7 @@ class Search:
         if kw.get("ensembler") is None and "ensembler" not in overrides:
             kw["ensembler"] = False
         for key, value in overrides.items():
-            if key in RESUMABLE_OVERRIDES or key == "run_dir":
+            if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space"):
                 continue
             recorded = (stored.get(key) if key in _FAMILIES else
                         {"oracle": cfg.get("bench"), "task": cfg.get("task")}.get(key, cfg.get(key)))
@@ -284,7 +296,7 @@ class Search:
                     f"Search.resume: {key}={given!r} differs from the run's recorded {key} "
                     f"{recorded!r}; a resumed search must be the same search (it may change only "
                     f"{', '.join(RESUMABLE_OVERRIDES)})")
-        kw.update({k: v for k, v in overrides.items() if k != "run_dir"})
+        kw.update({k: v for k, v in overrides.items() if k not in ("run_dir", "space")})
         if "task" in overrides:
             kw.pop("task_options", None)
         kw["run_dir"] = run_dir
@@ -338,8 +350,10 @@ class Search:
         ``evaluations.jsonl`` with ``kind``; an already recorded one is returned, not redone."""
         rd = self._rundir
         for r in self._records:
-            if r.kind == kind and r.slot == slot:
+            if r.kind == kind and r.slot == slot and r.arch == arch_str and r.seed == seed:
                 return r
+        slot = max([slot] + [r.slot + 1 for r in self._records if r.kind == kind
+                             and r.slot >= slot])  # a changed winner: new slots, nothing redone
         save = self._weights_path(rd, f"{kind}-{slot}-{arch_str}")
         result = _evaluate_job(self.evaluator, self.space, arch_str, seed, None, save)
         base = self._base_record(arch_str, kind, -1, slot, weights=save)
@@ -368,6 +382,8 @@ class Search:
                 log.info("run directory: %s", self.run_dir)
             rd, state = None, None
         try:
+            if state is not None:
+                self._apply_overrides(state)
             finished = bool(state and state.get("done"))
             if not finished:
                 ctx = self.context()
@@ -385,6 +401,20 @@ class Search:
             if rd is not None:
                 rd.release()
             self.executor.shutdown()
+
+    def _apply_overrides(self, state: dict) -> None:
+        """A resumed run takes its new budget or time cap; a finished run given a larger budget
+        continues (and its ensemble is rebuilt for the new winner)."""
+        cfg = state["config"]
+        changed = {k: getattr(self, k) for k in ("budget", "max_seconds", "device")
+                   if cfg.get(k) != getattr(self, k)}
+        if not changed:
+            return
+        log.info("resumed with %s (was %s)", changed, {k: cfg.get(k) for k in changed})
+        cfg.update(changed)
+        n = sum(1 for r in self._records if r.kind == "candidate")
+        if state.get("done") and self.budget > n:
+            state.update(done=False, phase="search", ensemble=None)
 
     def _run(self, rd: RunDir, state: dict, finished: bool) -> SearchResult:
         t_start = time.perf_counter() - float(state.get("elapsed", 0.0))

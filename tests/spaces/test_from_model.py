@@ -432,20 +432,25 @@ def test_tiny_search_on_a_generated_space(cnn_space, tmp_path):
     import prednas
     from prednas.search import MutationMutator, PredictorFilter, TrainingEvaluator
 
-    task = prednas.tasks.get("mnist1d", num_samples=400)
     cap = n_params(models.SmallCNN1d())
     res = prednas.Search(
         cnn_space, task="mnist1d", task_options={"num_samples": 400}, budget=2, per_round=2,
-        evaluator=TrainingEvaluator(task, steps=3, device="cpu", max_params=cap),
+        evaluator=TrainingEvaluator(steps=3, device="cpu", max_params=cap),
         mutator=MutationMutator(parents=2, mutations=20),
         filter=PredictorFilter(proxy_table=None, min_fit=2), max_params=cap, ensembler=False,
         baseline=True, device="cpu", seed=0, run_dir=tmp_path / "run").run()
     assert len(res.records) == 2
-    assert all(r["status"] == "ok" and r["space"] == cnn_space.name for r in res.records)
-    assert all(r["params"] <= cap for r in res.records)
-    assert res.baseline["arch"] == str(cnn_space.default_arch()) and res.baseline["status"] == "ok"
-    assert res.baseline["params"] == cap
+    assert all(r.ok and r.space == cnn_space.name for r in res.records)
+    assert all(r.get("params") <= cap for r in res.records)
+    assert res.baseline.arch == str(cnn_space.default_arch()) and res.baseline.ok
+    assert res.baseline.get("params") == cap
     assert str(cnn_space.parse(res.best_arch)) == res.best_arch
+    from prednas.errors import RunDirectoryError
+
+    with pytest.raises(RunDirectoryError, match="space="):
+        prednas.Search.resume(tmp_path / "run")
+    again = prednas.Search.resume(tmp_path / "run", space=cnn_space, budget=3).run()
+    assert len(again.records) == 3
 
 
 def test_example_script_runs_tiny(monkeypatch, capsys):
