@@ -283,7 +283,8 @@ class Search:
             if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space"):
                 continue
             recorded = (stored.get(key) if key in _FAMILIES else
-                        {"oracle": cfg.get("bench"), "task": cfg.get("task")}.get(key, cfg.get(key)))
+                        {"oracle": cfg.get("bench"), "task": cfg.get("task"),
+                         "seed": state["seed"]}.get(key, cfg.get(key)))
             if key == "task" and cfg.get("task_options") is not None and not isinstance(value, str):
                 given_opts = getattr(value, "options", None)
                 if given_opts is not None and encode_param(given_opts) != cfg["task_options"]:
@@ -293,14 +294,18 @@ class Search:
             given = _describe_override(key, value)
             if given != recorded:
                 raise RunDirectoryError(
-                    f"Search.resume: {key}={given!r} differs from the run's recorded {key} "
-                    f"{recorded!r}; a resumed search must be the same search (it may change only "
+                    f"Search.resume: {key} differs from the run's ({_difference(given, recorded)}"
+                    f"); a resumed search must be the same search (it may change only "
                     f"{', '.join(RESUMABLE_OVERRIDES)})")
         kw.update({k: v for k, v in overrides.items() if k not in ("run_dir", "space")})
         if "task" in overrides:
             kw.pop("task_options", None)
         kw["run_dir"] = run_dir
-        search = cls(space, **kw)
+        try:
+            search = cls(space, **kw)
+        except InvalidParameterError as exc:
+            raise RunDirectoryError(f"{run_dir}: state.json holds a setting that is not valid "
+                                    f"({exc})") from None
         search._resume_state = state
         return search
 
@@ -377,9 +382,6 @@ class Search:
                 rd.release()
                 raise RunDirectoryError(f"{self.run_dir}: a record is corrupted ({exc})") from None
         else:
-            if self.run_dir is None:
-                self.run_dir = Path(tempfile.mkdtemp(prefix="prednas-search-"))
-                log.info("run directory: %s", self.run_dir)
             rd, state = None, None
         try:
             if state is not None:
@@ -392,6 +394,9 @@ class Search:
                     if strat is not None:
                         strat.setup(ctx)
             if rd is None:  # a new run: everything checked, now the directory
+                if self.run_dir is None:
+                    self.run_dir = Path(tempfile.mkdtemp(prefix="prednas-search-"))
+                    log.info("run directory: %s", self.run_dir)
                 state = self._new_state()
                 rd = RunDir.create(self.run_dir, state)
                 self._records = []
@@ -572,6 +577,21 @@ def _check_same_space(bench, space) -> None:
             f"{what() if callable(what) else bspace.name!r}"
             f"{'' if bspace.name != space.name else ''}, not "
             f"{space.describe() if callable(getattr(space, 'describe', None)) else space.name!r}")
+
+
+def _difference(given: Any, recorded: Any, path: str = "") -> str:
+    """The first place where two stored descriptions differ, e.g.
+    ``params.predictor.params.n_estimators: 30 given, 20 recorded``."""
+    if isinstance(given, dict) and isinstance(recorded, dict):
+        for k in sorted(set(given) | set(recorded)):
+            if given.get(k) != recorded.get(k):
+                return _difference(given.get(k), recorded.get(k), f"{path}.{k}" if path else k)
+    if (isinstance(given, list) and isinstance(recorded, list) and len(given) == len(recorded)):
+        for i, (a, b) in enumerate(zip(given, recorded)):
+            if a != b:
+                return _difference(a, b, f"{path}[{i}]")
+    where = f"{path}: " if path else ""
+    return f"{where}{str(given)[:80]} given, {str(recorded)[:80]} recorded"
 
 
 def _describe_override(key: str, value: Any) -> Any:

@@ -127,6 +127,9 @@ def rebuild_strategy(family: str | None, desc: dict | None):
 
     if desc is None:
         return None
+    if not isinstance(desc, dict) or not isinstance(desc.get("params", {}), dict):
+        raise RunDirectoryError(f"the run's stored {family or 'strategy'} is corrupted: "
+                                f"{str(desc)[:80]!r} is not a strategy description")
     family = family or desc.get("family")
     name = desc.get("name")
     reg = registry(family)
@@ -137,5 +140,5 @@ def rebuild_strategy(family: str | None, desc: dict | None):
             f"Search.resume({family}=...)")
     try:
         return reg.get(name)(**decode_param(desc.get("params") or {}))
-    except (TypeError, InvalidParameterError) as exc:
+    except (TypeError, AttributeError, InvalidParameterError) as exc:
         raise RunDirectoryError(f"cannot rebuild the run's {family} {name!r}: {exc}") from None

@@ -107,7 +107,7 @@ class RunDir:
         if rd.path.exists():
             if not rd.path.is_dir():
                 raise RunDirectoryError(f"Run directory {rd.path} exists and is not a directory")
-            if any(p.name not in (LOCK, OWNER) for p in rd.path.iterdir()):
+            if any(not _leftover(p) for p in rd.path.iterdir()):
                 hint = (" (it holds a search: continue it with --resume)"
                         if rd.state_path.exists() else "")
                 raise RunDirectoryError(
@@ -118,10 +118,12 @@ class RunDir:
             raise RunDirectoryError(f"cannot create run directory {rd.path}: {exc}") from None
         rd._acquire()
         try:
-            if any(p.name not in (LOCK, OWNER) for p in rd.path.iterdir()):  # lost a race
+            if any(not _leftover(p) for p in rd.path.iterdir()):  # lost a race
                 raise RunDirectoryError(f"Run directory {rd.path} is not empty; choose a new --out")
+            for p in rd.path.glob(f".{STATE}.*.tmp"):  # a start killed mid-write
+                p.unlink()
+            rd.evaluations_path.touch()  # before the state: a state always has its records file
             rd.write_state(state)
-            rd.evaluations_path.touch()
         except BaseException:
             rd.release()
             raise
@@ -215,3 +217,12 @@ class RunDir:
 
     def write_state(self, state: dict[str, Any]) -> None:
         atomic_write_json(self.state_path, state)
+
+
+def _leftover(p: Path) -> bool:
+    """Files a new run may find in its directory: the lock, and what a start killed before its
+    first state snapshot leaves (a temp file, an empty records file)."""
+    if p.name in (LOCK, OWNER) or (p.name.startswith(f".{STATE}.") and p.name.endswith(".tmp")):
+        return True
+    return (p.name == EVALUATIONS and p.is_file() and p.stat().st_size == 0
+            and not (p.parent / STATE).exists())

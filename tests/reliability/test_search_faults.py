@@ -164,20 +164,10 @@ def references(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------
 # 1. kill -9 anywhere, then resume
 # ------------------------------------------------------------------------------------------------
-_FIRST_SNAPSHOT_BUG = (
-    "a kill inside RunDir.create leaves a directory that neither resumes nor restarts: after the "
-    "first state.json, before evaluations.jsonl is touched, --resume says 'has a state but no "
-    "evaluations.jsonl'; before os.replace, the leftover .state.json.*.tmp makes a new run in the "
-    "same --out fail with 'not empty' (and --resume says 'no state.json')")
-
 #: (id, mode, patched call, n-th call, before / after / torn)
 KILL_POINTS = [
-    pytest.param("oracle-inside-first-snapshot", "oracle", "replace_state", 1, "before",
-                 marks=pytest.mark.xfail(strict=True, raises=RunDirectoryError,
-                                         reason=_FIRST_SNAPSHOT_BUG)),
-    pytest.param("oracle-after-first-snapshot", "oracle", "write_state", 1, "after",
-                 marks=pytest.mark.xfail(strict=True, raises=RunDirectoryError,
-                                         reason=_FIRST_SNAPSHOT_BUG)),
+    ("oracle-inside-first-snapshot", "oracle", "replace_state", 1, "before"),
+    ("oracle-after-first-snapshot", "oracle", "write_state", 1, "after"),
     ("oracle-after-record-1", "oracle", "append", 1, "after"),
     ("oracle-mid-round", "oracle", "append", 5, "after"),  # round 1: 2 of 3 recorded
     ("oracle-after-plan-snapshot", "oracle", "write_state", 4, "after"),  # round 1 planned
@@ -337,9 +327,6 @@ def test_api_bad_input_leaves_nothing(case, named, bench, tmp_path, garbage_prio
     assert not (tmp_path / "a").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Search.run() with run_dir=None calls tempfile.mkdtemp() before the strategies' setup, so a "
-    "bad prior leaves an empty prednas-search-* directory behind"))
 def test_api_bad_input_leaves_no_temp_dir(bench, tmp_path, garbage_prior, monkeypatch):
     import tempfile
 
@@ -423,15 +410,7 @@ def _edit(state: dict, case: str) -> None:
 
 _STATE_CASES = ["round-string", "negative-seed", "plan-malformed", "config-without-budget",
                 "unregistered-strategy", "parameter-out-of-range",
-                pytest.param("strategy-not-an-object", marks=pytest.mark.xfail(
-                    strict=True, raises=AttributeError, reason=(
-                    "rebuild_strategy calls desc.get on a stored strategy that is not a JSON "
-                    "object: AttributeError traceback instead of RunDirectoryError"))),
-                pytest.param("budget-not-an-int", marks=pytest.mark.xfail(
-                    strict=True, raises=(InvalidParameterError, AssertionError), reason=(
-                    "config values are checked by Search(), outside Search.resume's try: an "
-                    "InvalidParameterError about a 'budget' parameter the user never passed, "
-                    "not a RunDirectoryError naming state.json")))]
+                "strategy-not-an-object", "budget-not-an-int"]
 
 
 @pytest.fixture(scope="module")
@@ -499,18 +478,15 @@ def test_resume_refuses_a_different_search(key, tmp_path):
     with pytest.raises(RunDirectoryError) as info:
         Search.resume(path, **{key: other})
     msg = one_line(info.value)
-    assert f"{key}=" in msg and "differs" in msg
-    assert ("'n_estimators': 30" in msg) if key == "filter" else ("seed=6" in msg)
+    assert f"{key} differs" in msg
+    assert ("n_estimators: 30 given, 20 recorded" in msg) if key == "filter" else (
+        "6 given, 5 recorded" in msg)
     assert snapshot(path) == before
 
 
-@pytest.mark.xfail(strict=True, raises=RunDirectoryError, reason=(
-    "Search.resume compares a 'seed' override with config['seed'], which does not exist (the "
-    "seed is state['seed']): the run's own seed is refused as 'differs from the run's recorded "
-    "seed None'"))
 def test_resume_accepts_the_recorded_seed(interrupted_run):
     assert Search.resume(interrupted_run, seed=5).seed == 5
-    with pytest.raises(RunDirectoryError, match="recorded seed 5"):
+    with pytest.raises(RunDirectoryError, match="6 given, 5 recorded"):
         Search.resume(interrupted_run, seed=6)
 
 
@@ -522,10 +498,6 @@ def test_resume_with_a_larger_budget_continues_to_it(tmp_path, references):
     assert all_rows(path) == references["oracle"][0]  # as if it had been 9 from the start
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Search.run() on resume keeps the state.json 'config' of the first run: a budget raised by "
-    "Search.resume(path, budget=...) is not recorded, so a second interruption at a round "
-    "boundary followed by a plain resume stops at the old budget"))
 def test_a_larger_budget_is_recorded(tmp_path, monkeypatch):
     path = interrupted(tmp_path / "run", budget=6)
     real = RunDir.write_state
@@ -543,9 +515,6 @@ def test_a_larger_budget_is_recorded(tmp_path, monkeypatch):
     assert Search.resume(path).budget == 9
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Search.run() returns at once when state.json says done, whatever budget Search.resume was "
-    "given: a finished run resumed with a larger budget silently stays at its old budget"))
 def test_finished_run_resumed_with_a_larger_budget_continues(tmp_path, references):
     path = tmp_path / "run"
     assert len(child.build("oracle", path, budget=6).run().records) == 6
@@ -593,9 +562,6 @@ def test_candidate_error_is_recorded_and_the_search_goes_on(tmp_path):
     assert "simulated crash 2" in report and "simulated crash 5" in report
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "an unknown warmup_kwargs key goes through prednas.warmup(**supernet_kwargs) to the supernet "
-    "constructor: a raw TypeError from deep inside setup, not an InvalidParameterError"))
 def test_unknown_warmup_option_is_a_clear_error(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(InvalidParameterError, match="no_such_option"):
