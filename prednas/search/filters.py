@@ -189,18 +189,12 @@ class PredictorFilter(Filter):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        if self.warmup_kwargs:
-            from prednas.supernet import warmup
-
-            valid = [p for p in inspect.signature(warmup).parameters
-                     if p not in ("space", "task", "seed", "device")]
-            for key in self.warmup_kwargs:
-                if key not in valid:
-                    from prednas.errors import choices_message
-
-                    raise InvalidParameterError(choices_message(
-                        f"Unknown option {key!r} in the 'warmup_kwargs' parameter of "
-                        "PredictorFilter (options of prednas.warmup)", key, valid))
+        reserved = [k for k in (self.warmup_kwargs or {}) if k in ("space", "task", "seed",
+                                                                  "device")]
+        if reserved:
+            raise InvalidParameterError(
+                f"The 'warmup_kwargs' parameter of PredictorFilter must not set {reserved[0]!r}: "
+                "the search gives the warm-up its space, task, seed and device")
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, context) -> None:
@@ -258,6 +252,12 @@ class PredictorFilter(Filter):
         try:
             scorer = prednas.warmup(context.space, context.task, seed=context.seed,
                                     device=context.device, **kw)
+        except TypeError as exc:  # an option neither warmup nor the space's supernet takes
+            if "unexpected keyword argument" not in str(exc):
+                raise
+            raise InvalidParameterError(
+                f"The 'warmup_kwargs' parameter of PredictorFilter has an option that neither "
+                f"prednas.warmup nor the {context.space.name} supernet takes ({exc})") from None
         except WarmupDiverged as exc:  # reported, and the search goes on without the supernet
             self.supernet_note_ = f"the supernet warm-up diverged ({exc}); filtering without it"
             log.warning(self.supernet_note_)
