@@ -7,8 +7,7 @@ import logging
 import numpy as np
 from sklearn.base import clone
 
-from predictors.base import (PREDICTORS, BasePredictor, _is_graph, check_targets,
-                             register_predictor)
+from predictors.base import PREDICTORS, BasePredictor, _is_graph, check_targets, register_predictor
 from prednas.errors import InvalidParameterError
 from prednas.utils import make_rng
 

@@ -27,8 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from prednas.errors import (DataNotFoundError, IncompatibleArtifactError, InvalidParameterError,
-                            NotFittedError, PredNASError)
+from prednas.errors import (
+    DataNotFoundError,
+    IncompatibleArtifactError,
+    InvalidParameterError,
+    NotFittedError,
+    PredNASError,
+)
 from prednas.utils import atomic_path
 
 __all__ = ["save", "load", "FORMAT_VERSION", "check_compatible", "ArtifactWriter",

@@ -57,8 +57,8 @@ if TYPE_CHECKING:  # what static tools see; at run time these names come from __
         RunDirectoryError,
         UnknownNameError,
     )
-    from prednas.ranking import rank
     from prednas.export import load_model
+    from prednas.ranking import rank
     from prednas.search import Record, Search, SearchContext
     from prednas.supernet import warmup
     from prednas.training import TrainRecord, train

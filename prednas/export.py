@@ -39,8 +39,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import (IncompatibleArtifactError, InvalidParameterError, PredNASError,
-                            RunDirectoryError, UnknownNameError, check_param, choices_message)
+from prednas.errors import (
+    IncompatibleArtifactError,
+    InvalidParameterError,
+    PredNASError,
+    RunDirectoryError,
+    UnknownNameError,
+    check_param,
+    choices_message,
+)
 from prednas.utils import atomic_path, atomic_write_json, atomic_write_text, resolve_device
 
 __all__ = ["export", "load_model", "FORMATS", "FORMAT_VERSION"]

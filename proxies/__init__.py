@@ -13,14 +13,27 @@ docstrings say so); a numerically bad model gives NaN with a logged warning.
 
 from __future__ import annotations
 
-from proxies._engine import (ProxyContext, forward_backward_seconds, score, score_arch,
-                             score_separately)
+# importing a proxy module registers it
+from proxies import (  # noqa: E402,F401
+                             epe_nas,
+                             fisher,
+                             flops,
+                             grad_norm,
+                             grasp,
+                             jacov,
+                             l2_norm,
+                             meco,
+                             nwot,
+                             params,
+                             plain,
+                             snip,
+                             synflow,
+                             zen,
+                             zico,
+)
+from proxies._engine import ProxyContext, forward_backward_seconds, score, score_arch, score_separately
 from proxies._registry import Proxy, get, list_proxies, register_proxy
 from proxies._table import ProxyTable, load_table
-
-# importing a proxy module registers it
-from proxies import (epe_nas, fisher, flops, grad_norm, grasp, jacov,  # noqa: E402,F401
-                     l2_norm, meco, nwot, params, plain, snip, synflow, zen, zico)
 
 #: proxies that need no backward pass (for cheap staged filtering)
 CHEAP: tuple[str, ...] = tuple(n for n in list_proxies() if get(n).cheap)

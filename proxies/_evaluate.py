@@ -207,12 +207,15 @@ def measure_speed(space, archs: Sequence, x, y, device: str = "auto", seed: int 
         for k, v in secs.items():
             breakdown.setdefault(k, []).append(v)
         fb = proxies.forward_backward_seconds(model, x, y, repeats=repeats)
-        suite = float(np.median([timed(lambda: proxies.score(model, x, y, seed=seed))
+        # the lambdas run inside this iteration, so binding the loop's model is intended
+        suite = float(np.median([timed(lambda: proxies.score(model, x, y, seed=seed))  # noqa: B023
                                  for _ in range(repeats)]))
         no_grasp = [n for n in proxies.list_proxies() if n != "grasp"]
-        suite_ng = float(np.median([timed(lambda: proxies.score(model, x, y, no_grasp, seed=seed))
+        suite_ng = float(np.median([timed(lambda: proxies.score(model, x, y, no_grasp,  # noqa: B023
+                                                                 seed=seed))
                                     for _ in range(repeats)]))
-        sep = float(np.median([timed(lambda: proxies.score_separately(model, x, y, seed=seed))
+        sep = float(np.median([timed(lambda: proxies.score_separately(model, x, y,  # noqa: B023
+                                                                      seed=seed))
                                for _ in range(max(1, repeats // 2))]))
         rows.append({"arch": str(a), "forward_backward_s": fb, "suite_s": suite,
                      "suite_without_grasp_s": suite_ng, "separate_s": sep})

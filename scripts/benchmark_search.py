@@ -35,8 +35,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
-    from prednas.search import (MutationMutator, PredictorFilter, Search, model_search,
-                                random_search, regularized_evolution)
+    from prednas.search import (
+        MutationMutator,
+        PredictorFilter,
+        Search,
+        model_search,
+        random_search,
+        regularized_evolution,
+    )
 
     space = bench.space
     common = dict(oracle=bench, metric=bench.default_metric, budget=budget, seed=seed,
@@ -73,7 +79,6 @@ def inheritance_experiment(args) -> list[str]:
     """Parents trained fully; each child trained from scratch (full / half steps) and inherited
     (half steps). Same recipe and seeds."""
     import spaces
-
     from prednas import tasks
     from prednas.training import train
 
@@ -279,7 +284,8 @@ def main(argv=None) -> int:
                     "was available (proxies.load_table failed or --no-proxies)")
         lines += [f"prednas: each round {args.mutations:,} distinct candidates "
                   f"({100 * args.explore:.0f}% uniform samples, the rest mutations of the "
-                  f"{args.parents} best so far; de-duplicated by canonical form), scored by an ensemble predictor (2 XGBoost "
+                  f"{args.parents} best so far; de-duplicated by canonical form), scored by an "
+                  "ensemble predictor (2 XGBoost "
                   f"regressors + 1 XGBoost ranker) on {feat}; the {args.per_round} best by "
                   f"mean + {args.kappa} x std are queried. No transfer prior. Model Search: one "
                   f"edit of one of the {args.parents_ms} best so far, no filter, "

@@ -2,7 +2,8 @@
 
 >>> import spaces
 >>> space = spaces.get("nb201")
->>> arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+>>> text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+>>> arch = space.parse(text)
 """
 
 from __future__ import annotations

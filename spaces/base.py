@@ -12,8 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
-                            UnknownNameError)
+from prednas.errors import InvalidArchitectureError, InvalidParameterError, PredNASError, UnknownNameError
 
 __all__ = ["Space", "Architecture"]
 
@@ -119,6 +118,7 @@ class Space(abc.ABC):
     def check_input_shape(self, input_shape: Sequence[int], task: str | None = None) -> None:
         """Raise :class:`InvalidParameterError` unless networks of this space can take inputs of
         ``input_shape`` (one example; ``task`` names where it comes from, for the message)."""
+        shape: Any
         try:
             shape = tuple(int(d) for d in input_shape)
             valid = all(d >= 1 and d == d_in for d, d_in in zip(shape, input_shape))

@@ -21,9 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
-                            check_param,
-                            choices_message)
+from prednas.errors import (
+    InvalidArchitectureError,
+    InvalidParameterError,
+    PredNASError,
+    check_param,
+    choices_message,
+)
 from spaces import register_space
 from spaces.base import Space
 

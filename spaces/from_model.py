@@ -56,8 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prednas.errors import (InvalidArchitectureError, InvalidParameterError, UnknownNameError,
-                            choices_message)
+from prednas.errors import InvalidArchitectureError, InvalidParameterError, UnknownNameError, choices_message
 from spaces._graph_choices import CELLS, layer_spec, parse_choices, sorted_with
 from spaces._graph_rebuild import Assembler, lcm, same_padding, shapes_of
 from spaces._graph_trace import Analysis, Layer, analyse

@@ -2,7 +2,8 @@
 
 >>> from prednas import benchmarks
 >>> bench = benchmarks.load("nb201")
->>> bench.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|", "cifar10_test_200ep")
+>>> arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+>>> bench.query(arch, "cifar10_test_200ep")
 """
 
 from __future__ import annotations

@@ -12,20 +12,48 @@ baselines in the same loop.
 
 from __future__ import annotations
 
-from prednas.search.base import (Candidate, Ensembler, Evaluator, Executor, Filter, History,
-                                 Mutator, Record, SearchContext, Strategy, register_storable)
+from prednas.search.base import (
+    Candidate,
+    Ensembler,
+    Evaluator,
+    Executor,
+    Filter,
+    History,
+    Mutator,
+    Record,
+    SearchContext,
+    Strategy,
+    register_storable,
+)
 from prednas.search.engine import Search, SearchResult
-from prednas.search.registries import (create_ensembler, create_evaluator, create_executor,
-                                       create_filter, create_mutator, list_ensemblers,
-                                       list_evaluators, list_executors, list_filters,
-                                       list_mutators, register_ensembler, register_evaluator,
-                                       register_executor, register_filter, register_mutator)
 from prednas.search.ensemblers import ENSEMBLERS, ReplicaEnsembler
 from prednas.search.evaluators import EVALUATORS, OracleEvaluator, TrainingEvaluator
 from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
-from prednas.search.mutators import (MUTATORS, ModelSearchMutator, MutationMutator, RandomSampler,
-                                     TournamentMutator)
+from prednas.search.mutators import (
+    MUTATORS,
+    ModelSearchMutator,
+    MutationMutator,
+    RandomSampler,
+    TournamentMutator,
+)
+from prednas.search.registries import (
+    create_ensembler,
+    create_evaluator,
+    create_executor,
+    create_filter,
+    create_mutator,
+    list_ensemblers,
+    list_evaluators,
+    list_executors,
+    list_filters,
+    list_mutators,
+    register_ensembler,
+    register_evaluator,
+    register_executor,
+    register_filter,
+    register_mutator,
+)
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
            "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",

@@ -15,8 +15,18 @@ import numpy as np
 
 from prednas.errors import InvalidParameterError, RunDirectoryError
 from prednas.params import Interval, validate_params
-from prednas.search.base import (Ensembler, Evaluator, Executor, Filter, History, Mutator, Record,
-                                 SearchContext, decode_param, encode_param)
+from prednas.search.base import (
+    Ensembler,
+    Evaluator,
+    Executor,
+    Filter,
+    History,
+    Mutator,
+    Record,
+    SearchContext,
+    decode_param,
+    encode_param,
+)
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
 
 __all__ = ["Search", "SearchResult", "RESUMABLE_OVERRIDES"]
@@ -126,7 +136,6 @@ class Search:
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
                  task_options: dict | None = None, device: str = "auto", progress: bool = False):
         import spaces
-
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
         from prednas.search.executors import InProcessExecutor

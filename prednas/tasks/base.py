@@ -60,7 +60,7 @@ class Task:
             idx = torch.randperm(len(y), generator=g)[:n]
         return x[idx], y[idx]
 
-    def subset(self, fraction: float, seed: int = 0) -> "Task":
+    def subset(self, fraction: float, seed: int = 0) -> Task:
         """The same task with a random ``fraction`` of its training split."""
         n = max(1, int(round(len(self.y_train) * fraction)))
         g = torch.Generator().manual_seed(seed)

@@ -7,8 +7,7 @@ import pytest
 
 import predictors
 from predictors import EnsemblePredictor, FeaturePipeline, GNNPredictor, XGBPredictor
-from prednas.errors import (IncompatibleArtifactError, InvalidParameterError, NotFittedError,
-                            PredNASError)
+from prednas.errors import IncompatibleArtifactError, InvalidParameterError, NotFittedError, PredNASError
 
 #: one small configuration per registered predictor (and per XGBoost objective)
 CASES = {

@@ -16,8 +16,13 @@ import prednas
 import spaces
 from prednas import export as ex
 from prednas.cli import main
-from prednas.errors import (IncompatibleArtifactError, InvalidParameterError, PredNASError,
-                            RunDirectoryError, UnknownNameError)
+from prednas.errors import (
+    IncompatibleArtifactError,
+    InvalidParameterError,
+    PredNASError,
+    RunDirectoryError,
+    UnknownNameError,
+)
 
 TASK_OPTIONS = {"n": 128, "seed": 0}
 NUM_CLASSES, INPUT_SHAPE = 4, (1, 40)
@@ -26,11 +31,8 @@ NUM_CLASSES, INPUT_SHAPE = 4, (1, 40)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """One tiny training-mode search: 3 candidates, 6 steps each, a 2-replica ensemble (~3 s)."""
-    from prednas import tasks
-    from prednas.search import (MutationMutator, NoFilter, ReplicaEnsembler, Search,
-                                TrainingEvaluator)
+    from prednas.search import MutationMutator, NoFilter, ReplicaEnsembler, Search, TrainingEvaluator
 
-    task = tasks.get("synthetic", **TASK_OPTIONS)
     ev = TrainingEvaluator(steps=6, batch_size=32, device="cpu")
     res = Search("blocks1d", task="synthetic", task_options=TASK_OPTIONS, evaluator=ev, budget=3,
                  per_round=3, mutator=MutationMutator(parents=1, mutations=20), filter=NoFilter(),

@@ -5,8 +5,7 @@ import numpy as np
 import spaces
 from prednas import benchmarks
 from proxies import ProxyTable
-from proxies._evaluate import (COMBINATION, PUBLISHED, build_report, correlations, rank_average,
-                               sample_archs)
+from proxies._evaluate import COMBINATION, PUBLISHED, build_report, correlations, rank_average, sample_archs
 
 
 def test_sample_archs_distinct_and_seeded():

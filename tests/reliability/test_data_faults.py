@@ -13,8 +13,7 @@ import torch
 import predictors
 import prednas
 from prednas import ensemble, tasks
-from prednas.errors import (DataNotFoundError, IncompatibleArtifactError, InvalidParameterError,
-                            PredNASError)
+from prednas.errors import DataNotFoundError, IncompatibleArtifactError, InvalidParameterError, PredNASError
 from prednas.tasks import Task
 
 N = 20

@@ -21,8 +21,7 @@ import torch
 import predictors
 import spaces
 from prednas import ensemble, tasks
-from prednas.errors import (DataNotFoundError, IncompatibleArtifactError, InvalidParameterError,
-                            PredNASError)
+from prednas.errors import DataNotFoundError, IncompatibleArtifactError, InvalidParameterError, PredNASError
 
 
 class _Plant:

@@ -12,8 +12,7 @@ import json
 import pytest
 
 import prednas
-from prednas.search import (NoFilter, OracleEvaluator, PredictorFilter, Search, TrainingEvaluator,
-                            registries)
+from prednas.search import NoFilter, OracleEvaluator, PredictorFilter, Search, TrainingEvaluator, registries
 from prednas.search.registries import rebuild_strategy
 
 

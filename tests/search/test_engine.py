@@ -10,9 +10,19 @@ import pytest
 
 import prednas
 from prednas.errors import CandidateError, InvalidParameterError, PredNASError, UnknownNameError
-from prednas.search import (InProcessExecutor, MutationMutator, NoFilter, OracleEvaluator,
-                            PoolExecutor, PredictorFilter, Search, SearchContext,
-                            TrainingEvaluator, random_search, regularized_evolution)
+from prednas.search import (
+    InProcessExecutor,
+    MutationMutator,
+    NoFilter,
+    OracleEvaluator,
+    PoolExecutor,
+    PredictorFilter,
+    Search,
+    SearchContext,
+    TrainingEvaluator,
+    random_search,
+    regularized_evolution,
+)
 
 
 @pytest.fixture(scope="module")

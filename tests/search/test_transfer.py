@@ -63,8 +63,8 @@ def test_pretrained_prior_sees_identical_features_in_the_search(tmp_path):
     """``prednas pretrain`` and the search's filter build features through the same pipeline
     (encodings + shipped proxy table): the prior gets exactly the rows it was trained on, and the
     filter's own stage-1 proxy columns are the same values."""
-    from prednas.cli import main
     from predictors.features import FeaturePipeline
+    from prednas.cli import main
 
     out = tmp_path / "c10.pred"
     assert main(["pretrain", "--bench", "nb201", "--n-train", "30", "--n-test", "50",

@@ -16,8 +16,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 import spaces
-from prednas.errors import (InvalidArchitectureError, InvalidParameterError, PredNASError,
-                            UnknownNameError)
+from prednas.errors import InvalidArchitectureError, InvalidParameterError, PredNASError, UnknownNameError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
