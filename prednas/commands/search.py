@@ -31,7 +31,14 @@ def add_arguments(p) -> None:
                         "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
     p.add_argument("--strategy", default="prednas",
                    help="prednas (default), modelsearch (Model Search's unfiltered mutation), "
-                        "random or rea")
+                        "nsga2 (multi-objective baseline), random or rea")
+    p.add_argument("--objectives", default=None, metavar="METRIC,COST[,COST...]",
+                   help="multi-objective search: the metric to maximise first (a benchmark "
+                        "metric, or val_acc when training), then costs to minimise: params, "
+                        "flops, latency_ms (measured on this machine when training) or a "
+                        "benchmark's cost column; keeps the Pareto front in pareto.jsonl")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="constraint: candidates slower than this (batch 1) do not count")
     p.add_argument("--budget", type=int, default=None,
                    help="fully evaluated candidates (queries with --bench); default 24, or 50 "
                         "with --bench")
@@ -92,12 +99,20 @@ def _build(args):
     executor = S.PoolExecutor(workers=args.workers) if args.workers > 1 else None
     common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
                   device=args.device, progress=True, per_round=args.per_round)
+    if args.objectives:
+        common["objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    if args.max_latency_ms is not None:
+        check_param(_OWNER, "--max-latency-ms", args.max_latency_ms, kind=(float, int), low=0,
+                    low_open=True)
+        common["constraints"] = {"latency_ms": float(args.max_latency_ms)}
     if args.bench:
         from prednas import benchmarks
 
         bench = benchmarks.load(args.bench)
         space = spaces.get(args.space) if args.space else bench.space
         common.update(oracle=bench, metric=args.metric)
+        if args.objectives and args.metric is None:
+            common.pop("metric")
         if args.strategy == "prednas":
             if args.prior:
                 common["filter"] = S.PredictorFilter(prior=args.prior)
@@ -144,6 +159,8 @@ def _build(args):
         return S.random_search(space, **common)
     if args.strategy == "modelsearch":
         return S.model_search(space, **common)
+    if args.strategy == "nsga2":
+        return S.nsga2(space, **common)
     return S.regularized_evolution(space, **common)
 
 

@@ -37,6 +37,7 @@ from prednas.search.mutators import (
     RandomSampler,
     TournamentMutator,
 )
+from prednas.search.pareto import NSGA2Mutator
 from prednas.search.registries import (
     create_ensembler,
     create_evaluator,
@@ -61,26 +62,29 @@ __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",
-           "random_search", "regularized_evolution", "model_search", "STRATEGIES",
+           "random_search", "regularized_evolution", "model_search", "nsga2", "NSGA2Mutator",
+           "STRATEGIES",
            "register_mutator", "register_filter", "register_evaluator", "register_executor",
            "register_ensembler", "list_mutators", "list_filters", "list_evaluators",
            "list_executors", "list_ensemblers", "create_mutator", "create_filter",
            "create_evaluator", "create_executor", "create_ensembler"]
 
 #: the named search strategies of the CLI and the benchmark script
-STRATEGIES = ("prednas", "modelsearch", "random", "rea")
+STRATEGIES = ("prednas", "modelsearch", "nsga2", "random", "rea")
 
 
 def random_search(space, **kwargs) -> Search:
     """Random search through the same loop: uniform samples, no filter, one per round."""
-    kwargs.setdefault("per_round", 1)
+    if kwargs.get("per_round") is None:
+        kwargs["per_round"] = 1
     return Search(space, mutator=RandomSampler(samples=kwargs["per_round"]), filter=NoFilter(),
                   **kwargs)
 
 
 def regularized_evolution(space, population: int = 20, sample_size: int = 5, **kwargs) -> Search:
     """Regularized evolution (REA, Real et al. 2019) through the same loop."""
-    kwargs.setdefault("per_round", 1)
+    if kwargs.get("per_round") is None:
+        kwargs["per_round"] = 1
     return Search(space, mutator=TournamentMutator(population, sample_size,
                                                    children=kwargs["per_round"]),
                   filter=NoFilter(), **kwargs)
@@ -90,7 +94,19 @@ def model_search(space, parents: int = 5, **kwargs) -> Search:
     """Model Search's own loop (Google's Model Search) through the same engine: each candidate is
     one edit (add a block, remove one, reset a block parameter) of one of the ``parents`` best
     architectures so far, with no filter; every proposal is trained."""
-    kwargs.setdefault("per_round", 2 if kwargs.get("oracle") is None else 5)
+    if kwargs.get("per_round") is None:
+        kwargs["per_round"] = 2 if kwargs.get("oracle") is None else 5
     return Search(space, mutator=ModelSearchMutator(parents=parents,
                                                     children=kwargs["per_round"]),
+                  filter=NoFilter(), **kwargs)
+
+
+def nsga2(space, population: int = 20, **kwargs) -> Search:
+    """The NSGA-II baseline of a multi-objective search (``objectives=...``) through the same
+    engine: NSGA-II selection (non-dominated rank, crowding) with the space's mutation, no
+    filter."""
+    if kwargs.get("per_round") is None:
+        kwargs["per_round"] = 1
+    return Search(space, mutator=NSGA2Mutator(population=population,
+                                              children=kwargs["per_round"]),
                   filter=NoFilter(), **kwargs)

@@ -348,18 +348,27 @@ class SearchContext:
         device: the run's device setting (``"auto"``, ``"cpu"``, ``"cuda"``...).
         run_dir: the run directory (it may not exist yet during ``setup`` of a new run).
         max_params: the parameter cap, or ``None``.
+        objectives: what the search optimises: the first is maximised (the record's
+            ``objective``), the others are costs minimised (``params``, ``flops``,
+            ``latency_ms``, a benchmark's cost column); one entry for a single-objective search.
+        constraints: ``{cost: upper bound}`` a candidate must meet to count (e.g. latency).
     """
 
     __slots__ = ("_space", "_task", "_oracle", "_metric", "_seed", "_device", "_run_dir",
-                 "_max_params", "_records", "_evaluate", "_count_params")
+                 "_max_params", "_records", "_evaluate", "_count_params", "_objectives",
+                 "_constraints")
 
     def __init__(self, *, space, task=None, oracle=None, metric: str | None = None, seed: int = 0,
                  device: str = "auto", run_dir: str | os.PathLike | None = None,
                  max_params: int | None = None,
                  records: Callable[[], Sequence[Record]] = tuple,
                  evaluate: Callable[..., Record] | None = None,
-                 count_params: Callable[[Any], int] | None = None):
+                 count_params: Callable[[Any], int] | None = None,
+                 objectives: Sequence[str] = ("objective",),
+                 constraints: Mapping[str, float] | None = None):
         self._space, self._task, self._oracle, self._metric = space, task, oracle, metric
+        self._objectives = tuple(objectives)
+        self._constraints = MappingProxyType(dict(constraints or {}))
         self._seed, self._device, self._max_params = int(seed), device, max_params
         self._run_dir = Path(run_dir) if run_dir is not None else None
         self._records, self._evaluate, self._count_params = records, evaluate, count_params
@@ -372,6 +381,13 @@ class SearchContext:
     device = property(lambda self: self._device)
     run_dir = property(lambda self: self._run_dir)
     max_params = property(lambda self: self._max_params)
+    objectives = property(lambda self: self._objectives)
+    constraints = property(lambda self: self._constraints)
+
+    @property
+    def costs(self) -> tuple[str, ...]:
+        """The minimised objectives (empty for a single-objective search)."""
+        return self._objectives[1:]
 
     def get_records(self, kind: str | None = "candidate", ok: bool = False) -> tuple[Record, ...]:
         """Completed evaluations of ``kind`` (``None``: every kind) in completion order."""

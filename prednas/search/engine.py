@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import tempfile
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from prednas.errors import InvalidParameterError, RunDirectoryError
-from prednas.params import Interval, validate_params
+from prednas.params import Interval, SequenceOf, validate_params
 from prednas.search.base import (
     Ensembler,
     Evaluator,
@@ -115,6 +116,16 @@ class Search:
         task_options: options of the task when given by name.
         device: device for training, proxies and warm-up.
         progress: show a progress bar with the best objective so far.
+        objectives: a multi-objective search: the metric to maximise first (a benchmark metric,
+            or ``"val_acc"`` when training), then costs to minimise (``"params"``, ``"flops"``,
+            ``"latency_ms"`` measured on this machine when training, or a benchmark's cost
+            column). The run keeps the Pareto front (``pareto.jsonl``, rewritten each round) and
+            its hypervolume after every round.
+        constraints: ``{cost: upper bound}``, e.g. ``{"latency_ms": 2.0}``: candidates above a
+            bound do not count toward the front or the best.
+        hv_reference: the reference point of the hypervolume, one value per objective in its own
+            direction (default: 0 for the metric; for each cost the benchmark's worst value, or
+            twice the worst of the first round when training).
     """
 
     _parameter_constraints = {
@@ -126,6 +137,9 @@ class Search:
         "metric": [None, str],
         "device": [str],
         "progress": ["boolean"],
+        "objectives": [None, SequenceOf(str, min_len=1)],
+        "constraints": [None, "dict"],
+        "hv_reference": [None, SequenceOf(Interval(float, None, None))],
     }
 
     def __init__(self, space, *, task=None, oracle=None, metric: str | None = None,
@@ -134,7 +148,8 @@ class Search:
                  max_seconds: float | None = None, per_round: int | None = None,
                  ensembler: Ensembler | None | bool = None, executor: Executor | None = None,
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
-                 task_options: dict | None = None, device: str = "auto", progress: bool = False):
+                 task_options: dict | None = None, device: str = "auto", progress: bool = False,
+                 objectives=None, constraints: dict | None = None, hv_reference=None):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -144,7 +159,8 @@ class Search:
 
         validate_params("Search", self._parameter_constraints, {
             "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
-            "max_params": max_params, "metric": metric, "device": device, "progress": progress})
+            "max_params": max_params, "metric": metric, "device": device, "progress": progress,
+            "objectives": objectives, "constraints": constraints, "hv_reference": hv_reference})
         for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
                                ("evaluator", evaluator, Evaluator),
                                ("executor", executor, Executor)):
@@ -175,9 +191,20 @@ class Search:
         self.oracle = oracle
         if oracle is not None:
             _check_same_space(oracle, self.space)
-            metric = metric or oracle.default_metric
+            if objectives and metric and objectives[0] != metric:
+                raise InvalidParameterError(
+                    f"Search got metric={metric!r} and objectives starting with "
+                    f"{objectives[0]!r}; the first objective is the metric")
+            metric = (objectives[0] if objectives else None) or metric or oracle.default_metric
             oracle._check_metric(metric)  # an unknown metric is an error now, not mid-run
         self.metric = metric
+        self.objectives, self.constraints = _check_objectives(
+            objectives, constraints, oracle, metric)
+        if hv_reference is not None and len(hv_reference) != len(self.objectives):
+            raise InvalidParameterError(
+                f"The 'hv_reference' parameter of Search must have one value per objective "
+                f"({len(self.objectives)}). Got {list(hv_reference)} instead.")
+        self.hv_reference = None if hv_reference is None else [float(v) for v in hv_reference]
         self.seed = int(seed)
         self.device = device
         self.progress = progress
@@ -234,6 +261,9 @@ class Search:
             "baseline": None if self.baseline is None else str(self.baseline),
             "max_params": self.max_params,
             "device": self.device,
+            "objectives": list(self.objectives),
+            "constraints": dict(self.constraints),
+            "hv_reference": self.hv_reference,
             "strategies": {k: (None if v is None else v.describe())
                            for k, v in self.strategies().items()},
         }
@@ -270,7 +300,9 @@ class Search:
             kw: dict[str, Any] = dict(
                 budget=cfg["budget"], max_seconds=cfg.get("max_seconds"),
                 per_round=cfg["per_round"], seed=state["seed"], baseline=cfg.get("baseline"),
-                max_params=cfg.get("max_params"), device=cfg.get("device", "auto"))
+                max_params=cfg.get("max_params"), device=cfg.get("device", "auto"),
+                objectives=cfg.get("objectives"), constraints=cfg.get("constraints") or None,
+                hv_reference=cfg.get("hv_reference"))
             if cfg["mode"] == "oracle":
                 kw.update(oracle=cfg["bench"], metric=cfg.get("metric"))
             elif cfg.get("task_options") is None and "task" not in overrides:
@@ -332,7 +364,8 @@ class Search:
             space=self.space, task=self.task, oracle=self.oracle, metric=self.metric,
             seed=self.seed, device=self.device, run_dir=self.run_dir, max_params=self.max_params,
             records=lambda: tuple(self._records), evaluate=self._evaluate_extra,
-            count_params=self._count_params if self.task is not None else None)
+            count_params=self._count_params if self.task is not None else None,
+            objectives=self.objectives, constraints=self.constraints)
 
     def _new_state(self) -> dict[str, Any]:
         return {"kind": STATE_KIND, "format": FORMAT_VERSION, "seed": self.seed,
@@ -549,7 +582,42 @@ class Search:
             state["round"] = rnd + 1
             state["plan"] = None
             state["elapsed"] = time.perf_counter() - t_start
+            if len(self.objectives) > 1:
+                self._update_front(rd, state, rnd)
             rd.write_state(state)
+
+    def _update_front(self, rd: RunDir, state: dict, rnd: int) -> None:
+        """Rewrite ``pareto.jsonl`` (one object per front member) and log the hypervolume."""
+        from prednas.search.pareto import feasible, hypervolume, objective_matrix, pareto_front
+        from prednas.utils import atomic_write_text
+
+        costs = self.objectives[1:]
+        ok = feasible([r for r in self._records if r.kind == "candidate"], self.constraints)
+        F = objective_matrix(ok, costs)
+        if state.get("hv_reference") is None and len(F):
+            state["hv_reference"] = self.hv_reference or self._default_reference(F)
+        front = [ok[i] for i in pareto_front(F)] if len(F) else []
+        front.sort(key=lambda r: [r.get(c) for c in costs])
+        lines = [json.dumps({"arch": r.arch, self.objectives[0]: r.objective,
+                             **{c: r.get(c) for c in costs}, "query": r.query}, sort_keys=True)
+                 for r in front]
+        atomic_write_text(rd.path / "pareto.jsonl", "".join(x + "\n" for x in lines))
+        ref = state.get("hv_reference")
+        hv = hypervolume(F, [-ref[0], *ref[1:]]) if ref is not None else 0.0
+        n = sum(1 for r in self._records if r.kind == "candidate")
+        state.setdefault("hypervolume", []).append(
+            {"round": rnd, "evaluations": n, "front": len(front), "hypervolume": hv})
+        log.info("round %d: %d on the front, hypervolume %.4g", rnd, len(front), hv)
+
+    def _default_reference(self, F: np.ndarray) -> list[float]:
+        """0 for the metric; per cost the benchmark's worst value, else twice the worst seen."""
+        ref = [0.0]
+        for j, c in enumerate(self.objectives[1:], start=1):
+            if self.oracle is not None and c in self.oracle.metrics:
+                ref.append(float(np.nanmax(self.oracle.values(c))))
+            else:
+                ref.append(float(2 * np.nanmax(F[:, j])) if np.isfinite(F[:, j]).any() else 1.0)
+        return ref
 
     def _plan(self, rnd: int) -> dict:
         cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]
@@ -569,6 +637,41 @@ class Search:
 def _mmss(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}:{s:02d}"
+
+
+_TRAIN_COSTS = ("params", "flops", "latency_ms")
+#: benchmark columns that are costs (minimised); params and FLOPs are computed where missing
+_COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds")
+_ALIASES = {"latency": "latency_ms"}
+
+
+def _check_objectives(objectives, constraints, oracle, metric):
+    """``(objectives, constraints)`` checked against what the mode can measure."""
+    from prednas.errors import UnknownNameError
+
+    valid = (list(dict.fromkeys(["params", "flops"] + [c for c in _COST_COLUMNS
+                                                        if c in oracle.metrics]))
+             if oracle is not None else list(_TRAIN_COSTS))
+    if objectives is None:
+        objectives = (metric if oracle is not None else "val_acc",)
+    objectives = tuple(_ALIASES.get(o, o) for o in objectives)
+    constraints = {_ALIASES.get(k, k): v for k, v in (constraints or {}).items()}
+    if oracle is None and objectives[0] != "val_acc":
+        raise InvalidParameterError(
+            f"When training, the first objective is the validation accuracy 'val_acc' that the "
+            f"evaluator maximises. Got {objectives[0]!r} instead.")
+    for c in objectives[1:]:
+        if c not in valid or c == objectives[0]:
+            raise UnknownNameError("cost objective", c, [v for v in valid if v != objectives[0]])
+    if len(set(objectives)) != len(objectives):
+        raise InvalidParameterError(f"objectives repeat a name: {list(objectives)}")
+    for k, v in constraints.items():
+        if k not in valid:
+            raise UnknownNameError("constrained cost", k, valid)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InvalidParameterError(f"The bound of constraint {k!r} must be a number. Got "
+                                        f"{v!r} instead.")
+    return objectives, constraints
 
 
 def _f(x) -> float | None:

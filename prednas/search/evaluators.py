@@ -54,12 +54,18 @@ class OracleEvaluator(Evaluator):
         self.bench_ = bench
         self.metric_ = self.metric or context.metric or bench.default_metric
         bench._check_metric(self.metric_)  # unknown metric -> UnknownNameError now, not mid-run
+        self.costs_ = list(dict.fromkeys([*context.costs, *context.constraints]))
 
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         t = time.perf_counter()
         value = self.bench_.query(arch, self.metric_)
-        return {"status": "ok", "reason": "", "objective": value, "value": value,
-                "metric": self.metric_, "seconds": time.perf_counter() - t}
+        out = {"status": "ok", "reason": "", "objective": value, "value": value,
+               "metric": self.metric_}
+        for c in getattr(self, "costs_", ()):
+            out[c] = (self.bench_.query(arch, c) if c in self.bench_.metrics
+                      else _model_cost(space, arch, c))
+        out["seconds"] = time.perf_counter() - t
+        return out
 
 
 @_register("train")
@@ -123,6 +129,7 @@ class TrainingEvaluator(Evaluator):
         if task is None:
             raise InvalidParameterError("TrainingEvaluator needs a task: Search(task=...)")
         self.task_ = tasks.get(task)
+        self.latency_ = "latency_ms" in (*context.costs, *context.constraints)
 
     def objective(self, val_acc: float, params: int) -> float:
         if not math.isfinite(val_acc):
@@ -144,10 +151,11 @@ class TrainingEvaluator(Evaluator):
             except (OSError, RuntimeError) as exc:
                 log.warning("could not read parent weights %s: %s", parent_state_path, exc)
         try:
+            latency = getattr(self, "latency_", False)
             rec = train(space, arch, task, steps=self.steps, epochs=self.epochs,
                         batch_size=self.batch_size, lr=self.lr, seed=seed, device=self.device,
                         parent_state=parent_state, max_seconds=self.max_seconds,
-                        keep_model=save_path is not None)
+                        keep_model=save_path is not None or latency)
         except RuntimeError as exc:
             if "memory" not in str(exc).lower():
                 raise  # a bug, not a bad candidate: stop the search and show it
@@ -157,7 +165,35 @@ class TrainingEvaluator(Evaluator):
         d.pop("arch", None)
         d["objective"] = self.objective(rec.val_acc, rec.params) if rec.ok else math.nan
         d["seconds"] = rec.wall_time
+        if latency and rec.model is not None:
+            from prednas.benchmarks.build import machine_name, measure_latency
+            from prednas.utils import resolve_device
+
+            dev = resolve_device(self.device)
+            d["latency_ms"] = measure_latency(rec.model, task.input_shape, device=str(dev))
+            d["latency_device"] = (machine_name() if dev.type == "cpu"
+                                   else torch.cuda.get_device_name(dev))
         if save_path is not None and rec.model is not None:
             torch.save(rec.model.state_dict(), save_path)
         return d
 
+
+
+_COSTS: dict[tuple, float] = {}
+
+
+def _model_cost(space, arch, cost: str) -> float:
+    """``params`` or ``flops`` of ``arch`` built with the space's default input (10 classes),
+    for benchmarks without that column; cached per process."""
+    import torch
+
+    from prednas.training import count_flops
+
+    key = (space.name, repr(space.config()), str(arch), cost)
+    if key not in _COSTS:
+        shape = tuple(space.default_input_shape)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            model = space.build(space.coerce(arch), 10, shape)
+        _COSTS[key] = (float(sum(p.numel() for p in model.parameters())) if cost == "params"
+                       else float(count_flops(model, shape, device="meta")))
+    return _COSTS[key]

@@ -241,6 +241,8 @@ class PredictorFilter(Filter):
                         if live or self.scorer_ is not None else None)
         self.stage2_seconds_ = 0.0
         self.prior_ = self._load_prior(context)
+        self.costs_ = tuple(context.costs)
+        self.constraints_ = dict(context.constraints)
 
     def _warmup(self, context):
         import prednas
@@ -317,6 +319,34 @@ class PredictorFilter(Filter):
             mean = (1 - w / (1 + w)) * mean + (w / (1 + w)) * pz
         return mean, std
 
+    def _cost_predictions(self, history_ok, harchs, archs, seed) -> np.ndarray:
+        """``(n, len(costs))`` predicted costs of ``archs`` (a boosted-tree regressor per cost on
+        log costs, fitted on the evaluated ones); NaN where a constraint is predicted broken."""
+        from predictors.xgb import XGBPredictor
+
+        X_h, X = self.stage1_.transform(harchs), self.stage1_.transform(archs)
+        out = np.zeros((len(archs), len(self.costs_)))
+        for j, c in enumerate(self.costs_):
+            y = np.asarray([float(r.get(c, np.nan)) for r in history_ok], float)
+            good = np.isfinite(y)
+            if good.sum() < 2 or np.ptp(y[good]) == 0:
+                out[:, j] = np.nanmean(y) if good.any() else 0.0
+                continue
+            est = XGBPredictor(n_estimators=100, max_depth=4, random_state=seed)
+            est.fit(X_h[good], np.log1p(np.maximum(y[good], 0)))
+            out[:, j] = np.expm1(est.predict(X))
+        for c, bound in self.constraints_.items():
+            if c in self.costs_:
+                out[out[:, self.costs_.index(c)] > bound] = np.nan
+        return out
+
+    def _mo_order(self, acq: np.ndarray, costs: np.ndarray) -> np.ndarray:
+        from prednas.search.pareto import nsga2_order
+
+        F = np.column_stack([-np.asarray(acq, float), costs])
+        F[~np.isfinite(costs).all(axis=1)] = np.nan
+        return nsga2_order(F)
+
     def _prior_mean(self, archs: list) -> np.ndarray:
         est, pipe = self.prior_
         return _predict(est, pipe.inputs_for(est, archs))[0]
@@ -348,15 +378,19 @@ class PredictorFilter(Filter):
         harchs = [history.arch(r) for r in ok]
         fitted = len(ok) >= self.min_fit and np.ptp(yh) > 0
         # stage 1: everyone
+        costs = None
         if fitted:
             mean, std = self._fit_predict(harchs, yh, archs, seed, stage2=False)
             s1 = acquire(self.acquisition, mean, std, self.kappa)
+            if self.costs_:
+                costs = self._cost_predictions(ok, harchs, archs, seed + 2)
         else:
             mean = std = np.full(len(archs), np.nan)
             zs = self._zero_shot(archs, stage2=False)
             s1 = zs if zs is not None else rng.random(len(archs))
         n2 = min(len(archs), max(k, self.survivors))
-        order = np.lexsort((np.arange(len(archs)), -s1))[:n2]
+        order = (self._mo_order(s1, costs) if costs is not None
+                 else np.lexsort((np.arange(len(archs)), -s1)))[:n2]
         surv: list[Candidate] = [candidates[i] for i in order]
         for c, i in zip(surv, order):
             c.predicted, c.predicted_std = float(mean[i]), float(std[i])
@@ -376,5 +410,6 @@ class PredictorFilter(Filter):
                                                                  for c in surv]))
         for c, row in zip(surv, self.stage2_.transform(sarchs)):
             c.scores.update({n: float(v) for n, v in zip(self.stage2_.feature_names, row)})
-        order2 = np.lexsort((np.arange(len(surv)), -np.asarray(final)))
+        order2 = (self._mo_order(final, costs[order]) if costs is not None
+                  else np.lexsort((np.arange(len(surv)), -np.asarray(final))))
         return [surv[i] for i in order2][:k]

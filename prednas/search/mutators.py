@@ -86,9 +86,23 @@ class MutationMutator(Mutator):
     def pool_size(self) -> int:
         return self.mutations
 
+    def setup(self, context) -> None:
+        self.costs_ = tuple(context.costs)
+        self.constraints_ = dict(context.constraints)
+
+    def _best(self, history) -> list:
+        """The parents: the best by objective, or by NSGA-II's order in a multi-objective run."""
+        costs = getattr(self, "costs_", ())
+        if not costs:
+            return history.top(self.parents)
+        from prednas.search.pareto import feasible, nsga2_order, objective_matrix
+
+        ok = feasible(history.records, getattr(self, "constraints_", {}))
+        return [ok[i] for i in nsga2_order(objective_matrix(ok, costs))[:self.parents]]
+
     def propose(self, space, history, rng, *, max_params=None, param_counter=None):
         pool = _Pool(space, history, max_params, param_counter)
-        top = history.top(self.parents)
+        top = self._best(history)
         tries = 0
         limit = self.max_tries * self.mutations
         if not top:

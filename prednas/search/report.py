@@ -114,12 +114,67 @@ def write_report(search, result) -> None:
                   f"Time outside evaluation (mutation, filtering, refitting) per round: mean "
                   f"{np.mean(secs):.3f}s, max {np.max(secs):.3f}s over {len(secs)} rounds, "
                   f"pools of up to {max(pools)} mutations.", ""]
+    if len(getattr(search, "objectives", ())) > 1 and ok:
+        lines += _pareto_section(search, result, ok)
     figs = _plots(search, result, recs, ok, ylabel, lines) if ok else []
     for title, name in figs:
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     from prednas.utils import atomic_write_text
 
     atomic_write_text(rd / "report.md", "\n".join(lines))
+
+
+def _pareto_section(search, result, ok) -> list[str]:
+    """The front's members, the hypervolume after each round, and one plot per cost."""
+    import json
+
+    from prednas.search.pareto import feasible, objective_matrix, pareto_front
+
+    costs = list(search.objectives[1:])
+    first = search.objectives[0]
+    cands = feasible(ok, search.constraints)
+    lines = ["## Pareto front", "",
+             f"Objectives: maximise `{first}`, minimise " + ", ".join(f"`{c}`" for c in costs)
+             + (("; constraints: " + ", ".join(f"{k} <= {v:g}" for k, v in
+                                               search.constraints.items()))
+                if search.constraints else "") + ".", ""]
+    if not cands:
+        return lines + ["No evaluated candidate meets the constraints: the front is empty.", ""]
+    F = objective_matrix(cands, costs)
+    front = sorted((cands[i] for i in pareto_front(F)), key=lambda r: [r.get(c) for c in costs])
+    lines += ["| architecture | " + first + " | " + " | ".join(costs) + " |",
+              "|---|---:|" + "---:|" * len(costs)]
+    lines += [f"| `{r.arch}` | {_fmt(r.objective)} | "
+              + " | ".join(f"{float(r.get(c)):,.4g}" for c in costs) + " |" for r in front]
+    try:
+        state = json.loads((result.run_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    hv = state.get("hypervolume") or []
+    if hv:
+        lines += ["", f"Hypervolume (reference point {state.get('hv_reference')}) after each "
+                  "round: " + ", ".join(f"{h['evaluations']}: {h['hypervolume']:.4g}"
+                                        for h in hv) + "."]
+    lines += ["", "The front is in `pareto.jsonl` (one JSON object per member).", ""]
+    base = result.baseline
+    for c in costs:
+        fig, ax = _figure((5, 3.5))
+        ax.scatter([float(r.get(c)) for r in cands], [r.objective for r in cands], s=12,
+                   label="candidates")
+        ax.plot([float(r.get(c)) for r in front], [r.objective for r in front], "r-o", ms=4,
+                label="Pareto front")
+        if base is not None and base.ok and base.get(c) is not None:
+            ax.scatter([float(base.get(c))], [base.objective], marker="*", s=120, c="k",
+                       label="baseline")
+        ax.set_xlabel(c)
+        ax.set_ylabel(first)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        name = f"pareto_{c}.png"
+        fig.savefig(result.run_dir / name, dpi=110)
+        lines += [f"![{first} vs {c}]({name})", ""]
+    return lines
 
 
 def _plots(search, result, recs, ok, ylabel, lines) -> list[tuple[str, str]]:
