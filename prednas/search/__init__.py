@@ -22,7 +22,7 @@ from prednas.search.registries import (create_ensembler, create_evaluator, creat
                                        register_executor, register_filter, register_mutator)
 from prednas.search.ensemblers import ENSEMBLERS, ReplicaEnsembler
 from prednas.search.evaluators import EVALUATORS, OracleEvaluator, TrainingEvaluator
-from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
+from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor, RayExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
 from prednas.search.mutators import (MUTATORS, ModelSearchMutator, MutationMutator, RandomSampler,
                                      TournamentMutator)
@@ -32,7 +32,7 @@ __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
-           "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",
+           "RayExecutor", "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",
            "random_search", "regularized_evolution", "model_search", "STRATEGIES",
            "register_mutator", "register_filter", "register_evaluator", "register_executor",
            "register_ensembler", "list_mutators", "list_filters", "list_evaluators",
