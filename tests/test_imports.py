@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "sklearn", "xgboost", "torch_geometric", "prednas.search", "prednas.training")
+HEAVY = ("torch", "sklearn", "xgboost", "torch_geometric", "prednas.search", "prednas.training",
+         "ray")
 
 
 def loaded_after(code: str) -> dict[str, bool]:

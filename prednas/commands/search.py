@@ -61,21 +61,29 @@ def add_arguments(p) -> None:
                         "metric or task) that orders candidates before this search has data")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
+    p.add_argument("--executor", choices=("inprocess", "pool", "ray"), default=None,
+                   help="where candidates are evaluated: in this process, a local process pool, "
+                        "or a Ray cluster (pip install \"prednas[ray]\"); default: a pool when "
+                        "--workers > 1; with --resume, replaces the run's executor")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="the Ray cluster to join (auto: the one started on this machine with "
+                        "'ray start --head'; host:port or ray://host:port); default: a local "
+                        "Ray started for the search")
     p.add_argument("--workers", type=int, default=None,
-                   help="evaluate this many candidates at once in a process pool (default: one "
-                        "per CPU core)")
+                   help="evaluate this many candidates at once (pool or ray; default: one per "
+                        "CPU core; with a Ray cluster, as many as its resources allow)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest on a small, shared CPU)")
     add_seed(p)
     p.add_argument("--out", default=None, help="run directory (default runs/search-<time>)")
     add_device(p)
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the search saved in RUN_DIR (other options are ignored)")
+                   help="continue the search saved in RUN_DIR (other options are ignored, but "
+                        "--executor, --ray-address and --workers)")
 
 
 def _build(args):
     import spaces
-
     from prednas import search as S
     from prednas.errors import InvalidParameterError, UnknownNameError, check_param
 
@@ -87,16 +95,13 @@ def _build(args):
                                     "--task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
-    if args.workers is None:  # training: one worker per core; lookups: in this process
-        args.workers = 1 if args.bench else max(1, min(os.cpu_count() or 1, 8))
-    check_param(_OWNER, "--workers", args.workers, low=1)
+    executor = _executor(args)  # first: a missing optional extra is reported before any work
     if args.prior and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
 
         raise DataNotFoundError(f"--prior {args.prior!r}: no such predictor file (write one with "
                                 "'prednas pretrain ... --out FILE')")
     out = args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}"
-    executor = S.PoolExecutor(workers=args.workers) if args.workers > 1 else None
     common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
                   device=args.device, progress=True, per_round=args.per_round)
     if args.objectives:
@@ -145,7 +150,7 @@ def _build(args):
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
                                  if args.replicas else False))
         common["budget"] = args.budget or 24
-        common["per_round"] = args.per_round or max(2, args.workers)
+        common["per_round"] = args.per_round or max(2, args.workers or 1)
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(),
                                     supernet="auto" if args.warmup_seconds > 0 else None,
@@ -164,6 +169,31 @@ def _build(args):
     return S.regularized_evolution(space, **common)
 
 
+def _executor(args):
+    """The executor the options ask for (``None``: the search's default, in this process);
+    ``args.workers`` is set to the number of candidates evaluated at once."""
+    from prednas import search as S
+    from prednas.errors import InvalidParameterError, check_param
+
+    kind = args.executor
+    if args.ray_address is not None:
+        if kind not in (None, "ray"):
+            raise InvalidParameterError(f"--ray-address goes with --executor ray, not {kind}")
+        kind = "ray"
+    if args.workers is not None:
+        check_param(_OWNER, "--workers", args.workers, low=1)
+    if kind == "ray":  # a cluster decides how many run at once unless --workers says
+        if args.workers is None and args.ray_address is None:
+            args.workers = os.cpu_count() or 1
+        return S.RayExecutor(address=args.ray_address, workers=args.workers)
+    if args.workers is None:  # training: one worker per core; lookups: in this process
+        cores = max(1, min(os.cpu_count() or 1, 8))
+        args.workers = cores if kind == "pool" or not (kind or args.bench) else 1
+    if kind == "inprocess" or (kind is None and args.workers == 1):
+        return S.InProcessExecutor() if kind else None
+    return S.PoolExecutor(workers=args.workers)
+
+
 def _live_proxies() -> tuple[str, ...]:
     """Zero-cost proxies fast enough on this CPU to score every stage-2 survivor."""
     try:
@@ -175,6 +205,12 @@ def _live_proxies() -> tuple[str, ...]:
     return tuple(n for n in ("params", "synflow", "snip") if n in names)
 
 
+def _in_process():
+    from prednas.search import InProcessExecutor
+
+    return InProcessExecutor()
+
+
 def run(args) -> int:
     import torch
 
@@ -184,7 +220,10 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
 
     if args.resume:
-        search = Search.resume(args.resume, progress=True)
+        overrides = {}
+        if args.executor or args.ray_address is not None or args.workers is not None:
+            overrides["executor"] = _executor(args) or _in_process()
+        search = Search.resume(args.resume, progress=True, **overrides)
     else:
         search = _build(args)
     print(f"run directory: {search.run_dir}")

@@ -28,7 +28,7 @@ from prednas.search.base import (
 from prednas.search.engine import Search, SearchResult
 from prednas.search.ensemblers import ENSEMBLERS, ReplicaEnsembler
 from prednas.search.evaluators import EVALUATORS, OracleEvaluator, TrainingEvaluator
-from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
+from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor, RayExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
 from prednas.search.mutators import (
     MUTATORS,
@@ -61,9 +61,9 @@ __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
-           "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",
-           "random_search", "regularized_evolution", "model_search", "nsga2", "NSGA2Mutator",
-           "STRATEGIES",
+           "RayExecutor", "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS",
+           "ENSEMBLERS", "random_search", "regularized_evolution", "model_search", "nsga2",
+           "NSGA2Mutator", "STRATEGIES",
            "register_mutator", "register_filter", "register_evaluator", "register_executor",
            "register_ensembler", "list_mutators", "list_filters", "list_evaluators",
            "list_executors", "list_ensemblers", "create_mutator", "create_filter",

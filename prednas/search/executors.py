@@ -1,7 +1,8 @@
 """Executors: where evaluations run. Results are yielded as they complete.
 
 The interface is one method, :meth:`Executor.map_unordered`; a distributed engine (Ray, Dask)
-plugs in by implementing it.
+plugs in by implementing it. :class:`RayExecutor` runs evaluations on a Ray cluster (the optional
+extra ``pip install "prednas[ray]"``); Ray is imported only when one is made.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from prednas.errors import InvalidParameterError
 from prednas.params import Interval, Options
 from prednas.search.base import Executor
 from prednas.search.registries import REGISTRIES, register_executor
 
-__all__ = ["EXECUTORS", "InProcessExecutor", "PoolExecutor"]
+__all__ = ["EXECUTORS", "InProcessExecutor", "PoolExecutor", "RayExecutor"]
 
 log = logging.getLogger(__name__)
 
@@ -87,4 +89,105 @@ class PoolExecutor(Executor):
     def __getstate__(self):
         d = dict(self.__dict__)
         d["_pool"] = None
+        return d
+
+
+_RAY_INSTALL = 'pip install "prednas[ray]"'
+
+
+def _import_ray_plumbing():
+    """:mod:`prednas.search._ray` (it imports Ray), or a one-line error saying how to get Ray."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise InvalidParameterError(
+            f"executor 'ray' needs the optional extra ({exc.name or 'ray'} is not installed): "
+            f"{_RAY_INSTALL}") from None
+    from prednas.search import _ray
+
+    return _ray
+
+
+@_register("ray")
+class RayExecutor(Executor):
+    """Evaluations as Ray tasks, on this machine or a cluster; results come back as they finish.
+
+    Each job is one task that asks for ``num_cpus`` CPUs and ``num_gpus`` GPUs (a fraction lets
+    several small candidates share a GPU: ``num_gpus=0.25`` runs four per GPU; Ray points each
+    task's ``CUDA_VISIBLE_DEVICES`` at its GPU, so an evaluator with ``device="auto"`` uses it).
+    The evaluator and the space are put in the object store once per round, not once per job.
+
+    A worker that dies mid-evaluation (killed, crashed, its node lost) costs a retry, not the
+    run: Ray runs the task again (up to ``max_retries`` times), and a failure Ray does not retry
+    itself (a result lost with its node) is submitted again, at most ``max_retries`` times. Each
+    evaluation is yielded exactly once, so the run directory records it once. An exception
+    raised by the evaluation itself (a bug) is not retried: it propagates with its own type.
+
+    Records are written by the search process (the head) only: workers need the package, not the
+    run directory (weights of candidates are saved by the worker at the path the head gives, so
+    training with saved weights needs a run directory that the workers share, or one machine).
+
+    Args:
+        address: ``None`` starts a local Ray in this process (if it is not connected already);
+            ``"auto"`` joins the cluster started on this machine with ``ray start --head``;
+            ``"host:port"`` or ``"ray://host:port"`` join a remote one.
+        workers: the most evaluations running at once (``None``: as many as the cluster's
+            resources allow). A local Ray started here gets ``workers * num_cpus`` CPUs
+            (``None``: every core).
+        num_cpus: CPUs each evaluation asks for.
+        num_gpus: GPUs each evaluation asks for (fractions allowed).
+        max_retries: retries of an evaluation whose worker dies.
+        object_store_memory: bytes of object store of a local Ray started here (``None``: Ray's
+            default, 30% of the memory).
+    """
+
+    _parameter_constraints = {"address": [None, str],
+                              "workers": [None, Interval(int, 1, None)],
+                              "num_cpus": [Interval(float, 0, None)],
+                              "num_gpus": [Interval(float, 0, None)],
+                              "max_retries": [Interval(int, 0, None)],
+                              "object_store_memory": [None, Interval(int, 1, None)]}
+
+    def __init__(self, address: str | None = None, workers: int | None = None,
+                 num_cpus: float = 1.0, num_gpus: float = 0.0, max_retries: int = 3,
+                 object_store_memory: int | None = None):
+        _import_ray_plumbing()
+        self.address = address
+        self.workers = workers
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.max_retries = max_retries
+        self.object_store_memory = object_store_memory
+        self._started = False
+        self._pending: dict = {}
+
+    def _connect(self):
+        _ray = _import_ray_plumbing()
+        cpus = None if self.workers is None else self.workers * max(float(self.num_cpus), 1.0)
+        if _ray.connect(self.address, num_cpus=cpus,
+                        object_store_memory=self.object_store_memory):
+            self._started = True
+        return _ray
+
+    def map_unordered(self, fn, jobs) -> Iterator:
+        _ray = self._connect()
+        yield from _ray.map_unordered(fn, jobs, num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                                      max_retries=self.max_retries, max_in_flight=self.workers,
+                                      pending=self._pending)
+
+    def shutdown(self) -> None:
+        """Cancel evaluations still running; disconnect from Ray if this executor connected."""
+        if not self._pending and not self._started:
+            return
+        _ray = _import_ray_plumbing()
+        _ray.cancel(self._pending)
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d["_started"], d["_pending"] = False, {}
         return d

@@ -35,7 +35,31 @@ def _make(family: str, name: str):
              ("executor", "pool"): {"workers": 2, "start_method": "fork"},
              ("evaluator", "train"): {"steps": 3, "device": "cpu"},
              ("ensembler", "replicas"): {"replicas": 1}}
+    if (family, name) == ("executor", "ray"):
+        _shared_ray()
     return registries.registry(family).get(name)(**small.get((family, name), {}))
+
+
+_RAY: dict[str, bool] = {"started": False}
+
+
+def _shared_ray() -> None:
+    """One local Ray for the module, which every RayExecutor here joins (a RayExecutor uses the
+    Ray its process is connected to): a Ray started per search costs ~12 s on two cores."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
+        _RAY["started"] = True
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shutdown_shared_ray():
+    yield
+    if _RAY["started"]:
+        import ray
+
+        ray.shutdown()
+        _RAY["started"] = False
 
 
 @pytest.mark.parametrize("family,name", ALL)
