@@ -80,6 +80,11 @@ class Space(abc.ABC):
         """A representative of the arch's functional-equivalence class (for de-duplication)."""
 
     # -- optional -----------------------------------------------------------------------------
+    def cost_key(self, arch: Architecture) -> Any:
+        """What a network's parameter and FLOP counts depend on (architectures with equal keys
+        cost the same), so counts can be cached; the architecture itself by default."""
+        return str(arch)
+
     def config(self) -> dict[str, Any]:
         """The constructor settings that make this instance differ from ``spaces.get(name)``;
         part of the space's identity and stored in every saved artifact. ``{}`` by default."""

@@ -211,6 +211,12 @@ class NB201Space(Space):
     def __repr__(self) -> str:
         return f"NB201Space(C={self.C}, N={self.N})"
 
+    def cost_key(self, arch) -> tuple[int, int]:
+        """Every cell of the network is the same and only convolutions hold parameters and
+        (counted) FLOPs, so both depend only on how many 1x1 and 3x3 convolutions the cell has."""
+        ops = self.coerce(arch).ops
+        return ops.count("nor_conv_1x1"), ops.count("nor_conv_3x3")
+
     def config(self) -> dict:
         """The macro skeleton when it differs from NB201's own (C=16, N=5)."""
         return {} if (self.C, self.N) == (16, 5) else {"C": self.C, "N": self.N}

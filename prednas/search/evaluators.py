@@ -189,7 +189,7 @@ def _model_cost(space, arch, cost: str) -> float:
 
     from prednas.training import count_flops
 
-    key = (space.name, repr(space.config()), str(arch), cost)
+    key = (space.name, repr(space.config()), space.cost_key(arch), cost)
     if key not in _COSTS:
         shape = tuple(space.default_input_shape)
         with torch.device("meta"):  # shapes only: no memory, no initialisation

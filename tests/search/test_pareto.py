@@ -131,3 +131,17 @@ def test_cli_objectives(tmp_path):
     assert json.loads((out / "pareto.jsonl").read_text().splitlines()[0])["flops"] > 0
     assert main(["search", "--bench", "nb201", "--objectives", "cifar10_test_200ep,speed",
                  "--out", str(tmp_path / "x")]) == 2
+
+
+def test_nb201_costs_depend_only_on_the_cost_key():
+    import torch
+
+    import spaces
+    from prednas.search.evaluators import _model_cost
+
+    space, rng = spaces.get("nb201"), np.random.default_rng(3)
+    for _ in range(5):
+        a = space.sample(rng)
+        with torch.device("meta"):
+            direct = sum(p.numel() for p in space.build(a, 10, (3, 32, 32)).parameters())
+        assert _model_cost(space, a, "params") == direct
