@@ -164,3 +164,13 @@ class JsonlLog:
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
+
+
+def new_figure(figsize=(5, 3.5)):
+    """``(figure, axes)`` drawn with Agg, without pyplot's global state or the user's backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()

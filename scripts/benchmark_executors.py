@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import time
@@ -44,16 +43,9 @@ def _warm() -> int:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}")
+    from prednas.benchmarks.build import machine_summary
+
+    return machine_summary(load=False)
 
 
 def load() -> str:
@@ -89,8 +81,7 @@ def throughput(args) -> list[dict]:
 
     import spaces
     from prednas import tasks
-    from prednas.search import (InProcessExecutor, PoolExecutor, RayExecutor, SearchContext,
-                                TrainingEvaluator)
+    from prednas.search import InProcessExecutor, PoolExecutor, RayExecutor, SearchContext, TrainingEvaluator
     from prednas.search.engine import _evaluate_job
 
     torch.set_num_threads(args.threads)  # as `prednas search` (--threads 1)

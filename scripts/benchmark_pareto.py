@@ -69,11 +69,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     import torch
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     import prednas
     from prednas.benchmarks.build import machine_name
+    from prednas.utils import new_figure
 
     torch.set_num_threads(1)
     out = Path(args.out or ROOT / "benchmarks" / f"pareto-{args.bench}.md")
@@ -109,9 +108,7 @@ def main(argv=None) -> int:
                  for i in range(len(args.budgets)) for o in others)
         lines += ["", f"Target: prednas at or above {' and '.join(others)} at every budget: "
                       f"**{'met' if ok else 'missed'}**."]
-    fig = Figure(figsize=(5, 3.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_figure((5, 3.5))
     for m in args.methods:
         ax.errorbar(args.budgets, H[m].mean(0), yerr=H[m].std(0), label=m, capsize=3, marker="o")
     ax.set_xlabel("queries")

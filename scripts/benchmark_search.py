@@ -229,11 +229,10 @@ def main(argv=None) -> int:
         print("\n".join(section))
         return 0
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from tqdm import tqdm
 
     import prednas
+    from prednas.utils import new_figure
 
     bench = prednas.benchmarks.load(args.bench)
     metric = bench.default_metric
@@ -336,9 +335,7 @@ def main(argv=None) -> int:
         lines.append(f"- wall time per {top}-query run: " + ", ".join(
             f"{m} {np.mean(walls[m]):.1f}s" for m in args.methods))
     lines += ["", f"![best so far]({png.name})", ""]
-    fig = Figure(figsize=(6, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_figure((6, 4))
     xs = np.arange(1, top + 1)
     for m in args.methods:
         c = np.stack(curves[m])

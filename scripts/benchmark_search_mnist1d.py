@@ -92,10 +92,9 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for m in args.methods:
             results[m].append(summarise(run_one(m, seed, args)))
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     from prednas.benchmarks.build import machine_name
+    from prednas.utils import new_figure
 
     out = Path(args.out)
     lines = ["# Search with real training on MNIST-1D: the default prednas search vs. baselines",
@@ -125,9 +124,7 @@ def main(argv=None) -> int:
             other = np.nanmean([r["best_test"] for r in results[m]])
             lines.append(f"- prednas mean best test accuracy {mine:.2f} at or above {m}'s "
                          f"{other:.2f}: **{'met' if mine >= other else 'missed'}**")
-    fig = Figure(figsize=(6, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = new_figure((6, 4))
     for m in args.methods:
         for i, r in enumerate(results[m]):
             if not r["curve"]:

@@ -29,7 +29,8 @@ from typing import Any
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
 from prednas.utils import JsonlLog, atomic_write_json
 
-__all__ = ["BuildSpec", "build", "machine_name", "measure_latency", "train_job", "RECORDS", "META"]
+__all__ = ["BuildSpec", "build", "machine_name", "machine_summary", "measure_latency",
+           "train_job", "RECORDS", "META"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,16 @@ def machine_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine_summary(load: bool = False) -> str:
+    """Processor, logical CPUs, OS and Python (and the load average, with ``load``), for the
+    header of a benchmark file."""
+    text = (f"{machine_name()}, {os.cpu_count()} logical CPUs; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}")
+    if load and hasattr(os, "getloadavg"):
+        text += "; load average at start " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return text
 
 
 def measure_latency(model, input_shape, repeats: int = 30, warmup: int = 5,

@@ -33,13 +33,9 @@ def _fmt(x, nd=2) -> str:
 
 
 def _figure(figsize):
-    """A figure that does not touch pyplot's global state or the user's backend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from prednas.utils import new_figure
 
-    fig = Figure(figsize=figsize)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    return new_figure(figsize)
 
 
 def write_report(search, result) -> None:
