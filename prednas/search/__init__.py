@@ -24,12 +24,13 @@ from prednas.search.ensemblers import ENSEMBLERS, ReplicaEnsembler
 from prednas.search.evaluators import EVALUATORS, OracleEvaluator, TrainingEvaluator
 from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
-from prednas.search.mutators import (MUTATORS, ModelSearchMutator, MutationMutator, RandomSampler,
-                                     TournamentMutator)
+from prednas.search.mutators import (MUTATORS, GivenMutator, ModelSearchMutator, MutationMutator,
+                                     RandomSampler, TournamentMutator)
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
            "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
+           "GivenMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import tempfile
@@ -105,6 +106,10 @@ class Search:
         task_options: options of the task when given by name.
         device: device for training, proxies and warm-up.
         progress: show a progress bar with the best objective so far.
+        notes: JSON-able facts about the run kept in ``state.json`` (``Search.read_notes(run_dir)``
+            reads them back), e.g. how a space was generated, so that a command line can
+            regenerate it on resume. They do not define the search: a resumed search keeps the
+            run's notes and neither needs nor compares them.
     """
 
     _parameter_constraints = {
@@ -124,7 +129,8 @@ class Search:
                  max_seconds: float | None = None, per_round: int | None = None,
                  ensembler: Ensembler | None | bool = None, executor: Executor | None = None,
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
-                 task_options: dict | None = None, device: str = "auto", progress: bool = False):
+                 task_options: dict | None = None, device: str = "auto", progress: bool = False,
+                 notes: dict | None = None):
         import spaces
 
         from prednas import tasks as _tasks
@@ -197,6 +203,17 @@ class Search:
             ensembler = ReplicaEnsembler()
         self.ensembler = ensembler or None
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if notes is not None:
+            if not isinstance(notes, dict):
+                raise InvalidParameterError(
+                    f"The 'notes' parameter of Search must be a dict or None. Got "
+                    f"{type(notes).__name__} instead.")
+            try:
+                notes = json.loads(json.dumps(notes, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise InvalidParameterError(
+                    f"The 'notes' parameter of Search must hold JSON values only ({exc})") from None
+        self.notes = notes
         self._config = self.config()  # refuses a strategy that could not be stored (resumed)
         self._resume_state: dict | None = None
         self._rundir: RunDir | None = None
@@ -228,6 +245,14 @@ class Search:
             "strategies": {k: (None if v is None else v.describe())
                            for k, v in self.strategies().items()},
         }
+
+    @staticmethod
+    def read_notes(run_dir) -> dict | None:
+        """The ``notes`` a search was started with (``None`` if none), read without locking the
+        run; a directory that is not a search run raises :class:`RunDirectoryError`."""
+        _, state, _ = RunDir.open(run_dir, lock=False)
+        notes = state.get("notes")
+        return notes if isinstance(notes, dict) else None
 
     @classmethod
     def resume(cls, run_dir, **overrides) -> Search:
@@ -280,7 +305,7 @@ class Search:
         if kw.get("ensembler") is None and "ensembler" not in overrides:
             kw["ensembler"] = False
         for key, value in overrides.items():
-            if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space"):
+            if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space", "notes"):
                 continue
             recorded = (stored.get(key) if key in _FAMILIES else
                         {"oracle": cfg.get("bench"), "task": cfg.get("task"),
@@ -307,6 +332,8 @@ class Search:
             raise RunDirectoryError(f"{run_dir}: state.json holds a setting that is not valid "
                                     f"({exc})") from None
         search._resume_state = state
+        notes = state.get("notes")
+        search.notes = notes if isinstance(notes, dict) else None
         return search
 
     # -- helpers --------------------------------------------------------------------------------
@@ -328,7 +355,8 @@ class Search:
     def _new_state(self) -> dict[str, Any]:
         return {"kind": STATE_KIND, "format": FORMAT_VERSION, "seed": self.seed,
                 "config": self._config, "round": 0, "plan": None, "elapsed": 0.0,
-                "overhead": [], "phase": "search", "ensemble": None, "done": False}
+                "overhead": [], "phase": "search", "ensemble": None, "done": False,
+                "notes": self.notes}
 
     def _record(self, rd: RunDir, base: dict, result: dict) -> Record:
         rec = dict(base)
