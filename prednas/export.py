@@ -311,7 +311,8 @@ def _ensemble_source(run_dir: Path, config: dict, records: list[dict], space):
     seeds = list(meta_in.get("seeds") or [None] * len(meta_in["archs"]))
     member_recs = []
     for a, s in zip(meta_in["archs"], seeds):
-        rec = next((r for r in records if r.get("kind") == "replica" and r["arch"] == a
+        rec = next((r for r in records if r.get("kind") in ("replica", "candidate")
+                    and r["arch"] == a
                     and (s is None or r.get("seed") == s)), None)
         member_recs.append(rec or {"arch": a, "seed": s})
     meta = {"model": "ensemble", "arch": None, "archs": list(meta_in["archs"]),

@@ -174,11 +174,21 @@ def space_from_spec(spec: str, task) -> Any:
         raise InvalidParameterError(f"--model {spec}: {' '.join(str(exc).split())}") from None
 
 
+def fingerprint(space) -> str:
+    """A digest of the network's parameter names and shapes (the space's name does not hold
+    absolute widths: two networks that differ only in channel counts share it)."""
+    import json
+
+    net = space.build(space.default_arch())
+    shapes = [[name, list(p.shape)] for name, p in net.named_parameters()]
+    return hashlib.sha1(json.dumps([space.name, shapes]).encode()).hexdigest()[:16]
+
+
 def model_notes(spec: str, space) -> dict[str, Any]:
     """What a run records about its network (``Search(notes=...)``, ``pipeline.json``)."""
     path, fn = split_spec(spec)
     return {"format": NOTES_FORMAT, "spec": str(spec), "file": str(path.resolve()),
-            "function": fn, "space": space.name}
+            "function": fn, "space": space.name, "fingerprint": fingerprint(space)}
 
 
 def space_from_notes(notes: dict, task, where: str) -> Any:
@@ -194,10 +204,10 @@ def space_from_notes(notes: dict, task, where: str) -> Any:
             f"{where} was searched with --model {notes.get('spec', file)!r}, and {file} is gone; "
             "restore it to resume")
     space = space_from_spec(f"{file}:{fn}", task)
-    if space.name != name:
+    if space.name != name or notes.get("fingerprint", fingerprint(space)) != fingerprint(space):
         raise RunDirectoryError(
-            f"{where}: {Path(file).name}:{fn} now makes the space {space.name!r}, not the run's "
-            f"{name!r}: the network changed since the run started; restore it to resume")
+            f"{where}: {Path(file).name}:{fn} now makes another network (space {space.name!r}; "
+            f"the run's: {name!r}): it changed since the run started; restore it to resume")
     return space
 
 
