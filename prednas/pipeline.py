@@ -173,7 +173,6 @@ class Pipeline:
                  notes: dict | None = None,
                  callback: Callable[[str, str, dict | None], None] | None = None):
         import spaces
-
         from prednas import tasks as _tasks
 
         validate_params("Pipeline", self._parameter_constraints, {
@@ -201,6 +200,10 @@ class Pipeline:
                 f"The 'task' parameter of Pipeline must be a task name. Got {task!r} instead.")
         self.space.check_input_shape(self._task.input_shape, task=self.task_name)
         self.stages = self._check_stage_names(stages)
+        if export_format == "onnx" and "export" in self.stages:
+            from prednas.export import _import_onnx
+
+            _import_onnx(export=True)  # a missing extra is an error now, not after the training
         self.budget, self.steps, self.param_cap = budget, steps, param_cap
         self.max_seconds, self.per_round = max_seconds, per_round
         self.mutator, self.filter = mutator, filter
@@ -255,7 +258,6 @@ class Pipeline:
                 change; any other setting must equal the run's.
         """
         import spaces
-
         from prednas.search.base import decode_param
         from prednas.search.registries import rebuild_strategy
 
@@ -527,7 +529,7 @@ class Pipeline:
 
     def _tune_space(self, steps: int) -> dict[str, Any]:
         """The recipe's search space (Optuna distributions) around the default recipe."""
-        from optuna.distributions import (CategoricalDistribution, FloatDistribution)
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
 
         lr = _DEFAULT_RECIPE["lr"]
         dists: dict[str, Any] = {

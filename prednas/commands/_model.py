@@ -160,8 +160,8 @@ def space_from_spec(spec: str, task) -> Any:
             out = copy.deepcopy(net)(x)
     except Exception as exc:  # noqa: BLE001 - the user's forward failing is a user error
         raise InvalidParameterError(
-            f"--model: the network {fn}() returns ({type(net).__name__}) does not accept the inputs "
-            f"of task {task.name!r} (a batch of shape {tuple(x.shape)}): {_one_line(exc)}"
+            f"--model: the network {fn}() returns ({type(net).__name__}) does not accept the "
+            f"inputs of task {task.name!r} (a batch of shape {tuple(x.shape)}): {_one_line(exc)}"
         ) from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != task.num_classes:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -39,8 +39,9 @@ def add_arguments(p) -> None:
                     help="search: training steps per candidate (300)")
     st.add_argument("--param-cap", type=float, default=0.6,
                     help="search: parameter cap as a fraction of the baseline's (0.6; 0 = none)")
-    st.add_argument("--max-minutes", type=float, default=20.0,
-                    help="search: wall-time guard in minutes (20)")
+    st.add_argument("--max-minutes", type=float, default=10.0,
+                    help="search: wall-time guard in minutes (10; the budget normally ends it "
+                         "first)")
     st.add_argument("--top-k", type=int, default=3,
                     help="retrain: the K best distinct candidates (3)")
     st.add_argument("--retrain-factor", type=float, default=2.0,

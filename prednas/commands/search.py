@@ -186,8 +186,6 @@ def _resume(run_dir):
 def run(args) -> int:
     import torch
 
-    from prednas.search import Search
-
     if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
 

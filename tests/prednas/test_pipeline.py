@@ -300,6 +300,8 @@ def test_pipeline_of_a_model_killed_in_tuning_resumes_from_the_cli(net_file, tmp
     states = [t.state.name for t in trials]
     assert states == ["COMPLETE", "FAIL", "COMPLETE"]  # the journal from before the kill, reused
     assert trials[2].user_attrs["retry_of"] == 1 and trials[2].params == trials[1].params
+    tune = [json.loads(x) for x in (run / "stages.jsonl").read_text().splitlines()][-5]
+    assert tune["stage"] == "tune" and tune["summary"]["recipe"]["dropout"] is None  # no dropout=
     space = prednas.Pipeline.read_run(run)["config"]["space"]
     assert space.startswith("from_model:TinyNet:")
     assert prednas.load_model(run / "export") is not None
