@@ -1,7 +1,8 @@
 """prednas: predictor-guided neural architecture search with zero-cost proxies.
 
 Entry points: :func:`train` (one architecture), :func:`rank` (score candidates with a predictor),
-:func:`warmup` (weight-sharing supernet), :class:`Search` (the main loop), and the ``prednas`` CLI.
+:func:`warmup` (weight-sharing supernet), :class:`Search` (the main loop), :class:`Pipeline`
+(search, retrain, tune, ensemble, export), and the ``prednas`` CLI.
 
 Importing ``prednas`` is cheap: every public name is loaded on first use (PEP 562), so
 ``prednas --help`` imports no torch or scikit-learn, and ``import spaces`` (which needs only
@@ -34,15 +35,19 @@ _LAZY: dict[str, str] = {
     "SearchContext": "prednas.search",
     "Record": "prednas.search",
     "load_model": "prednas.export",
+    "Pipeline": "prednas.pipeline",
+    "PipelineResult": "prednas.pipeline",
 }
 # Submodules reachable as attributes after a plain ``import prednas``.
 _SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "ranking", "utils",
-               "registry", "errors", "metrics", "training", "cli", "export", "params")
+               "registry", "errors", "metrics", "training", "cli", "export", "params",
+               "pipeline")
 
 __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "InvalidParameterError",
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
            "CandidateError", "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup",
-           "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "__version__"]
+           "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "Pipeline",
+           "PipelineResult", "__version__"]
 
 if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
     from prednas import benchmarks, ensemble, export, tasks
@@ -58,6 +63,7 @@ if TYPE_CHECKING:  # what static tools see; at run time these names come from __
         UnknownNameError,
     )
     from prednas.export import load_model
+    from prednas.pipeline import Pipeline, PipelineResult
     from prednas.ranking import rank
     from prednas.search import Record, Search, SearchContext
     from prednas.supernet import warmup

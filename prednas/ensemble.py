@@ -138,8 +138,11 @@ def _plain(value, where: str):
         "e.g. int(x) for a numpy integer")
 
 
-def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:
+def load(path: str | os.PathLike, device: str = "cpu", space=None) -> Ensemble:
     """Load an ensemble saved by :meth:`Ensemble.save`; nothing in the file is executed.
+
+    ``space`` is needed for a space not registered by name (made by :func:`spaces.from_model`):
+    the space object the ensemble was trained in.
 
     The file is read with ``torch.load(..., weights_only=True)`` (tensors and plain values only)
     and its metadata is checked before any network is built; a foreign, corrupted or
@@ -165,7 +168,16 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Ensemble:
             f"{where} has ensemble format {payload.get('format')!r}; this prednas reads "
             f"{FORMAT_VERSION}")
     meta, weights, states = _check_payload(payload, where)
-    space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
+    if space is not None:
+        if space.name != meta["space"]:
+            raise IncompatibleArtifactError(
+                f"{where} is over space {meta['space']!r}, not the space given {space.name!r}")
+    elif meta["space"] not in spaces.list_spaces():
+        raise IncompatibleArtifactError(
+            f"{where} is over space {meta['space']!r}, which is not registered by name (made by "
+            "spaces.from_model, say); pass it: load(path, space=space)")
+    else:
+        space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
     members = []
     for i, (arch, state) in enumerate(zip(meta["archs"], states)):
         model = space.build(space.parse(arch), meta["num_classes"], tuple(meta["input_shape"]),

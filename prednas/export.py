@@ -118,7 +118,7 @@ def _pareto_of(run_dir: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str | None = None,
            pareto: int | None = None, ensemble: bool = False, format: str = "torchscript",
-           example_batch: int = 8, force: bool = False) -> Path:
+           example_batch: int = 8, force: bool = False, space=None) -> Path:
     """Export a model a search run trained, with exactly the weights it was evaluated with.
 
     Args:
@@ -132,9 +132,12 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
         format: ``"torchscript"``, ``"state_dict"`` or ``"onnx"`` (needs ``prednas[onnx]``).
         example_batch: rows of the task's test split saved as ``example_input.pt``.
         force: write into a non-empty ``out_dir`` (replacing a previous export's files there).
+        space: the run's space object, for a space that is not registered by name (one made by
+            :func:`spaces.from_model`); it must be the space the run recorded.
 
     Returns:
-        The export directory; load it with :func:`load_model`.
+        The export directory; load it with :func:`load_model` (a ``state_dict`` export of such a
+        space with ``load_model(path, space=space)``).
     """
     if format not in FORMATS:
         raise UnknownNameError("export format", format, FORMATS)
@@ -154,7 +157,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
             f"{run_dir} is an oracle-mode run: its evaluations are lookups in the benchmark "
             f"{config.get('bench')!r}, which has no trained weights to export; export a "
             "training-mode run (prednas search --task ...)")
-    space = _space_of(config)
+    space = _space_of(config, space)
     ok = [r for r in records if r.get("kind") in ("candidate", "baseline") and r["status"] == "ok"]
     if not any(r.get("kind") == "candidate" for r in ok):
         statuses = sorted({r["status"] for r in records if r.get("kind") == "candidate"})
@@ -195,7 +198,8 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
     return out
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
+               space=None) -> nn.Module:
     """Load an export written by :func:`export` as a callable module in eval mode.
 
     Args:
@@ -203,6 +207,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
         device: where the module runs (``"auto"`` picks CUDA when present). ONNX exports run
             on CPU through onnxruntime (device ``"cpu"``) and return CPU tensors; a TorchScript
             trace that creates tensors inside ``forward`` (LSTM/GRU state) runs on CPU only.
+        space: for a ``state_dict`` export of a space not registered by name (made by
+            :func:`spaces.from_model`), that space object (TorchScript and ONNX need none).
 
     Returns:
         A module mapping ``(B, *input_shape)`` float tensors to logits (an ensemble: to class
@@ -222,7 +228,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
         raise IncompatibleArtifactError(
             f"{path} has export format version {meta.get('format_version')!r}; this prednas "
             f"reads version {FORMAT_VERSION}")
-    return _load(path, meta, device)
+    return _load(path, meta, device, space)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +308,7 @@ def _ensemble_source(run_dir: Path, config: dict, records: list[dict], space):
         raise RunDirectoryError(
             f"{run_dir} has no ensemble.pt (the search ran without an ensembler, or it did not "
             "finish); export a single model instead (no --ensemble)")
-    ens = _ensemble.load(path)
+    ens = _ensemble.load(path, space=space)
     meta_in = ens.meta
     if meta_in.get("space") != space.name:
         raise IncompatibleArtifactError(
@@ -312,7 +318,8 @@ def _ensemble_source(run_dir: Path, config: dict, records: list[dict], space):
     seeds = list(meta_in.get("seeds") or [None] * len(meta_in["archs"]))
     member_recs = []
     for a, s in zip(meta_in["archs"], seeds):
-        rec = next((r for r in records if r.get("kind") == "replica" and r["arch"] == a
+        rec = next((r for r in records if r.get("kind") in ("replica", "candidate")
+                    and r["arch"] == a
                     and (s is None or r.get("seed") == s)), None)
         member_recs.append(rec or {"arch": a, "seed": s})
     meta = {"model": "ensemble", "arch": None, "archs": list(meta_in["archs"]),
@@ -326,9 +333,19 @@ def _ensemble_source(run_dir: Path, config: dict, records: list[dict], space):
 # --------------------------------------------------------------------------------------------
 # spaces, tasks, example inputs
 # --------------------------------------------------------------------------------------------
-def _space_of(config: dict):
+def _space_of(config: dict, given=None):
+    """The run's space: rebuilt by name, or ``given`` (checked against what the run recorded)."""
     import spaces
 
+    if given is not None:
+        if given.name != config["space"] or given.config() != (config.get("space_config") or {}):
+            raise IncompatibleArtifactError(
+                f"the space given, {given.name!r}, is not the run's space {config['space']!r}")
+        return given
+    if config["space"] not in spaces.list_spaces():
+        raise IncompatibleArtifactError(
+            f"the run's space {config['space']!r} is not registered by name (a space made by "
+            "spaces.from_model, say); pass it: export(..., space=space)")
     return spaces.get(config["space"], **(config.get("space_config") or {}))
 
 
@@ -548,7 +565,7 @@ class OnnxModule(nn.Module):
         return f"path={self.path!r}"
 
 
-def _load(path: Path, meta: dict, device) -> nn.Module:
+def _load(path: Path, meta: dict, device, space=None) -> nn.Module:
     fmt = meta.get("format")
     file = path / str(meta.get("file", ""))
     if fmt not in FORMATS:
@@ -577,7 +594,7 @@ def _load(path: Path, meta: dict, device) -> nn.Module:
             raise IncompatibleArtifactError(f"{file} is not a readable TorchScript file: "
                                             f"{_first_line(exc)}") from None
         return model.eval()
-    model = _rebuild(meta)
+    model = _rebuild(meta, space)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
@@ -588,11 +605,21 @@ def _load(path: Path, meta: dict, device) -> nn.Module:
     return model.to(dev).eval()
 
 
-def _rebuild(meta: dict) -> nn.Module:
+def _rebuild(meta: dict, space=None) -> nn.Module:
     import spaces
 
     try:
-        space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
+        if space is not None:
+            if space.name != meta["space"]:
+                raise IncompatibleArtifactError(
+                    f"the space given, {space.name!r}, is not the export's {meta['space']!r}")
+        elif meta["space"] not in spaces.list_spaces():
+            raise IncompatibleArtifactError(
+                f"the export's space {meta['space']!r} is not registered by name (a space made "
+                "by spaces.from_model, say); pass it: load_model(path, space=space), or export "
+                "as torchscript or onnx, which need no space")
+        else:
+            space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
         num_classes, shape = int(meta["num_classes"]), tuple(meta["input_shape"])
         kwargs = meta.get("build_kwargs") or {}
         nets = [space.build(space.parse(a), num_classes, shape, **kwargs) for a in meta["archs"]]
@@ -695,6 +722,7 @@ def _card(model: nn.Module, meta: dict, member_recs: list[dict], config: dict, r
     ]
     recipe = ", ".join(f"{label} {ev[key]}" for key, label in (
         ("steps", "steps"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch size"),
+        ("weight_decay", "weight decay"), ("dropout", "dropout"),
         ("inherit", "weight inheritance"), ("max_seconds", "max seconds per training"))
         if ev.get(key) is not None)
     lines = [f"# Model card: `{title}`", "",

@@ -169,7 +169,7 @@ class SupernetScores:
         return str(self.space.coerce(arch)) in self._index
 
     @classmethod
-    def from_csv(cls, path, space="nb201") -> "SupernetScores":
+    def from_csv(cls, path, space="nb201") -> SupernetScores:
         import csv
 
         from prednas.errors import DataNotFoundError

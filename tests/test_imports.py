@@ -36,7 +36,8 @@ def test_import_spaces_does_not_import_the_engine():
     assert not loaded["prednas.search"] and not loaded["prednas.training"], loaded
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["rank", "--help"],
+@pytest.mark.parametrize("argv", [["--help"], ["search", "--help"], ["pipeline", "--help"],
+                                  ["rank", "--help"],
                                   ["proxies", "--help"], ["--version"], ["search", "--bogus"],
                                   ["train", "--steps", "many"]])
 def test_cli_parsing_imports_no_heavy_module(argv):

@@ -28,11 +28,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from prednas.commands._model import space_of_run
     from prednas.export import export
 
     out = export(args.run_dir, args.out, arch=args.arch, pareto=args.pareto,
                  ensemble=args.ensemble, format=args.format, example_batch=args.example_batch,
-                 force=args.force)
+                 force=args.force, space=space_of_run(args.run_dir))
     meta = json.loads((out / "export.json").read_text())
     what = meta.get("arch") or f"ensemble of {len(meta['archs'])}"
     print(f"exported {what} as {meta['format']} ({meta['method']}) to {out}: {meta['file']}, "

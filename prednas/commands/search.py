@@ -2,6 +2,8 @@
 
 With no arguments: the ``blocks1d`` space on MNIST-1D, about five minutes on a 2-core CPU, a
 hand-designed baseline trained in the same run, a 60% parameter cap, and a 2-replica ensemble.
+With ``--model my_model.py:make_model``: the space of variants of the user's own network
+(:func:`spaces.from_model`), that network as the baseline; ``--resume`` regenerates it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import os
 import time
 
+from prednas.commands import _model
 from prednas.commands._common import add_device, add_seed, add_task
 
 NAME = "search"
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 def add_arguments(p) -> None:
     p.add_argument("--space", default=None,
                    help="search space (default blocks1d; the benchmark's space with --bench)")
+    p.add_argument("--model", default=None, metavar="FILE.py:FUNCTION", help=_model.HELP)
     add_task(p, default=None)
     p.add_argument("--bench", default=None,
                    help="search a tabular benchmark instead of training (oracle mode), e.g. nb201")
@@ -89,6 +93,9 @@ def _build(args):
 
     if args.strategy not in S.STRATEGIES:
         raise UnknownNameError("strategy", args.strategy, S.STRATEGIES)
+    if args.model and (args.space or args.bench):
+        raise InvalidParameterError("give --model (variants of your network) or --space / "
+                                    "--bench, not both")
     if args.bench and (args.task or args.task_opt or args.task_path):
         raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
                                     "lookups), not both; --task-opt and --task-path go with "
@@ -102,6 +109,10 @@ def _build(args):
         raise DataNotFoundError(f"--prior {args.prior!r}: no such predictor file (write one with "
                                 "'prednas pretrain ... --out FILE')")
     out = args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.model and isinstance(executor, S.PoolExecutor):
+        # spawned workers cannot import the user's module: fork them, or stay in this process
+        executor = (S.PoolExecutor(workers=args.workers, start_method="fork")
+                    if _model.fork_ok() else None)
     common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
                   device=args.device, progress=True, per_round=args.per_round)
     if args.objectives:
@@ -127,9 +138,14 @@ def _build(args):
         from prednas.commands._common import task_options
 
         args.task = args.task or "mnist1d"
-        space = spaces.get(args.space or "blocks1d")
         opts = task_options(args)
         task = tasks.get(args.task, **opts)
+        if args.model:
+            space = _model.space_from_spec(args.model, task)
+            common["notes"] = {"model": _model.model_notes(args.model, space)}
+            print(space.describe())
+        else:
+            space = spaces.get(args.space or "blocks1d")
         baseline = space.default_arch()
         max_params = None
         if args.param_cap:
@@ -211,10 +227,18 @@ def _in_process():
     return InProcessExecutor()
 
 
+def _resume(run_dir, overrides):
+    """``Search.resume``, with the space regenerated from the run's ``--model`` network."""
+    from prednas.search import Search
+
+    space = _model.space_of_run(run_dir)
+    if space is not None:
+        overrides["space"] = space
+    return Search.resume(run_dir, progress=True, **overrides)
+
+
 def run(args) -> int:
     import torch
-
-    from prednas.search import Search
 
     if args.threads and args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -223,7 +247,7 @@ def run(args) -> int:
         overrides = {}
         if args.executor or args.ray_address is not None or args.workers is not None:
             overrides["executor"] = _executor(args) or _in_process()
-        search = Search.resume(args.resume, progress=True, **overrides)
+        search = _resume(args.resume, overrides)
     else:
         search = _build(args)
     print(f"run directory: {search.run_dir}")

@@ -32,6 +32,7 @@ from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor,
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
 from prednas.search.mutators import (
     MUTATORS,
+    GivenMutator,
     ModelSearchMutator,
     MutationMutator,
     RandomSampler,
@@ -59,6 +60,7 @@ from prednas.search.registries import (
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
            "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
+           "GivenMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "RayExecutor", "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS",

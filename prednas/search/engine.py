@@ -126,6 +126,10 @@ class Search:
         hv_reference: the reference point of the hypervolume, one value per objective in its own
             direction (default: 0 for the metric; for each cost the benchmark's worst value, or
             twice the worst of the first round when training).
+        notes: JSON-able facts about the run kept in ``state.json`` (``Search.read_notes(run_dir)``
+            reads them back), e.g. how a space was generated, so that a command line can
+            regenerate it on resume. They do not define the search: a resumed search keeps the
+            run's notes and neither needs nor compares them.
     """
 
     _parameter_constraints = {
@@ -149,7 +153,8 @@ class Search:
                  ensembler: Ensembler | None | bool = None, executor: Executor | None = None,
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
-                 objectives=None, constraints: dict | None = None, hv_reference=None):
+                 objectives=None, constraints: dict | None = None, hv_reference=None,
+                 notes: dict | None = None):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -233,6 +238,17 @@ class Search:
             ensembler = ReplicaEnsembler()
         self.ensembler = ensembler or None
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        if notes is not None:
+            if not isinstance(notes, dict):
+                raise InvalidParameterError(
+                    f"The 'notes' parameter of Search must be a dict or None. Got "
+                    f"{type(notes).__name__} instead.")
+            try:
+                notes = json.loads(json.dumps(notes, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise InvalidParameterError(
+                    f"The 'notes' parameter of Search must hold JSON values only ({exc})") from None
+        self.notes = notes
         self._config = self.config()  # refuses a strategy that could not be stored (resumed)
         self._resume_state: dict | None = None
         self._rundir: RunDir | None = None
@@ -267,6 +283,14 @@ class Search:
             "strategies": {k: (None if v is None else v.describe())
                            for k, v in self.strategies().items()},
         }
+
+    @staticmethod
+    def read_notes(run_dir) -> dict | None:
+        """The ``notes`` a search was started with (``None`` if none), read without locking the
+        run; a directory that is not a search run raises :class:`RunDirectoryError`."""
+        _, state, _ = RunDir.open(run_dir, lock=False)
+        notes = state.get("notes")
+        return notes if isinstance(notes, dict) else None
 
     @classmethod
     def resume(cls, run_dir, **overrides) -> Search:
@@ -321,7 +345,7 @@ class Search:
         if kw.get("ensembler") is None and "ensembler" not in overrides:
             kw["ensembler"] = False
         for key, value in overrides.items():
-            if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space"):
+            if key in RESUMABLE_OVERRIDES or key in ("run_dir", "space", "notes"):
                 continue
             recorded = (stored.get(key) if key in _FAMILIES else
                         {"oracle": cfg.get("bench"), "task": cfg.get("task"),
@@ -348,6 +372,8 @@ class Search:
             raise RunDirectoryError(f"{run_dir}: state.json holds a setting that is not valid "
                                     f"({exc})") from None
         search._resume_state = state
+        notes = state.get("notes")
+        search.notes = notes if isinstance(notes, dict) else None
         return search
 
     # -- helpers --------------------------------------------------------------------------------
@@ -370,7 +396,8 @@ class Search:
     def _new_state(self) -> dict[str, Any]:
         return {"kind": STATE_KIND, "format": FORMAT_VERSION, "seed": self.seed,
                 "config": self._config, "round": 0, "plan": None, "elapsed": 0.0,
-                "overhead": [], "phase": "search", "ensemble": None, "done": False}
+                "overhead": [], "phase": "search", "ensemble": None, "done": False,
+                "notes": self.notes}
 
     def _record(self, rd: RunDir, base: dict, result: dict) -> Record:
         rec = dict(base)

@@ -32,14 +32,18 @@ class ReplicaEnsembler(Ensembler):
     Args:
         replicas: trainings per architecture.
         top_k: number of distinct architectures (best first).
+        include_winner: the winner's own evaluation is a member too (its weights as evaluated),
+            so ``replicas`` extra trainings give ``replicas + 1`` members.
     """
 
     _parameter_constraints = {"replicas": [Interval(int, 1, None)],
-                              "top_k": [Interval(int, 1, None)]}
+                              "top_k": [Interval(int, 1, None)],
+                              "include_winner": ["boolean"]}
 
-    def __init__(self, replicas: int = 2, top_k: int = 1):
+    def __init__(self, replicas: int = 2, top_k: int = 1, include_winner: bool = False):
         self.replicas = replicas
         self.top_k = top_k
+        self.include_winner = include_winner
 
     def build(self, context, winner):
         from prednas.ensemble import Ensemble, fit_weights
@@ -51,6 +55,16 @@ class ReplicaEnsembler(Ensembler):
         space = context.space
         archs = [r.arch for r in context.history().top(self.top_k)] or [winner.arch]
         members, recs = [], []
+
+        def add(rec):
+            model = space.build(space.parse(rec.arch), task.num_classes, task.input_shape)
+            model.load_state_dict(torch.load(rec.get("weights"), map_location="cpu",
+                                             weights_only=True))
+            members.append(model.eval())
+            recs.append(rec)
+
+        if self.include_winner and winner.ok and winner.get("weights"):
+            add(winner)
         slot = 0
         for arch in archs:
             for i in range(self.replicas):
@@ -60,11 +74,7 @@ class ReplicaEnsembler(Ensembler):
                 if not rec.ok or not rec.get("weights"):
                     log.warning("replica %d of %s failed: %s", i, arch, rec.reason)
                     continue
-                model = space.build(space.parse(arch), task.num_classes, task.input_shape)
-                model.load_state_dict(torch.load(rec.get("weights"), map_location="cpu",
-                                                 weights_only=True))
-                members.append(model.eval())
-                recs.append(rec)
+                add(rec)
         if not members:
             return {"status": "failed", "reason": "every replica failed"}
 

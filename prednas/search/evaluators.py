@@ -83,7 +83,9 @@ class TrainingEvaluator(Evaluator):
             ``blocks1d`` architectures as well as 600 at half the cost
             (``benchmarks/recipe-blocks1d.md``) and is the recipe of ``blocks1d-mnist1d``.
         epochs: passes over the training split.
-        batch_size, lr: the recipe.
+        batch_size, lr, weight_decay: the recipe (AdamW, one-cycle schedule).
+        dropout: dropout rate passed to ``space.build(..., dropout=)`` (``None``: the space's
+            default; only for spaces whose ``build`` takes ``dropout``, e.g. ``blocks1d``).
         inherit: start from the parent's trained weights where names and shapes match.
         max_params: parameter cap (None: none).
         over_penalty: objective points lost per 1% over the cap.
@@ -97,6 +99,8 @@ class TrainingEvaluator(Evaluator):
                               "epochs": [None, Interval(int, 1, None)],
                               "batch_size": [Interval(int, 1, None)],
                               "lr": [Interval(float, 0, None, "neither")],
+                              "weight_decay": [Interval(float, 0, None)],
+                              "dropout": [None, Interval(float, 0, 1, "left")],
                               "inherit": ["boolean"],
                               "max_params": [None, Interval(int, 1, None)],
                               "over_penalty": [Interval(float, 0, None)],
@@ -106,7 +110,8 @@ class TrainingEvaluator(Evaluator):
     def __init__(self, task: Any = None, steps: int | None = 300, epochs: int | None = None,
                  batch_size: int = 128, lr: float = 3e-3, inherit: bool = False,
                  max_params: int | None = None, over_penalty: float = 0.2,
-                 max_seconds: float | None = None, device: str = "auto"):
+                 max_seconds: float | None = None, device: str = "auto",
+                 weight_decay: float = 1e-4, dropout: float | None = None):
         self.task = task
         self.steps = steps
         self.epochs = epochs
@@ -117,6 +122,8 @@ class TrainingEvaluator(Evaluator):
         self.over_penalty = over_penalty
         self.max_seconds = max_seconds
         self.device = device
+        self.weight_decay = weight_decay
+        self.dropout = dropout
 
     @property
     def uses_parent_weights(self) -> bool:  # type: ignore[override]
@@ -130,6 +137,13 @@ class TrainingEvaluator(Evaluator):
             raise InvalidParameterError("TrainingEvaluator needs a task: Search(task=...)")
         self.task_ = tasks.get(task)
         self.latency_ = "latency_ms" in (*context.costs, *context.constraints)
+        if self.dropout is not None:
+            import inspect
+
+            if "dropout" not in inspect.signature(context.space.build).parameters:
+                raise InvalidParameterError(
+                    f"The 'dropout' parameter of TrainingEvaluator needs a space whose build "
+                    f"takes dropout=; space {context.space.name!r} does not (use dropout=None)")
 
     def objective(self, val_acc: float, params: int) -> float:
         if not math.isfinite(val_acc):
@@ -153,7 +167,9 @@ class TrainingEvaluator(Evaluator):
         try:
             latency = getattr(self, "latency_", False)
             rec = train(space, arch, task, steps=self.steps, epochs=self.epochs,
-                        batch_size=self.batch_size, lr=self.lr, seed=seed, device=self.device,
+                        batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                        seed=seed, device=self.device,
+                        build_kwargs=None if self.dropout is None else {"dropout": self.dropout},
                         parent_state=parent_state, max_seconds=self.max_seconds,
                         keep_model=save_path is not None or latency)
         except RuntimeError as exc:

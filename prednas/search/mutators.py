@@ -4,6 +4,8 @@
 - :class:`RandomSampler` — uniform samples of the space (random search).
 - :class:`TournamentMutator` — regularized evolution (Real et al., AAAI 2019): tournament selection in
   an aging population, one mutation of the winner.
+- :class:`GivenMutator` — architectures named in advance, in order (Optuna's ``enqueue_trial``),
+  then optionally uniform samples: retraining a shortlist, or warm-starting a search.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import logging
 
 import numpy as np
 
-from prednas.params import Interval
+from prednas.params import Interval, Options, SequenceOf
 from prednas.search.base import Candidate, History, Mutator
 from prednas.search.registries import REGISTRIES, register_mutator
 
 __all__ = ["MUTATORS", "MutationMutator", "RandomSampler", "TournamentMutator",
-           "ModelSearchMutator"]
+           "ModelSearchMutator", "GivenMutator"]
 
 log = logging.getLogger(__name__)
 
@@ -228,4 +230,51 @@ class ModelSearchMutator(Mutator):
                 continue
             parent = top[int(rng.integers(len(top)))]
             pool.add(space.mutate(history.arch(parent), rng), parent=parent.arch)
+        return pool.items
+
+
+@_register("given")
+class GivenMutator(Mutator):
+    """Architectures given in advance, proposed in their order until each has been evaluated; then
+    (``then="random"``) uniform samples of the space, or (``then=None``) nothing, which ends the
+    search.
+
+    With ``filter=NoFilter()`` and ``budget=len(archs)`` a search evaluates exactly the given
+    architectures, each a recorded, resumable evaluation (what :class:`prednas.Pipeline` does to
+    retrain a shortlist). Duplicates (through ``space.canonical``) are proposed once; like every
+    mutator's proposals, architectures above the search's ``max_params`` are dropped.
+
+    Args:
+        archs: architecture strings of the search's space.
+        then: ``"random"``: uniform samples once the given architectures are used up; ``None``:
+            nothing more.
+        samples: uniform samples proposed per round after the given architectures.
+    """
+
+    _parameter_constraints = {"archs": [SequenceOf(str)], "then": [None, Options("random")],
+                              "samples": [Interval(int, 1, None)]}
+
+    def __init__(self, archs: list[str] | tuple[str, ...] = (), then: str | None = "random",
+                 samples: int = 1):
+        self.archs = archs
+        self.then = then
+        self.samples = samples
+
+    def setup(self, context) -> None:
+        for a in self.archs:  # an unknown architecture is an error now, not mid-run
+            context.space.parse(a)
+
+    def pool_size(self) -> int:
+        return max(len(self.archs), self.samples)
+
+    def propose(self, space, history, rng, *, max_params=None, param_counter=None):
+        pool = _Pool(space, history, max_params, param_counter)
+        for a in self.archs:
+            pool.add(space.parse(a))
+        if pool.items or self.then is None:
+            return pool.items
+        tries = 0
+        while len(pool.items) < self.samples and tries < 100 * self.samples:
+            pool.add(space.sample(rng))
+            tries += 1
         return pool.items
