@@ -14,7 +14,6 @@ and ``.png``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -80,10 +79,22 @@ def main(argv=None) -> int:
     ref = [100.0, worst_cost(bench, args.cost)]
     t0 = time.time()
     hv = {m: [] for m in args.methods}
+    # one record per (method, seed), appended as it finishes: a re-run resumes
+    from prednas.utils import JsonlLog
+
+    log = JsonlLog(out.with_suffix(".jsonl"))
+    setting = {"cost": args.cost, "budgets": args.budgets, "per_round": args.per_round,
+               "mutations": args.mutations, "parents": args.parents,
+               "population": args.population}
+    done = {(r["method"], r["seed"]): r["hv"] for r in log.read() if r.get("setting") == setting}
     with tempfile.TemporaryDirectory() as d:
         for seed in range(args.seeds):
             for m in args.methods:
-                hv[m].append(run(m, seed, bench, args, ref, Path(d)))
+                if (m, seed) not in done:
+                    done[m, seed] = run(m, seed, bench, args, ref, Path(d))
+                    log.append({"method": m, "seed": seed, "hv": done[m, seed],
+                                "setting": setting})
+                hv[m].append(done[m, seed])
             print(f"seed {seed}: " + ", ".join(f"{m} {hv[m][-1][-1]:.4f}" for m in args.methods),
                   flush=True)
     H = {m: np.array(v) for m, v in hv.items()}
@@ -119,7 +130,6 @@ def main(argv=None) -> int:
     fig.savefig(out.with_suffix(".png"), dpi=120)
     lines += ["", f"![hypervolume]({out.with_suffix('.png').name})", ""]
     out.write_text("\n".join(lines))
-    (out.with_suffix(".json")).write_text(json.dumps({m: v.tolist() for m, v in H.items()}))
     print("\n".join(lines))
     return 0
 
