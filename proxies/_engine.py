@@ -185,7 +185,7 @@ class ProxyContext:
         if want_jac:
             out["jacobian"] = torch.cat(jacs, 0)
         if "fisher" in needs:
-            out["fisher"] = st.fisher_sum / (2.0 * n) if st.fisher_sum is not None else None
+            out["fisher"] = st.fisher_sum
         if "codes" in needs:
             out["codes_kernel"] = st.kernel()
             out["codes_error"] = st.code_error
@@ -200,8 +200,7 @@ class ProxyContext:
         needs = self.needs
         for mod in self.model.modules():
             if "fisher" in needs and isinstance(mod, WEIGHT_LAYERS):
-                handles.append(mod.register_forward_hook(st.fisher_hook(
-                    channel_dim=1 if isinstance(mod, nn.modules.conv._ConvNd) else -1)))
+                handles.append(mod.register_forward_hook(st.fisher_hook(mod)))
             if "codes" in needs:
                 if isinstance(mod, _ACTIVATIONS) or isinstance(mod, nn.RNNBase):
                     handles.append(mod.register_forward_hook(st.code_hook))
@@ -232,25 +231,35 @@ class _HookState:
         self.features: list[torch.Tensor] = []
         self.flops = 0
 
-    # fisher: 0.5 * mean_n (sum_spatial act * dL/dact)^2, summed over channels and layers
-    def fisher_hook(self, channel_dim: int):
-        def hook(module, inputs, output):
+    # fisher: per half-batch, sum_c fan_in * 0.5 * mean_n (sum_pos act * dL/dact)^2, summed over
+    # the halves and the layers (see proxies/fisher.py)
+    def fisher_hook(self, module: nn.Module):
+        conv = isinstance(module, nn.modules.conv._ConvNd)
+        channel_dim = 1 if conv else -1
+        time_major = isinstance(module, nn.RNNBase) and not module.batch_first
+
+        def hook(mod, inputs, output):
             if self.phase != "forward":
                 return
             act = output[0] if isinstance(output, tuple) else output
             if not (isinstance(act, torch.Tensor) and act.requires_grad):
                 return
             saved = act.detach()
+            fan_in = fisher_fan_in(mod, saved.shape[channel_dim])
 
             def on_grad(grad):
                 if self.phase != "loss":
                     return
                 prod = saved * grad.detach()
+                if time_major and prod.dim() == 3:  # (L, N, H) -> (N, L, H)
+                    prod = prod.transpose(0, 1)
                 if prod.dim() > 2:
                     cd = channel_dim % prod.dim()
                     dims = [d for d in range(1, prod.dim()) if d != cd]
                     prod = prod.sum(dims)
-                val = prod.double().pow(2).sum()
+                # (n, channels): the reference's del_c = 0.5 * mean_n g_nc^2 of this half,
+                # broadcast to the fan_in weights of each channel and summed
+                val = prod.double().pow(2).sum() * (fan_in / (2.0 * prod.shape[0]))
                 self.fisher_sum = val if self.fisher_sum is None else self.fisher_sum + val
 
             act.register_hook(on_grad)
@@ -305,6 +314,25 @@ class _HookState:
         f = act[0].detach().reshape(act.shape[1], -1)
         if f.shape[1] >= 2:
             self.features.append(f.float())
+
+
+def fisher_fan_in(module: nn.Module, out_units: int) -> float:
+    """Weights feeding one output unit of ``module`` (fisher's per-channel weighting).
+
+    Conv: ``in_channels / groups * prod(kernel_size)`` (``weight.shape[1:]``); linear:
+    ``in_features``. Recurrent: the weights of the last layer (every direction; input-hidden,
+    hidden-hidden and LSTM projection matrices) divided by the ``out_units`` features of the
+    output sequence, e.g. ``4 * (input_size + hidden_size)`` for an LSTM without projection.
+    """
+    if isinstance(module, nn.RNNBase):
+        last = f"_l{module.num_layers - 1}"
+        total = sum(p.numel() for name, p in module.named_parameters(recurse=False)
+                    if p.dim() >= 2 and (name.endswith(last) or name.endswith(last + "_reverse")))
+        return total / max(1, out_units)
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 2:
+        return 1.0
+    return float(math.prod(weight.shape[1:]))
 
 
 @contextlib.contextmanager
