@@ -78,7 +78,7 @@ class ProxyTable:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def from_records(cls, records: Iterable[tuple[str, str, float, float]]) -> "ProxyTable":
+    def from_records(cls, records: Iterable[tuple[str, str, float, float]]) -> ProxyTable:
         """From ``(arch, proxy, value, seconds)`` rows; a later row for a pair wins."""
         rows: dict[str, int] = {}
         cols: dict[str, int] = {}
@@ -96,7 +96,7 @@ class ProxyTable:
         return cls(list(rows), names, vals[:, order], secs[:, order])
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike) -> "ProxyTable":
+    def from_csv(cls, path: str | os.PathLike) -> ProxyTable:
         """Read a long-format ``arch,proxy,value,seconds`` CSV (``.gz`` is decompressed)."""
         path = Path(path)
         if not path.exists():

@@ -79,6 +79,14 @@ def acquire(name: str, mean: np.ndarray, std: np.ndarray, kappa: float) -> np.nd
     return ACQUISITIONS[name](mean, np.nan_to_num(std, nan=0.0), kappa)
 
 
+def _dataset_of(context) -> str:
+    """The dataset whose proxy table fits the run: its task's, or its benchmark's task's."""
+    if context.task is not None:
+        return context.task.name
+    recipe = getattr(context.oracle, "recipe", None)
+    return (recipe or {}).get("task", "cifar10")
+
+
 def _seeded_clone(predictor, seed: int):
     from sklearn.base import clone
 
@@ -125,7 +133,9 @@ class PredictorFilter(Filter):
         proxy_table: ``"auto"`` (the table shipped with ``proxies`` for the space and ``dataset``,
             when there is one), ``"shipped"`` (that table, which must exist), a CSV path, or
             ``None``; its values are stage-1 features, NaN where an architecture is missing.
-        dataset: dataset of the shipped proxy table.
+        dataset: dataset of the shipped proxy table (``None``: the search's task, the
+            benchmark's task for a trained benchmark such as ``blocks1d-mnist1d``, else CIFAR-10
+            as for NB201).
         table_proxies: names of table proxies to use (``None``: all of them).
         zero_shot: proxy names whose mean rank orders candidates before the predictor is fitted
             (``None``: ``meco``, ``zico``, ``nwot``, ``synflow`` where available, else every table
@@ -150,7 +160,7 @@ class PredictorFilter(Filter):
         "predictor": [None, HasMethods("fit", "predict", "get_params")],
         "encodings": [SequenceOf(str)],
         "proxy_table": [None, Options("auto", "shipped"), str, os.PathLike],
-        "dataset": [str],
+        "dataset": [None, str],
         "table_proxies": [None, SequenceOf(str)],
         "zero_shot": [None, SequenceOf(str)],
         "live_proxies": [SequenceOf(str)],
@@ -165,7 +175,7 @@ class PredictorFilter(Filter):
     }
 
     def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot", "path"),
-                 proxy_table: Any = "auto", dataset: str = "cifar10",
+                 proxy_table: Any = "auto", dataset: str | None = None,
                  table_proxies: Sequence[str] | None = None,
                  zero_shot: Sequence[str] | None = None, live_proxies: Sequence[str] = (),
                  supernet: str | None = None, survivors: int = 20, acquisition: str = "ucb",
@@ -210,7 +220,8 @@ class PredictorFilter(Filter):
                 f"that sklearn.base.clone can copy. Got {base!r}: {exc}") from None
         self.predictor_ = base
         # stage 1: encodings and table proxies (never computed live: stage 1 sees every mutation)
-        table = load_proxy_table(self.proxy_table, space.name, self.dataset)
+        self.dataset_ = self.dataset or _dataset_of(context)
+        table = load_proxy_table(self.proxy_table, space.name, self.dataset_)
         names = list(table.names) if table is not None else []
         if self.table_proxies is not None:
             unknown = [n for n in self.table_proxies if n not in names]
@@ -220,7 +231,7 @@ class PredictorFilter(Filter):
                 raise UnknownNameError("table proxy", unknown[0], names)
             names = list(self.table_proxies)
         self.stage1_ = FeaturePipeline(space, encoding=tuple(self.encodings) or None,
-                                       proxies=names, proxy_table=table, dataset=self.dataset,
+                                       proxies=names, proxy_table=table, dataset=self.dataset_,
                                        device=context.device, warn_missing=False
                                        ) if (names or self.encodings) else None
         if self.stage1_ is None:
@@ -287,7 +298,7 @@ class PredictorFilter(Filter):
         if not hasattr(self, "stage1_"):  # not set up (a finished run re-reported)
             return out
         if self.table_names_:
-            out["proxy table"] = f"{', '.join(self.table_names_)} ({self.dataset})"
+            out["proxy table"] = f"{', '.join(self.table_names_)} ({self.dataset_})"
         if self.stage2_ is not None and self.stage2_.proxies:
             out["live proxies"] = ", ".join(self.stage2_.proxies)
         if self.scorer_ is not None:

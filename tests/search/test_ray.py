@@ -18,8 +18,7 @@ import pytest
 
 import prednas
 from prednas.cli import main
-from prednas.search import (MutationMutator, NoFilter, OracleEvaluator, RayExecutor, Search,
-                            TrainingEvaluator)
+from prednas.search import MutationMutator, NoFilter, OracleEvaluator, RayExecutor, Search, TrainingEvaluator
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET = 10
