@@ -9,7 +9,8 @@ passes over the batch:
   The two per-half gradients are what ZiCo needs; their sum is the batch gradient the others
   use. Forward hooks on the same pass collect binary activation codes (``codes``: nwot), the
   first example's feature maps (``features``: meco) and conv / linear FLOPs (``flops``).
-  GraSP's Hessian-gradient product reuses the loss gradients, built with ``create_graph`` when ``grasp`` is requested, and costs one extra double backward.
+  GraSP's Hessian-gradient product reuses the loss gradients, built with ``create_graph`` when
+  ``grasp`` is requested, and costs one extra double backward.
 * synflow and zen rewrite the weights and run their own small passes last, each after restoring
   the copy's initial state.
 
