@@ -32,8 +32,8 @@ import prednas
 import spaces
 from prednas.errors import PredNASError
 from prednas.metrics import rank_correlations
-from prednas.utils import atomic_write_text, make_rng
 from prednas.supernet import SupernetScores
+from prednas.utils import atomic_write_text, make_rng
 
 log = logging.getLogger("supernet_scores")
 METRICS = ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep")
