@@ -198,18 +198,23 @@ class TrainingEvaluator(Evaluator):
 _COSTS: dict[tuple, float] = {}
 
 
-def _model_cost(space, arch, cost: str) -> float:
-    """``params`` or ``flops`` of ``arch`` built with the space's default input (10 classes),
-    for benchmarks without that column; cached per process."""
+#: costs that are computed exactly from the architecture (no training, no prediction)
+COMPUTED_COSTS = ("params", "flops")
+
+
+def _model_cost(space, arch, cost: str, input_shape=None, num_classes: int = 10) -> float:
+    """``params`` or ``flops`` of ``arch`` (built on the meta device: shapes only) for
+    ``input_shape`` (default: the space's) and ``num_classes``; cached per process by the space's
+    cost key."""
     import torch
 
     from prednas.training import count_flops
 
-    key = (space.name, repr(space.config()), space.cost_key(arch), cost)
+    shape = tuple(input_shape or space.default_input_shape)
+    key = (space.name, repr(space.config()), space.cost_key(arch), cost, shape, num_classes)
     if key not in _COSTS:
-        shape = tuple(space.default_input_shape)
         with torch.device("meta"):  # shapes only: no memory, no initialisation
-            model = space.build(space.coerce(arch), 10, shape)
+            model = space.build(space.coerce(arch), num_classes, shape)
         _COSTS[key] = (float(sum(p.numel() for p in model.parameters())) if cost == "params"
                        else float(count_flops(model, shape, device="meta")))
     return _COSTS[key]

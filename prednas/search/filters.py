@@ -254,6 +254,10 @@ class PredictorFilter(Filter):
         self.prior_ = self._load_prior(context)
         self.costs_ = tuple(context.costs)
         self.constraints_ = dict(context.constraints)
+        self.space_ = space
+        task = context.task
+        self.shape_ = ((tuple(task.input_shape), task.num_classes) if task is not None
+                       else (None, 10))
 
     def _warmup(self, context):
         import prednas
@@ -331,13 +335,20 @@ class PredictorFilter(Filter):
         return mean, std
 
     def _cost_predictions(self, history_ok, harchs, archs, seed) -> np.ndarray:
-        """``(n, len(costs))`` predicted costs of ``archs`` (a boosted-tree regressor per cost on
-        log costs, fitted on the evaluated ones); NaN where a constraint is predicted broken."""
+        """``(n, len(costs))`` costs of ``archs``: parameters and FLOPs computed exactly (shapes
+        only), other costs predicted (a boosted-tree regressor per cost on log costs, fitted on
+        the evaluated ones); NaN where a constraint is broken."""
         from predictors.xgb import XGBPredictor
+        from prednas.search.evaluators import COMPUTED_COSTS, _model_cost
 
-        X_h, X = self.stage1_.transform(harchs), self.stage1_.transform(archs)
+        X_h = X = None
         out = np.zeros((len(archs), len(self.costs_)))
         for j, c in enumerate(self.costs_):
+            if c in COMPUTED_COSTS:
+                out[:, j] = [_model_cost(self.space_, a, c, *self.shape_) for a in archs]
+                continue
+            if X is None:
+                X_h, X = self.stage1_.transform(harchs), self.stage1_.transform(archs)
             y = np.asarray([float(r.get(c, np.nan)) for r in history_ok], float)
             good = np.isfinite(y)
             if good.sum() < 2 or np.ptp(y[good]) == 0:
@@ -351,12 +362,15 @@ class PredictorFilter(Filter):
                 out[out[:, self.costs_.index(c)] > bound] = np.nan
         return out
 
-    def _mo_order(self, acq: np.ndarray, costs: np.ndarray) -> np.ndarray:
-        from prednas.search.pareto import nsga2_order
+    def _mo_order(self, acq: np.ndarray, costs: np.ndarray, history_ok, n: int) -> np.ndarray:
+        """Greedy hypervolume improvement of the predicted points over the observed front (the
+        metric's acquisition value with the predicted costs), then NSGA-II order."""
+        from prednas.search.pareto import feasible, hv_improvement_order, objective_matrix
 
         F = np.column_stack([-np.asarray(acq, float), costs])
         F[~np.isfinite(costs).all(axis=1)] = np.nan
-        return nsga2_order(F)
+        observed = objective_matrix(feasible(history_ok, self.constraints_), self.costs_)
+        return hv_improvement_order(F, observed, n)
 
     def _prior_mean(self, archs: list) -> np.ndarray:
         est, pipe = self.prior_
@@ -400,7 +414,7 @@ class PredictorFilter(Filter):
             zs = self._zero_shot(archs, stage2=False)
             s1 = zs if zs is not None else rng.random(len(archs))
         n2 = min(len(archs), max(k, self.survivors))
-        order = (self._mo_order(s1, costs) if costs is not None
+        order = (self._mo_order(s1, costs, ok, n2) if costs is not None
                  else np.lexsort((np.arange(len(archs)), -s1)))[:n2]
         surv: list[Candidate] = [candidates[i] for i in order]
         for c, i in zip(surv, order):
@@ -421,6 +435,6 @@ class PredictorFilter(Filter):
                                                                  for c in surv]))
         for c, row in zip(surv, self.stage2_.transform(sarchs)):
             c.scores.update({n: float(v) for n, v in zip(self.stage2_.feature_names, row)})
-        order2 = (self._mo_order(final, costs[order]) if costs is not None
+        order2 = (self._mo_order(final, costs[order], ok, k) if costs is not None
                   else np.lexsort((np.arange(len(surv)), -np.asarray(final))))
         return [surv[i] for i in order2][:k]

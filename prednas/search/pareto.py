@@ -25,7 +25,7 @@ from prednas.search.base import History, Mutator, Record
 from prednas.search.registries import register_mutator
 
 __all__ = ["objective_matrix", "nsga2_order", "crowding_distance", "hypervolume", "pareto_front",
-           "NSGA2Mutator", "feasible"]
+           "NSGA2Mutator", "feasible", "hv_improvement_order"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,39 @@ def hypervolume(F: np.ndarray, ref: Sequence[float]) -> float:
     if not len(F):
         return 0.0
     return float(moocore.hypervolume(F, ref=ref))
+
+
+def hv_improvement_order(F: np.ndarray, observed: np.ndarray, n: int,
+                         pool: int = 100) -> np.ndarray:
+    """Candidates ordered for a multi-objective search: greedily, the one whose (predicted)
+    point adds the most hypervolume to the observed front plus those already picked, ``n``
+    times; the rest follow in NSGA-II order. The reference point is 0 for the first (negated
+    metric) column and 110% of the largest cost seen, per cost. Only the ``pool`` best candidates
+    by NSGA-II order are considered for the greedy picks."""
+    F = np.asarray(F, float)
+    base = nsga2_order(F)
+    obs = np.asarray(observed, float).reshape(-1, F.shape[1])
+    obs = obs[np.isfinite(obs).all(axis=1)]
+    good = np.isfinite(F).all(axis=1)
+    if not good.any() or not len(obs):
+        return base
+    both = np.vstack([obs, F[good]])
+    ref = np.concatenate([[0.0], 1.1 * np.max(both[:, 1:], axis=0)])
+    front = obs[pareto_front(obs)] if len(obs) else obs
+    current = hypervolume(front, ref)
+    pool_idx = [i for i in base[:pool] if good[i]]
+    picked: list[int] = []
+    for _ in range(min(n, len(pool_idx))):
+        gains = [(hypervolume(np.vstack([front, F[i]]), ref) - current, -j, i)
+                 for j, i in enumerate(pool_idx) if i not in picked]
+        gain, _, best = max(gains)
+        if gain <= 0:
+            break
+        picked.append(best)
+        front = np.vstack([front, F[best]])
+        current += gain
+    rest = [i for i in base if i not in picked]
+    return np.asarray(picked + rest, int)
 
 
 @register_mutator("nsga2")
