@@ -104,8 +104,10 @@ def main(argv=None) -> int:
              f"{args.seeds} seeds, {(time.time() - t0) / 60:.1f} min. Hypervolume of the front of "
              f"each run's first B queries, normalised by the reference box ({bench.default_metric} "
              f"from 0 to 100, {args.cost} from 0 to {ref[1]:,.4g}, the worst in the space); mean ± std "
-             "over seeds. prednas: mutations of NSGA-II-ordered parents, ranked by the predictor "
-             "(accuracy) and per-cost predictors, NSGA-II order on the predictions; NSGA-II: "
+             "over seeds. prednas: mutations of NSGA-II-ordered parents; the filter ranks them by "
+             "the hypervolume their point (the predictor's upper confidence bound on accuracy, "
+             "exact parameter/FLOP counts, predicted other costs) adds to the observed front; "
+             "NSGA-II: "
              f"population {args.population}, binary tournaments, the space's mutation; random: "
              "uniform samples. Same loop, same seeds.", "",
              "| method | " + " | ".join(f"{b} queries" for b in args.budgets) + " |",
