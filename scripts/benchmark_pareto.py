@@ -87,10 +87,12 @@ def main(argv=None) -> int:
                "mutations": args.mutations, "parents": args.parents,
                "population": args.population}
     done = {(r["method"], r["seed"]): r["hv"] for r in log.read() if r.get("setting") == setting}
+    computed = 0
     with tempfile.TemporaryDirectory() as d:
         for seed in range(args.seeds):
             for m in args.methods:
                 if (m, seed) not in done:
+                    computed += 1
                     done[m, seed] = run(m, seed, bench, args, ref, Path(d))
                     log.append({"method": m, "seed": seed, "hv": done[m, seed],
                                 "setting": setting})
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
     cmd = " ".join(["python scripts/benchmark_pareto.py"] + (argv or sys.argv[1:]))
     lines = [f"# Multi-objective search on {args.bench}: {bench.default_metric} vs. {args.cost}", "",
              f"Command: `{cmd}` on {machine_name()} ({time.strftime('%Y-%m-%d')}), "
-             f"{args.seeds} seeds, {(time.time() - t0) / 60:.1f} min. Hypervolume of the front of "
+             f"{args.seeds} seeds ({computed} runs computed now in {(time.time() - t0) / 60:.1f} min, "
+             f"the rest read back from `{out.with_suffix('.jsonl').name}`). Hypervolume of the front of "
              f"each run's first B queries, normalised by the reference box ({bench.default_metric} "
              f"from 0 to 100, {args.cost} from 0 to {ref[1]:,.4g}, the worst in the space); mean ± std "
              "over seeds. prednas: mutations of NSGA-II-ordered parents; the filter ranks them by "
