@@ -36,16 +36,17 @@ _LAZY: dict[str, str] = {
     "load_model": "prednas.export",
 }
 # Submodules reachable as attributes after a plain ``import prednas``.
-_SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "ranking", "utils",
-               "registry", "errors", "metrics", "training", "cli", "export", "params")
+_SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "stnas", "ranking",
+               "utils", "registry", "errors", "metrics", "training", "cli", "export", "params")
 
 __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "InvalidParameterError",
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
            "CandidateError", "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup",
-           "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "__version__"]
+           "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "stnas",
+           "__version__"]
 
 if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
-    from prednas import benchmarks, ensemble, export, tasks
+    from prednas import benchmarks, ensemble, export, stnas, tasks
     from prednas.errors import (
         CandidateError,
         DataNotFoundError,
