@@ -26,10 +26,12 @@ from prednas.search.executors import EXECUTORS, InProcessExecutor, PoolExecutor
 from prednas.search.filters import FILTERS, NoFilter, PredictorFilter, default_predictor
 from prednas.search.mutators import (MUTATORS, ModelSearchMutator, MutationMutator, RandomSampler,
                                      TournamentMutator)
+from prednas.search.stnas import STNASMutator
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
            "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
+           "STNASMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS", "ENSEMBLERS",

@@ -215,3 +215,7 @@ class ModelSearchMutator(Mutator):
             parent = top[int(rng.integers(len(top)))]
             pool.add(space.mutate(history.arch(parent), rng), parent=parent.arch)
         return pool.items
+
+
+# registers "stnas" (its module imports torch only when a search sets it up)
+from prednas.search import stnas as _stnas  # noqa: E402,F401
