@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-sigeo", action="store_true", help="skip the SiGeo terms")
     ap.add_argument("--init-control", action=argparse.BooleanOptionalAction, default=True,
                     help="also score the SiGeo terms on the supernet at initialisation")
+    ap.add_argument("--table", action=argparse.BooleanOptionalAction, default=True,
+                    help="also report the shipped table's zero-cost proxies")
     ap.add_argument("--stnas-steps", type=int, default=0,
                     help="ST-NAS search steps from the longest warm-up (0: off)")
     ap.add_argument("--alpha-lr", type=float, default=0.05)
@@ -158,7 +160,7 @@ def main(argv=None) -> int:
             atomic_write_text(args.report, text)
 
     # the zero-cost proxies of the shipped table (random init, full-size networks): free
-    if table is not None:
+    if table is not None and args.table:
         for p in table.names:
             vals = table.lookup(archs, [p])[:, 0]
             rows.append({"score": p, "source": "zero-cost proxy at random init (shipped table, "
