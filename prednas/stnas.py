@@ -21,8 +21,8 @@ sampling (:func:`prednas.warmup`); then the search alternates
 
 The learned distribution (:class:`ArchDistribution`) gives the argmax architecture, samples, and
 ``log p(arch)``, a feature of the returned scorer (``stnas_log_prob``). With ``run_dir`` the
-search writes a resumable checkpoint (``stnas-state.pt``, read back with ``weights_only=True``) every
-``checkpoint_every`` steps and the distribution as JSON (``distribution.json``).
+search writes a resumable checkpoint (``stnas-state.pt``, read back with ``weights_only=True``)
+every ``checkpoint_every`` steps and the distribution as JSON (``distribution.json``).
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ class ArchDistribution:
     def from_json(cls, data: Mapping, space=None) -> ArchDistribution:
         """The distribution :meth:`to_json` wrote; ``space`` defaults to the one it names."""
         if not isinstance(data, Mapping) or data.get("kind") != KIND:
-            raise IncompatibleArtifactError("not an ST-NAS architecture distribution (its 'kind' "
-                                            f"is {data.get('kind') if isinstance(data, Mapping) else data!r})")
+            kind = data.get("kind") if isinstance(data, Mapping) else data
+            raise IncompatibleArtifactError(
+                f"not an ST-NAS architecture distribution (its 'kind' is {kind!r})")
         if data.get("format") != FORMAT_VERSION:
             raise IncompatibleArtifactError(f"ST-NAS distribution format {data.get('format')!r}; "
                                             f"this version reads {FORMAT_VERSION}")

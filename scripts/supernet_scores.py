@@ -39,7 +39,7 @@ import prednas
 import spaces
 from prednas.errors import PredNASError
 from prednas.metrics import rank_correlations
-from prednas.supernet import FEATURES, SupernetScorer, SupernetScores
+from prednas.supernet import SupernetScores
 from prednas.utils import atomic_write_text, make_rng
 
 log = logging.getLogger("supernet_scores")

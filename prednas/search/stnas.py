@@ -93,7 +93,8 @@ class STNASMutator(Mutator):
         else:
             raise InvalidParameterError(
                 "STNASMutator needs a task to train its supernet on: search with task=..., or "
-                "in oracle mode give STNASMutator(task=<name>, task_options={...})")
+                "in oracle mode give STNASMutator(task=<name>, task_options={...}) (on the "
+                "command line: --task beside --bench)")
         run_dir = context.run_dir
         self.state_dir_ = Path(run_dir) / STATE_DIR if run_dir is not None else None
         # a new run's directory must stay empty until the engine creates it (after setup): train
