@@ -58,8 +58,12 @@ class FeaturePipeline:
     """Turn architectures of any space into predictor inputs.
 
     Features, in order: the space's vector ``encoding`` (``"onehot"``/``"path"``, several of them,
-    or ``None``), one column per proxy in ``proxies``, and a ``supernet`` column when ``supernet``
-    is given. Proxy values come from ``proxy_table`` (a ``proxies.ProxyTable``, a CSV path,
+    or ``None``), one column per proxy in ``proxies``, and, when ``supernet`` is given, either one
+    ``supernet`` column (``supernet.score``: the inherited accuracy) or, with
+    ``supernet_features``, one ``supernet:<name>`` column per named supernet score
+    (``supernet.features(archs, names)``: ``supernet_acc``, ``supernet_neg_loss``, the SiGeo
+    terms ``sigeo_zico``/``sigeo_fr``/``sigeo_neg_loss``, ``sigeo``, and ``stnas_log_prob`` after
+    ST-NAS; see :mod:`prednas.supernet`). Proxy values come from ``proxy_table`` (a ``proxies.ProxyTable``, a CSV path,
     ``"shipped"`` for ``proxies.load_table(space, dataset)``, or ``"auto"``: the shipped table when
     one exists); where the table lacks an architecture or a proxy and a ``task`` is given, they are
     computed live with ``proxies.score_arch`` on one fixed batch of the task (drawn and scored with
@@ -74,6 +78,8 @@ class FeaturePipeline:
         proxy_table: cached proxy scores (see above).
         task: a ``prednas.tasks.Task`` for live proxy scores.
         supernet: an object with ``.score(archs) -> array`` (e.g. ``prednas.warmup(...)``).
+        supernet_features: names of supernet scores, one column each (aliases such as
+            ``inherited_acc`` are resolved); ``None`` keeps the single ``supernet`` column.
         dataset: dataset of the shipped table.
         proxy_batch_size: batch size of live proxy scoring.
         device: device of live proxy scoring.
@@ -86,7 +92,8 @@ class FeaturePipeline:
     def __init__(self, space, encoding: str | Sequence[str] | None = "onehot",
                  proxies: Sequence[str] = (), proxy_table=None, task=None, supernet=None,
                  dataset: str = "cifar10", proxy_batch_size: int = 64, device: str = "auto",
-                 build_kwargs: dict | None = None, proxy_seed: int = 0, warn_missing: bool = True):
+                 build_kwargs: dict | None = None, proxy_seed: int = 0, warn_missing: bool = True,
+                 supernet_features: Sequence[str] | None = None):
         self.space = _get_space(space)
         encodings = ((encoding,) if isinstance(encoding, str) else
                      tuple(encoding) if encoding is not None else ())
@@ -106,13 +113,14 @@ class FeaturePipeline:
         self.warn_missing = warn_missing
         self.task = task
         self.supernet = supernet
+        self.supernet_features = self._resolve_supernet_features(supernet, supernet_features)
         self.proxy_batch_size = proxy_batch_size
         self.device = device
         self.build_kwargs = dict(build_kwargs or {})
         self.table_spec = proxy_table if isinstance(proxy_table, (str, os.PathLike)) else None
         self._table = proxy_table if self.table_spec is None else None
         self._live: dict[str, dict[str, float]] = {}
-        self._supernet_cache: dict[str, float] = {}
+        self._supernet_cache: dict[str, np.ndarray] = {}
         self._batch = None
         self._rows: dict[str, np.ndarray] = {}
         if self.proxies and self.proxy_table is None and task is None:
@@ -125,6 +133,28 @@ class FeaturePipeline:
         self._enc_dims = [len(self.space.to_vector(arch0, e)) for e in self.encodings]
         self._enc_dim = sum(self._enc_dims)
 
+    @staticmethod
+    def _resolve_supernet_features(supernet, names) -> tuple[str, ...] | None:
+        if names is None:
+            return None
+        if isinstance(names, str):
+            names = (names,)
+        if supernet is None:
+            raise InvalidParameterError(
+                f"FeaturePipeline got supernet_features={list(names)} but no supernet; pass "
+                "supernet=prednas.warmup(...) (or a SupernetScores file)")
+        from prednas.supernet import resolve_feature_names
+
+        available = getattr(supernet, "feature_names", None)
+        if available is None or not callable(getattr(supernet, "features", None)):
+            raise InvalidParameterError(
+                f"FeaturePipeline got supernet_features={list(names)}, but the supernet "
+                f"{type(supernet).__name__} has no features()/feature_names")
+        out = tuple(resolve_feature_names(names, tuple(available)))
+        if len(set(out)) != len(out):
+            raise InvalidParameterError(f"duplicate supernet feature names in {list(names)}")
+        return out
+
     # -- properties ---------------------------------------------------------------------------
     @property
     def proxy_table(self):
@@ -136,7 +166,13 @@ class FeaturePipeline:
     @property
     def global_names(self) -> list[str]:
         """Names of the per-architecture (non-encoding) features."""
-        return [f"proxy:{p}" for p in self.proxies] + (["supernet"] if self.uses_supernet else [])
+        if not self.uses_supernet:
+            sn = []
+        elif self.supernet_features is None:
+            sn = ["supernet"]
+        else:
+            sn = [f"supernet:{n}" for n in self.supernet_features]
+        return [f"proxy:{p}" for p in self.proxies] + sn
 
     @property
     def uses_supernet(self) -> bool:
@@ -211,23 +247,31 @@ class FeaturePipeline:
             cached.update({n: float(scores.get(n, np.nan)) for n in todo})
         return cached
 
-    def supernet_features(self, archs) -> np.ndarray:
+    def supernet_columns(self, archs) -> np.ndarray:
+        """``(n, s)`` supernet scores: the ``supernet`` column, or one per ``supernet_features``."""
         archs = self._coerce(archs)
         if self.supernet is None:
             return np.zeros((len(archs), 0))
+        width = 1 if self.supernet_features is None else len(self.supernet_features)
         keys = [str(a) for a in archs]
-        todo = [a for a, k in zip(archs, keys) if k not in self._supernet_cache]
+        todo = list({k: a for a, k in zip(archs, keys) if k not in self._supernet_cache}.values())
         if todo:
-            scores = np.asarray(self.supernet.score(todo), dtype=np.float64).reshape(-1)
-            if len(scores) != len(todo):
-                raise PredNASError(f"supernet.score returned {len(scores)} scores for "
-                                   f"{len(todo)} architectures")
-            self._supernet_cache.update({str(a): float(s) for a, s in zip(todo, scores)})
-        return np.array([[self._supernet_cache[k]] for k in keys], dtype=np.float64)
+            if self.supernet_features is None:
+                scores = np.asarray(self.supernet.score(todo), dtype=np.float64)
+            else:
+                scores = np.asarray(self.supernet.features(todo, list(self.supernet_features)),
+                                    dtype=np.float64)
+            if scores.size != len(todo) * width:
+                raise PredNASError(f"the supernet returned {scores.size} scores for "
+                                   f"{len(todo)} architectures x {width} features")
+            scores = scores.reshape(len(todo), width)
+            self._supernet_cache.update({str(a): s for a, s in zip(todo, scores)})
+        return np.array([self._supernet_cache[k] for k in keys],
+                        dtype=np.float64).reshape(len(keys), width)
 
     def global_features(self, archs) -> np.ndarray:
         archs = self._coerce(archs)
-        return np.concatenate([self.proxy_features(archs), self.supernet_features(archs)], axis=1)
+        return np.concatenate([self.proxy_features(archs), self.supernet_columns(archs)], axis=1)
 
     def transform(self, archs) -> np.ndarray:
         """Flat features ``(n, len(feature_names))``; NaN marks a missing proxy value. Rows are
@@ -274,6 +318,8 @@ class FeaturePipeline:
                 "proxy_table": (os.fspath(self.table_spec) if self.table_spec is not None else
                                 (SHIPPED if self._table is not None else None)),
                 "dataset": self.dataset, "supernet": self.uses_supernet,
+                "supernet_features": (None if self.supernet_features is None
+                                      else list(self.supernet_features)),
                 "proxy_batch_size": self.proxy_batch_size, "build_kwargs": self.build_kwargs,
                 "feature_names": self.feature_names}
 
@@ -288,4 +334,6 @@ class FeaturePipeline:
                    proxy_table=table, task=task, supernet=supernet,
                    dataset=cfg.get("dataset", "cifar10"),
                    proxy_batch_size=cfg.get("proxy_batch_size", 64), device=device,
-                   build_kwargs=cfg.get("build_kwargs"), proxy_seed=cfg.get("proxy_seed", 0))
+                   build_kwargs=cfg.get("build_kwargs"), proxy_seed=cfg.get("proxy_seed", 0),
+                   supernet_features=(cfg.get("supernet_features") if supernet is not None
+                                      else None))

@@ -39,18 +39,18 @@ _LAZY: dict[str, str] = {
     "PipelineResult": "prednas.pipeline",
 }
 # Submodules reachable as attributes after a plain ``import prednas``.
-_SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "ranking", "utils",
-               "registry", "errors", "metrics", "training", "cli", "export", "params",
+_SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "stnas", "ranking",
+               "utils", "registry", "errors", "metrics", "training", "cli", "export", "params",
                "pipeline")
 
 __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "InvalidParameterError",
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
            "CandidateError", "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup",
            "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "Pipeline",
-           "PipelineResult", "__version__"]
+           "PipelineResult", "stnas", "__version__"]
 
 if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
-    from prednas import benchmarks, ensemble, export, tasks
+    from prednas import benchmarks, ensemble, export, stnas, tasks
     from prednas.errors import (
         CandidateError,
         DataNotFoundError,

@@ -56,11 +56,13 @@ from prednas.search.registries import (
     register_filter,
     register_mutator,
 )
+from prednas.search.stnas import STNASMutator
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
            "Ensembler", "Candidate", "History", "Record", "SearchContext", "register_storable",
            "MutationMutator", "RandomSampler", "TournamentMutator", "ModelSearchMutator",
            "GivenMutator",
+           "STNASMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
            "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
            "RayExecutor", "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS",

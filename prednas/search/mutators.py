@@ -278,3 +278,7 @@ class GivenMutator(Mutator):
             pool.add(space.sample(rng))
             tries += 1
         return pool.items
+
+
+# registers "stnas" (its module imports torch only when a search sets it up)
+from prednas.search import stnas as _stnas  # noqa: E402,F401

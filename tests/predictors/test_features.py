@@ -73,3 +73,38 @@ def test_bad_config():
         FeaturePipeline("nb201", None)
     with pytest.raises(UnknownNameError):
         FeaturePipeline("nb2011")
+
+
+def test_named_supernet_features_columns_and_config():
+    class FakeScorer:
+        feature_names = ("supernet_acc", "supernet_neg_loss", "sigeo_zico", "sigeo_fr",
+                         "sigeo_neg_loss", "sigeo")
+        calls: list = []
+
+        def score(self, archs):
+            return self.features(archs, ["supernet_acc"])[:, 0]
+
+        def features(self, archs, names=None):
+            FakeScorer.calls.append(list(names))
+            cols = [self.feature_names.index(n) for n in names]
+            return np.array([[len(str(a)) + c for c in cols] for a in archs], float)
+
+    space = spaces.get("nb201")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(4)]
+    pipe = FeaturePipeline(space, None, supernet=FakeScorer(),
+                           supernet_features=("sigeo", "inherited_acc"))
+    assert pipe.feature_names == ["supernet:sigeo", "supernet:supernet_acc"]
+    X = pipe.transform(archs)
+    np.testing.assert_array_equal(X, [[len(str(a)) + 5, len(str(a))] for a in archs])
+    pipe.transform(archs)
+    assert FakeScorer.calls == [["sigeo", "supernet_acc"]]  # one call, then cached
+    cfg = pipe.config()
+    assert cfg["supernet_features"] == ["sigeo", "supernet_acc"]
+    back = FeaturePipeline.from_config(cfg, supernet=FakeScorer())
+    assert back.feature_names == pipe.feature_names
+    plain = FeaturePipeline(space, None, supernet=FakeScorer())  # the old single column
+    assert plain.feature_names == ["supernet"] and plain.config()["supernet_features"] is None
+    with pytest.raises(UnknownNameError, match="sigeo_fr"):
+        FeaturePipeline(space, None, supernet=FakeScorer(), supernet_features=["sigeo_rf"])
+    with pytest.raises(PredNASError, match="no supernet"):
+        FeaturePipeline(space, "onehot", supernet_features=["sigeo"])

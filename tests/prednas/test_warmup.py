@@ -8,17 +8,18 @@ import torch
 
 import prednas
 import spaces
-from prednas.errors import InvalidParameterError
-from prednas.supernet import SupernetScorer, SupernetScores
+from prednas.errors import InvalidParameterError, UnknownNameError
+from prednas.supernet import FEATURES, SupernetScorer, SupernetScores, WarmupDiverged
 
 
 def _rng_states():
     return torch.random.get_rng_state().clone(), np.random.get_state()[1].copy()
 
 
-def _nb201(task, seed=0):
-    return prednas.warmup("nb201", task, fraction=0.5, steps=6, batch_size=16, seed=seed,
-                          device="cpu", C=4, N=1, calib_size=32, val_size=64, progress=False)
+def _nb201(task, seed=0, **kw):
+    kw = {"steps": 6, **kw}
+    return prednas.warmup("nb201", task, fraction=0.5, batch_size=16, seed=seed, device="cpu",
+                          C=4, N=1, calib_size=32, val_size=64, progress=False, **kw)
 
 
 def test_nb201_warmup_scores(synthetic_image_task, tmp_path):
@@ -35,16 +36,57 @@ def test_nb201_warmup_scores(synthetic_image_task, tmp_path):
     assert np.isfinite(acc).all() and np.isfinite(neg).all()
     assert ((acc >= 0) & (acc <= 100)).all() and (neg <= 0).all()
     assert scorer.scored == 7  # the second call used the cache
-    assert scorer.features(archs).shape == (7, 2)
+    assert scorer.features(archs, ["inherited_acc", "inherited_neg_loss"]).shape == (7, 2)
+    assert scorer.scored == 7  # aliases, and the cache again
+    archs = archs[:4]
+    feats = scorer.features(archs)  # adds the SiGeo group
+    assert scorer.feature_names == FEATURES and feats.shape == (4, len(FEATURES))
+    assert np.isfinite(feats).all()
+    f = dict(zip(FEATURES, feats.T))
+    np.testing.assert_allclose(f["sigeo"], f["sigeo_zico"] + 50 * f["sigeo_fr"]
+                               + f["sigeo_neg_loss"])
+    assert (f["sigeo_neg_loss"] < 0).all()
     assert scorer.seconds_per_arch > 0
     saved = tmp_path / "scores.csv"
     scorer.to_csv(archs[:4], saved)
     loaded = SupernetScores.from_csv(saved, space="nb201")
+    assert loaded.feature_names == FEATURES
     np.testing.assert_allclose(loaded.features(archs[:4]), scorer.features(archs[:4]), rtol=1e-5)
     assert np.isnan(loaded.score([archs[-1]])).all() or archs[-1] in archs[:4]
     again = _nb201(synthetic_image_task)
-    np.testing.assert_allclose(again.features(archs), scorer.features(archs))
+    np.testing.assert_allclose(again.features(archs), feats)
     assert torch.equal(torch_before, torch.random.get_rng_state())
+
+
+def test_two_column_scores_file_still_reads(tmp_path):
+    arch = str(spaces.get("nb201").default_arch())
+    path = tmp_path / "old.csv"
+    path.write_text(f"arch,supernet_acc,supernet_neg_loss\n{arch},51.5,-1.25\n")
+    old = SupernetScores.from_csv(path)
+    assert old.feature_names == ("supernet_acc", "supernet_neg_loss")
+    assert old.score([arch]).tolist() == [51.5]
+    with pytest.raises(UnknownNameError, match="sigeo"):
+        old.features([arch], ["sigeo"])
+
+
+def test_fair_sampling_several_paths_and_path_dropout(synthetic_image_task):
+    kw = dict(sampling="fair", paths_per_step=5, path_dropout=0.2, steps=2)
+    a, b = _nb201(synthetic_image_task, **kw), _nb201(synthetic_image_task, **kw)
+    arch = [spaces.get("nb201").default_arch()]
+    names = ["supernet_neg_loss"]
+    np.testing.assert_allclose(a.features(arch, names), b.features(arch, names))  # seeded
+    assert a.info["sampling"] == "fair" and a.info["paths_per_step"] == 5
+    plain = _nb201(synthetic_image_task, steps=2)
+    assert not np.allclose(plain.features(arch, ["supernet_neg_loss"]),
+                           a.features(arch, ["supernet_neg_loss"]))
+    # the drop-path hooks are gone after the warm-up
+    assert not any(m._forward_hooks for m in a.supernet.modules())
+
+
+def test_diverging_warmup_raises(synthetic_image_task):
+    with pytest.raises(WarmupDiverged, match="diverged: .* non-finite losses"):
+        prednas.warmup("nb201", synthetic_image_task, steps=20, batch_size=16, lr=1e30,
+                       device="cpu", C=4, N=1, progress=False, calib_size=16, val_size=16)
 
 
 def test_blocks1d_warmup_scores(synthetic_task):
@@ -52,20 +94,32 @@ def test_blocks1d_warmup_scores(synthetic_task):
                             seed=1, device="cpu", calib_size=32, val_size=64, progress=False)
     archs = ["conv5:16|mlp:32@0", "gru:16", "attn:32|conv3:16", "sepconv5:64|dilconv3:16@0"]
     feats = scorer.features(archs)
-    assert feats.shape == (4, 2) and np.isfinite(feats).all()
+    assert feats.shape == (4, len(FEATURES)) and np.isfinite(feats).all()
     assert len(scorer.loss_curve) >= 1
 
 
 def test_warmup_is_callable_after_importing_its_module(synthetic_image_task):
     import prednas.supernet  # noqa: F401  (must not shadow the prednas.warmup function)
 
-    scorer = prednas.warmup(spaces.get("nb201"), synthetic_image_task, steps=0, C=4, N=1,
+    scorer = prednas.warmup(spaces.get("nb201"), synthetic_image_task, steps=1, C=4, N=1,
                             device="cpu", progress=False, calib_size=16, val_size=16)
     assert np.isfinite(scorer.score([spaces.get("nb201").default_arch()])).all()
 
 
 @pytest.mark.parametrize("kw", [{"fraction": 0.0}, {"fraction": 1.5}, {"steps": -1},
-                                {"batch_size": 0}, {"lr": 0.0}])
+                                {"steps": 0}, {"batch_size": 0}, {"lr": 0.0},
+                                {"sampling": "fiar"}, {"paths_per_step": 0},
+                                {"path_dropout": 1.0}, {"path_dropout": -0.1}])
 def test_warmup_rejects_bad_parameters(synthetic_image_task, kw):
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(InvalidParameterError) as err:
         prednas.warmup("nb201", synthetic_image_task, device="cpu", progress=False, C=4, N=1, **kw)
+    assert "\n" not in str(err.value)
+
+
+def test_warmup_rejects_an_unknown_space_and_path_dropout_off_nb201(synthetic_task):
+    with pytest.raises(UnknownNameError, match="nb201") as err:
+        prednas.warmup("nb210", synthetic_task, device="cpu", progress=False)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidParameterError, match="path_dropout"):
+        prednas.warmup("blocks1d", synthetic_task, device="cpu", progress=False,
+                       path_dropout=0.1)

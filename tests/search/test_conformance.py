@@ -34,7 +34,11 @@ def _make(family: str, name: str):
              ("filter", "predictor"): {"proxy_table": None, "min_fit": 3, "survivors": 4},
              ("executor", "pool"): {"workers": 2, "start_method": "fork"},
              ("evaluator", "train"): {"steps": 3, "device": "cpu"},
-             ("ensembler", "replicas"): {"replicas": 1}}
+             ("ensembler", "replicas"): {"replicas": 1},
+             ("mutator", "stnas"): {"samples": 8, "warmup_steps": 2, "search_steps": 2,
+                                    "batch_size": 8, "fraction": 0.5, "task": "synthetic",
+                                    "task_options": {"n": 32, "image": True, "channels": 3},
+                                    "supernet": {"C": 4, "N": 1}}}
     if (family, name) == ("executor", "ray"):
         _shared_ray()
     return registries.registry(family).get(name)(**small.get((family, name), {}))
