@@ -63,7 +63,8 @@ class FeaturePipeline:
     ``supernet_features``, one ``supernet:<name>`` column per named supernet score
     (``supernet.features(archs, names)``: ``supernet_acc``, ``supernet_neg_loss``, the SiGeo
     terms ``sigeo_zico``/``sigeo_fr``/``sigeo_neg_loss``, ``sigeo``, and ``stnas_log_prob`` after
-    ST-NAS; see :mod:`prednas.supernet`). Proxy values come from ``proxy_table`` (a ``proxies.ProxyTable``, a CSV path,
+    ST-NAS; see :mod:`prednas.supernet`). Proxy values come from ``proxy_table`` (a
+    ``proxies.ProxyTable``, a CSV path,
     ``"shipped"`` for ``proxies.load_table(space, dataset)``, or ``"auto"``: the shipped table when
     one exists); where the table lacks an architecture or a proxy and a ``task`` is given, they are
     computed live with ``proxies.score_arch`` on one fixed batch of the task (drawn and scored with

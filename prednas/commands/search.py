@@ -35,7 +35,9 @@ def add_arguments(p) -> None:
                         "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
     p.add_argument("--strategy", default="prednas",
                    help="prednas (default), modelsearch (Model Search's unfiltered mutation), "
-                        "nsga2 (multi-objective baseline), random or rea")
+                        "nsga2 (multi-objective baseline), random, rea, or stnas (the argmax and "
+                        "most probable samples of an ST-NAS distribution learned on a supernet; "
+                        "with --bench, --task names the data it trains on)")
     p.add_argument("--objectives", default=None, metavar="METRIC,COST[,COST...]",
                    help="multi-objective search: the metric to maximise first (a benchmark "
                         "metric, or val_acc when training), then costs to minimise: params, "
@@ -91,12 +93,12 @@ def _build(args):
     from prednas import search as S
     from prednas.errors import InvalidParameterError, UnknownNameError, check_param
 
-    if args.strategy not in S.STRATEGIES:
-        raise UnknownNameError("strategy", args.strategy, S.STRATEGIES)
+    if args.strategy not in S.STRATEGIES + ("stnas",):
+        raise UnknownNameError("strategy", args.strategy, S.STRATEGIES + ("stnas",))
     if args.model and (args.space or args.bench):
         raise InvalidParameterError("give --model (variants of your network) or --space / "
                                     "--bench, not both")
-    if args.bench and (args.task or args.task_opt or args.task_path):
+    if args.bench and (args.task or args.task_opt or args.task_path) and args.strategy != "stnas":
         raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
                                     "lookups), not both; --task-opt and --task-path go with "
                                     "--task")
@@ -129,6 +131,13 @@ def _build(args):
         common.update(oracle=bench, metric=args.metric)
         if args.objectives and args.metric is None:
             common.pop("metric")
+        if args.strategy == "stnas":  # the supernet trains on --task, the benchmark answers
+            from prednas.commands._common import task_options
+
+            mut = S.STNASMutator(samples=max(10, args.per_round or 5), task=args.task,
+                                 task_options=task_options(args) if args.task else None,
+                                 supernet={"C": 8, "N": 2} if space.name == "nb201" else None)
+            return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             if args.prior:
                 common["filter"] = S.PredictorFilter(prior=args.prior)
@@ -167,6 +176,9 @@ def _build(args):
                                  if args.replicas else False))
         common["budget"] = args.budget or 24
         common["per_round"] = args.per_round or max(2, args.workers or 1)
+        if args.strategy == "stnas":
+            mut = S.STNASMutator(samples=max(10, common["per_round"]))
+            return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(),
                                     supernet="auto" if args.warmup_seconds > 0 else None,
