@@ -215,19 +215,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
         probabilities).
     """
     path = Path(path)
-    meta_path = path / META
-    if not meta_path.is_file():
-        raise IncompatibleArtifactError(f"{path} is not a prednas export (no {META})")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IncompatibleArtifactError(f"{meta_path} is corrupted: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("kind") != _KIND:
-        raise IncompatibleArtifactError(f"{meta_path} is not a prednas export description")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IncompatibleArtifactError(
-            f"{path} has export format version {meta.get('format_version')!r}; this prednas "
-            f"reads version {FORMAT_VERSION}")
+    from prednas.utils import read_versioned_json
+
+    meta = read_versioned_json(path / META, kind=_KIND, version=FORMAT_VERSION,
+                               error=IncompatibleArtifactError, what="prednas export",
+                               version_key="format_version")
     return _load(path, meta, device, space)
 
 

@@ -680,17 +680,10 @@ def _read_config(run_dir: Path) -> dict:
     path = run_dir / CONFIG
     if not run_dir.is_dir():
         raise RunDirectoryError(f"Run directory {run_dir} does not exist")
-    if not path.is_file():
-        raise RunDirectoryError(f"{run_dir} is not a prednas pipeline run (no {CONFIG})")
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirectoryError(f"{path} is corrupted: {exc}") from None
-    if not isinstance(stored, dict) or stored.get("kind") != _KIND:
-        raise RunDirectoryError(f"{path} is not a prednas pipeline description")
-    if stored.get("format") != FORMAT_VERSION:
-        raise RunDirectoryError(f"{path} has format {stored.get('format')!r}; this prednas "
-                                f"reads format {FORMAT_VERSION}")
+    from prednas.utils import read_versioned_json
+
+    stored = read_versioned_json(path, kind=_KIND, version=FORMAT_VERSION, error=RunDirectoryError,
+                                 what="prednas pipeline run")
     if not isinstance(stored.get("config"), dict):
         raise RunDirectoryError(f"{path} is corrupted: no 'config' entry")
     return stored

@@ -174,3 +174,23 @@ def new_figure(figsize=(5, 3.5)):
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot()
+
+
+def read_versioned_json(path: str | os.PathLike, *, kind: str, version: int, error: type,
+                        what: str, version_key: str = "format") -> dict:
+    """The JSON object in ``path`` after checking that it exists, parses, has ``"kind": kind``
+    and ``version_key`` equal to ``version``; otherwise ``error`` (a ``PredNASError`` subclass)
+    with one line that says which, naming ``what`` the file should be."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path.parent} is not a {what} (no {path.name})")
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is corrupted: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("kind") != kind:
+        raise error(f"{path} is not a {what} description")
+    if obj.get(version_key) != version:
+        raise error(f"{path} has format {obj.get(version_key)!r}; this prednas reads format "
+                    f"{version}")
+    return obj

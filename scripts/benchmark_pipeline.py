@@ -46,13 +46,9 @@ def _done(run: Path) -> dict[str, dict]:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from prednas.benchmarks.build import machine_name
+
+    return machine_name()
 
 
 def _num(x, nd: int = 2) -> str:
