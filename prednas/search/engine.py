@@ -497,7 +497,8 @@ class Search:
             if not finished:
                 if self.baseline is not None and not self.evaluator.is_oracle:
                     if bar is not None:
-                        bar.set_postfix_str("training the baseline")
+                        (bar.set_description_str if self.max_seconds is not None
+                         else bar.set_postfix_str)("training the baseline")
                     self._evaluate_extra(str(self.baseline), kind="baseline", slot=0,
                                          seed=self.seed)
                 self._loop(rd, state, t_start, bar)
@@ -539,7 +540,8 @@ class Search:
         from tqdm.auto import tqdm
 
         if self.max_seconds is not None:  # whichever limit is nearer: evaluations or wall time
-            return tqdm(total=100, desc="search", bar_format="{desc}: {percentage:3.0f}%|{bar}|{postfix}")
+            return tqdm(total=100, desc="search",
+                        bar_format="search {percentage:3.0f}%|{bar}| {desc}")
         return tqdm(total=self.budget, desc="search", unit="eval")
 
     def _loop(self, rd, state, t_start, bar) -> None:
@@ -555,8 +557,8 @@ class Search:
                 elapsed = time.perf_counter() - t_start
                 bar.n = round(100 * min(1.0, max(n_done() / self.budget,
                                                  elapsed / self.max_seconds)))
-                bar.set_postfix_str(f"{n_done()}/{self.budget} evaluations, {_mmss(elapsed)} of "
-                                    f"the {_mmss(self.max_seconds)} time cap, {best}")
+                bar.set_description_str(f"{n_done()}/{self.budget} evaluations, {_mmss(elapsed)} "
+                                        f"of the {_mmss(self.max_seconds)} time cap, {best}")
             else:
                 bar.n = n_done()
                 bar.set_postfix_str(best)
