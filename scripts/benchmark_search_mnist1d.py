@@ -25,7 +25,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("prednas", "modelsearch", "rea", "random")
+METHODS = ("prednas", "prednas-start", "modelsearch", "rea", "random")
+#: ``prednas-start``: the default search started, as Model Search starts, from the baseline shrunk
+#: to fit the 60% parameter cap (three 5-wide convolutions of 32 channels)
+START = "conv5:32|conv5:32|conv5:32"
 
 
 def _records(run: Path) -> list[dict]:
@@ -48,8 +51,12 @@ def run_one(method: str, seed: int, args) -> Path:
         return run
     cmd = [sys.executable, "-m", "prednas", "search", "--seed", str(seed), "--replicas", "0",
            "--budget", str(args.budget), "--max-minutes", str(args.minutes)]
-    cmd += ["--resume", str(run)] if (run / "state.json").exists() else [
-        "--strategy", method, "--out", str(run)]
+    if (run / "state.json").exists():
+        cmd += ["--resume", str(run)]
+    elif method == "prednas-start":
+        cmd += ["--strategy", "prednas", "--start", START, "--out", str(run)]
+    else:
+        cmd += ["--strategy", method, "--out", str(run)]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run

@@ -65,6 +65,9 @@ def add_arguments(p) -> None:
     p.add_argument("--prior", default=None, metavar="PREDICTOR_FILE",
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
                         "metric or task) that orders candidates before this search has data")
+    p.add_argument("--start", action="append", default=None, metavar="ARCH",
+                   help="as Model Search starts: evaluate this architecture first (repeatable), "
+                        "e.g. the baseline shrunk to fit the parameter cap")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
     p.add_argument("--executor", choices=("inprocess", "pool", "ray"), default=None,
@@ -186,7 +189,9 @@ def _build(args):
                                                    "max_seconds": args.warmup_seconds,
                                                    "progress": False},
                                     survivors=6, min_fit=6, prior=args.prior)
-            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100),
+            start = tuple(str(space.coerce(a)) for a in (args.start or ()))
+            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100,
+                                                             start=start),
                             filter=flt, **common)
     if args.strategy == "random":
         return S.random_search(space, **common)

@@ -59,7 +59,9 @@ class MutationMutator(Mutator):
 
     Each candidate is one to ``max_edits`` random edits (``space.mutate``) away from a parent drawn
     with probability decreasing in its rank. Before anything is evaluated (round 0) the pool is
-    ``mutations`` uniform samples of the space, so that the filter's proxies choose the start.
+    ``mutations`` uniform samples of the space, so that the filter's proxies choose the start, or,
+    as Model Search starts, the ``start`` architectures alone (e.g. a good hand-designed network
+    shrunk to fit the parameter cap).
 
     Args:
         parents: how many of the best architectures are mutated.
@@ -69,26 +71,31 @@ class MutationMutator(Mutator):
             (lets the filter jump out of a local optimum).
         max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces); every
             ``mutations`` draws the largest number of edits grows by one.
+        start: architecture strings proposed (alone) before anything is evaluated.
     """
 
-    _parameter_constraints = {"parents": [Interval(int, 1, None)],
+    _parameter_constraints = {"start": [SequenceOf(str)],
+                              "parents": [Interval(int, 1, None)],
                               "mutations": [Interval(int, 1, None)],
                               "max_edits": [Interval(int, 1, None)],
                               "explore": [Interval(float, 0, 1)],
                               "max_tries": [Interval(int, 1, None)]}
 
     def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
-                 explore: float = 0.0, max_tries: int = 20):
+                 explore: float = 0.0, max_tries: int = 20, start: tuple[str, ...] = ()):
         self.parents = parents
         self.mutations = mutations
         self.max_edits = max_edits
         self.explore = explore
         self.max_tries = max_tries
+        self.start = start
 
     def pool_size(self) -> int:
         return self.mutations
 
     def setup(self, context) -> None:
+        for a in self.start:  # an architecture outside the space is an error now, not mid-run
+            context.space.parse(a)
         self.costs_ = tuple(context.costs)
         self.constraints_ = dict(context.constraints)
 
@@ -107,6 +114,11 @@ class MutationMutator(Mutator):
         top = self._best(history)
         tries = 0
         limit = self.max_tries * self.mutations
+        if not top and self.start and not len(history):
+            for a in self.start:
+                pool.add(space.parse(a))
+            if pool.items:
+                return pool.items
         if not top:
             while len(pool.items) < self.mutations and tries < limit:
                 pool.add(space.sample(rng))
