@@ -2,7 +2,7 @@
 
 >>> import prednas
 >>> result = prednas.Search("nb201", oracle="nb201", budget=50, seed=0).run()
->>> result.best["arch"], result.best["objective"]
+>>> result.best.arch, result.best.objective
 
 Strategy families (abstract bases in :mod:`prednas.search.base`): mutators (where candidates come
 from), filters (cheap staged scoring), evaluators (training or benchmark lookup), executors (where
