@@ -74,8 +74,9 @@ class TrainingEvaluator(Evaluator):
 
     Candidates with more than ``max_params`` parameters keep their accuracy in the record but get the
     objective ``val_acc - over_penalty * (params / max_params - 1) * 100``, so the search favours
-    accuracy under the cap. A diverged or out-of-memory run is recorded with its reason; any other
-    error stops the search (it is a bug, not a bad candidate).
+    accuracy under the cap. A diverged or out-of-memory run, or a shape error from a candidate
+    network that cannot take its input, is recorded with its reason; any other error stops the
+    search (it is a bug, not a bad candidate).
 
     Args:
         task: a task name (``None``: the search's task, the usual case).
@@ -173,9 +174,10 @@ class TrainingEvaluator(Evaluator):
                         parent_state=parent_state, max_seconds=self.max_seconds,
                         keep_model=save_path is not None or latency)
         except RuntimeError as exc:
-            if "memory" not in str(exc).lower():
+            status = _candidate_failure(exc)
+            if status is None:
                 raise  # a bug, not a bad candidate: stop the search and show it
-            raise CandidateError(f"{type(exc).__name__}: {exc}"[:500], status="oom") from exc
+            raise CandidateError(f"{type(exc).__name__}: {exc}"[:500], status=status) from exc
         d = rec.to_dict()
         d.pop("loss_curve", None)
         d.pop("arch", None)
@@ -193,6 +195,23 @@ class TrainingEvaluator(Evaluator):
             torch.save(rec.model.state_dict(), save_path)
         return d
 
+
+
+#: how torch words a shape error from a network that cannot take its input (an invalid candidate)
+_SHAPE_ERRORS = ("shapes cannot be multiplied", "size mismatch", "must match the size of tensor",
+                 "expected input", "channels, but got")
+
+
+def _candidate_failure(exc: RuntimeError) -> str | None:
+    """``"oom"`` or ``"invalid"`` when a training's ``RuntimeError`` is the candidate's own
+    failure (out of memory; a shape error from a network that cannot take its input), else
+    ``None``: a bug, which stops the search."""
+    text = str(exc).lower()
+    if "out of memory" in text or "can't allocate memory" in text or "memory" in text:
+        return "oom"
+    if any(p in text for p in _SHAPE_ERRORS):
+        return "invalid"
+    return None
 
 
 _COSTS: dict[tuple, float] = {}

@@ -266,3 +266,26 @@ def test_zero_shot_round_uses_table_proxies(bench, tmp_path):
                     reverse=True)
     got = sorted((bench.query(c.arch, "cifar10_test_200ep") for c in picked), reverse=True)
     assert got == pytest.approx(scored[:5])
+
+
+def test_shape_error_of_an_invalid_candidate_is_recorded_other_errors_stop(synthetic_task,
+                                                                         tmp_path, monkeypatch):
+    """The training evaluator declares out of memory and a shape error from a network that
+    cannot take its input as the candidate's failure; any other RuntimeError is a bug."""
+    import prednas.training
+
+    def shape_error(*a, **k):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (8x640 and 320x10)")
+
+    kw = dict(task=synthetic_task, evaluator=TrainingEvaluator(steps=2, device="cpu"),
+              budget=2, per_round=2, filter=NoFilter(), ensembler=False, seed=0)
+    monkeypatch.setattr(prednas.training, "train", shape_error)
+    res = Search("blocks1d", run_dir=tmp_path / "a", **kw).run()
+    assert [r.status for r in res.records] == ["invalid", "invalid"]
+
+    def bug(*a, **k):
+        raise RuntimeError("a typo in the training loop")
+
+    monkeypatch.setattr(prednas.training, "train", bug)
+    with pytest.raises(RuntimeError, match="typo"):
+        Search("blocks1d", run_dir=tmp_path / "b", **kw).run()
