@@ -168,16 +168,9 @@ def load(path: str | os.PathLike, device: str = "cpu", space=None) -> Ensemble:
             f"{where} has ensemble format {payload.get('format')!r}; this prednas reads "
             f"{FORMAT_VERSION}")
     meta, weights, states = _check_payload(payload, where)
-    if space is not None:
-        if space.name != meta["space"]:
-            raise IncompatibleArtifactError(
-                f"{where} is over space {meta['space']!r}, not the space given {space.name!r}")
-    elif meta["space"] not in spaces.list_spaces():
-        raise IncompatibleArtifactError(
-            f"{where} is over space {meta['space']!r}, which is not registered by name (made by "
-            "spaces.from_model, say); pass it: load(path, space=space)")
-    else:
-        space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
+    space = spaces.restore(meta["space"], meta.get("space_config"), space,
+                           error=IncompatibleArtifactError, where=where,
+                           how="load(path, space=space)")
     members = []
     for i, (arch, state) in enumerate(zip(meta["archs"], states)):
         model = space.build(space.parse(arch), meta["num_classes"], tuple(meta["input_shape"]),

@@ -601,17 +601,10 @@ def _rebuild(meta: dict, space=None) -> nn.Module:
     import spaces
 
     try:
-        if space is not None:
-            if space.name != meta["space"]:
-                raise IncompatibleArtifactError(
-                    f"the space given, {space.name!r}, is not the export's {meta['space']!r}")
-        elif meta["space"] not in spaces.list_spaces():
-            raise IncompatibleArtifactError(
-                f"the export's space {meta['space']!r} is not registered by name (a space made "
-                "by spaces.from_model, say); pass it: load_model(path, space=space), or export "
-                "as torchscript or onnx, which need no space")
-        else:
-            space = spaces.get(meta["space"], **(meta.get("space_config") or {}))
+        space = spaces.restore(meta["space"], meta.get("space_config"), space,
+                               error=IncompatibleArtifactError, where="the export",
+                               how="load_model(path, space=space), or export as torchscript or "
+                                   "onnx, which need no space")
         num_classes, shape = int(meta["num_classes"]), tuple(meta["input_shape"])
         kwargs = meta.get("build_kwargs") or {}
         nets = [space.build(space.parse(a), num_classes, shape, **kwargs) for a in meta["archs"]]

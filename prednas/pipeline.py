@@ -265,17 +265,9 @@ class Pipeline:
         stored = _read_config(run_dir)
         cfg = stored["config"]
         try:
-            if space is not None:
-                if space.name != cfg["space"] or space.config() != (cfg["space_config"] or {}):
-                    raise RunDirectoryError(
-                        f"Pipeline.resume: the space given, {space.name!r}, is not the run's "
-                        f"{cfg['space']!r}")
-            elif cfg["space"] not in spaces.list_spaces():
-                raise RunDirectoryError(
-                    f"{run_dir}: the run's space {cfg['space']!r} is not registered (a space "
-                    "made from a model, say); pass it again: Pipeline.resume(run_dir, space=...)")
-            else:
-                space = spaces.get(cfg["space"], **(cfg["space_config"] or {}))
+            space = spaces.restore(cfg["space"], cfg["space_config"], space,
+                                   error=RunDirectoryError, where=f"Pipeline.resume({run_dir})",
+                                   how="Pipeline.resume(run_dir, space=...)")
             kw: dict[str, Any] = {k: cfg[k] for k in (
                 "budget", "steps", "param_cap", "max_seconds", "per_round", "top_k",
                 "retrain_factor", "trials", "replicas", "export_format", "seed")}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from prednas.errors import PredNASError
 from prednas.registry import Registry
 from spaces.base import Architecture, Space
 
@@ -33,6 +34,29 @@ def get(name: str | Space, **kwargs) -> Space:
     return _INSTANCES[key]
 
 
+def restore(name: str, config: dict | None = None, given: Space | str | None = None, *,
+            error: type = PredNASError, where: str = "", how: str = "space=...") -> Space:
+    """The space an artifact or run recorded as ``name`` and ``config``.
+
+    With ``given`` (a space made from a model cannot be rebuilt by name), it is checked to be that
+    space and returned; otherwise the space is rebuilt with ``get(name, **config)``. Raises
+    ``error`` with ``where`` in the message (and ``how`` to pass the space again) when the given
+    space differs or the recorded one is not registered.
+    """
+    config = dict(config or {})
+    prefix = f"{where}: " if where else ""
+    if given is not None:
+        given = get(given)
+        if given.name != name or given.config() != config:
+            raise error(f"{prefix}the space given, {given.name!r}, is not the recorded "
+                        f"{name!r} {config or ''}".rstrip())
+        return given
+    if name not in _REGISTRY:
+        raise error(f"{prefix}the recorded space {name!r} is not registered by name (a space "
+                    f"made by spaces.from_model, say); pass it again: {how}")
+    return get(name, **config)
+
+
 def list_spaces() -> list[str]:
     """Names of every registered space."""
     return _REGISTRY.names()
@@ -43,6 +67,6 @@ from spaces.blocks1d import Block, Blocks1DArch, Blocks1DSpace  # noqa: E402
 from spaces.from_model import ModelArch, ModelSpace, from_model  # noqa: E402
 from spaces.nb201 import NB201Arch, NB201Space  # noqa: E402
 
-__all__ = ["Space", "Architecture", "get", "list_spaces", "register_space", "NB201Space",
+__all__ = ["restore", "Space", "Architecture", "get", "list_spaces", "register_space", "NB201Space",
            "NB201Arch", "Blocks1DSpace", "Blocks1DArch", "Block", "from_model", "ModelSpace",
            "ModelArch"]

@@ -308,19 +308,9 @@ class Search:
         try:
             import spaces
 
-            if "space" in overrides:  # e.g. a space generated from a user's model
-                space = overrides["space"]
-                space = spaces.get(space) if isinstance(space, str) else space
-                if space.name != cfg["space"] or space.config() != (cfg.get("space_config") or {}):
-                    raise RunDirectoryError(
-                        f"Search.resume: space {space.name!r} differs from the run's recorded "
-                        f"space {cfg['space']!r} {cfg.get('space_config') or ''}")
-            elif cfg["space"] not in spaces.list_spaces():
-                raise RunDirectoryError(
-                    f"{run_dir}: the run's space {cfg['space']!r} is not registered (a space "
-                    "made from a model, say); pass it again: Search.resume(run_dir, space=...)")
-            else:
-                space = spaces.get(cfg["space"], **(cfg.get("space_config") or {}))
+            space = spaces.restore(cfg["space"], cfg.get("space_config"), overrides.get("space"),
+                                   error=RunDirectoryError, where=f"Search.resume({run_dir})",
+                                   how="Search.resume(run_dir, space=...)")
             kw: dict[str, Any] = dict(
                 budget=cfg["budget"], max_seconds=cfg.get("max_seconds"),
                 per_round=cfg["per_round"], seed=state["seed"], baseline=cfg.get("baseline"),
