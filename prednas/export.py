@@ -49,6 +49,7 @@ from prednas.errors import (
     choices_message,
 )
 from prednas.utils import atomic_path, atomic_write_json, atomic_write_text, resolve_device
+from prednas.utils import fmt_number as _num
 
 __all__ = ["export", "load_model", "FORMATS", "FORMAT_VERSION"]
 
@@ -654,14 +655,6 @@ def _latency(model: nn.Module, x1: torch.Tensor, warmup: int = 5, repeats: int =
         torch.set_num_threads(threads)
     return {"ms": 1000 * statistics.median(times), "repeats": len(times), "warmup": warmup,
             "cpu": _cpu_name()}
-
-
-def _num(x, nd: int = 2) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{nd}f}" if math.isfinite(x) else "n/a"
 
 
 def _card(model: nn.Module, meta: dict, member_recs: list[dict], config: dict, run_dir: Path,

@@ -55,6 +55,7 @@ from typing import Any
 
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
 from prednas.params import Interval, Options, SequenceOf, validate_params
+from prednas.utils import fmt_number as _num
 
 __all__ = ["Pipeline", "PipelineResult", "STAGES"]
 
@@ -777,14 +778,6 @@ def _tune_summary(study, dists) -> dict:
             "best": brief(best), "default": None if default is None else brief(default),
             "gain": None if default is None else best.value - default.value,
             "recipe": recipe, "searched": sorted(dists), "journal": f"tune/{JOURNAL}"}
-
-
-def _num(x, nd: int = 2) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{nd}f}" if math.isfinite(x) else "n/a"
 
 
 def _int(x) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -194,3 +195,12 @@ def read_versioned_json(path: str | os.PathLike, *, kind: str, version: int, err
         raise error(f"{path} has format {obj.get(version_key)!r}; this prednas reads format "
                     f"{version}")
     return obj
+
+
+def fmt_number(x, nd: int = 2) -> str:
+    """``x`` with ``nd`` decimals for a report, ``"n/a"`` when missing or not finite."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{x:.{nd}f}" if math.isfinite(x) else "n/a"

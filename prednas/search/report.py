@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from prednas.utils import fmt_number as _fmt
+
 __all__ = ["write_report", "pareto_front"]
 
 log = logging.getLogger(__name__)
@@ -22,14 +24,6 @@ def pareto_front(params: np.ndarray, acc: np.ndarray) -> np.ndarray:
             front.append(i)
             best = acc[i]
     return np.asarray(front, int)
-
-
-def _fmt(x, nd=2) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{x:.{nd}f}" if math.isfinite(x) else "n/a"
 
 
 def _figure(figsize):
