@@ -124,20 +124,40 @@ class BasePredictor(RegressorMixin, BaseEstimator):
         return bool(getattr(self, "is_fitted_", False))
 
     # -- predictor files (predictors.io): no pickle -------------------------------------------
-    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
+    #: the fitted attribute holding a model object that is stored in its library's own format
+    #: (through :meth:`_dump_model` / :meth:`_load_model`), or ``None``
+    _model_attr: str | None = None
+
+    def _dump_model(self, model) -> tuple[bytes, str, dict]:
+        """``(bytes, file extension, JSON-able facts needed to load it)`` for the model object."""
+        raise NotImplementedError(f"{type(self).__name__} stores no model object")
+
+    def _load_model(self, blob: bytes, facts: dict):
+        """The model object back from :meth:`_dump_model`'s bytes and facts."""
+        raise NotImplementedError(f"{type(self).__name__} stores no model object")
+
+    def _artifact_state(self, writer) -> dict:
         """The fitted attributes (names ending in ``_``) as JSON values for a predictor file.
 
         Numbers, strings, lists, tuples, dicts, numeric arrays and nested predictors are handled
-        by ``writer.encode``; a subclass holding a model object overrides this, stores the model
-        in its library's own format with ``writer.add(bytes, ext)`` and passes its name in
-        ``exclude``.
+        by ``writer.encode``; the model object named by :attr:`_model_attr` is stored as a blob in
+        its library's own format (``writer.add(bytes, ext)``).
         """
-        name = type(self).__name__
-        return {k: writer.encode(v, f"{name}.{k}") for k, v in sorted(vars(self).items())
-                if k.endswith("_") and not k.startswith("_") and k not in exclude}
+        name, attr = type(self).__name__, self._model_attr
+        state = {k: writer.encode(v, f"{name}.{k}") for k, v in sorted(vars(self).items())
+                 if k.endswith("_") and not k.startswith("_") and k != attr}
+        if attr is not None and hasattr(self, attr):
+            blob, ext, facts = self._dump_model(getattr(self, attr))
+            state[attr] = {**facts, "blob": writer.add(blob, ext)}
+        return state
 
     def _load_artifact_state(self, state: dict, reader) -> None:
         """Set the fitted attributes from :meth:`_artifact_state`'s output (checked by reader)."""
-        name = type(self).__name__
+        name, attr = type(self).__name__, self._model_attr
+        state = dict(state)
+        model = state.pop(attr, None) if attr is not None else None
         for k, v in state.items():
             setattr(self, k, reader.decode(v, f"{name}.{k}"))
+        if model is not None:
+            facts = dict(model) if isinstance(model, dict) else {}
+            setattr(self, attr, self._load_model(reader.blob(facts.pop("blob", None)), facts))

@@ -296,28 +296,20 @@ class GNNPredictor(BasePredictor):
             out.append(self.module_(x, ei, b, ub, len(chunk)).numpy())
 
     # -- predictor files: the network as a safetensors state dict, never a pickle -------------
-    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
+    _model_attr = "module_"
+
+    def _dump_model(self, model) -> tuple[bytes, str, dict]:
         from safetensors.torch import save as save_tensors
 
-        state = super()._artifact_state(writer, exclude=(*exclude, "module_"))
-        if hasattr(self, "module_"):
-            tensors = {k: v.detach().cpu().contiguous()
-                       for k, v in self.module_.state_dict().items()}
-            state["module_"] = {"$safetensors": writer.add(save_tensors(tensors), "safetensors")}
-        return state
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        return save_tensors(tensors), "safetensors", {}
 
-    def _load_artifact_state(self, state: dict, reader) -> None:
+    def _load_model(self, blob: bytes, facts: dict):
         from safetensors.torch import load as load_tensors
 
-        state = dict(state)
-        module = state.pop("module_", None)
-        super()._load_artifact_state(state, reader)
-        if module is None:
-            return
-        name = module.get("$safetensors") if isinstance(module, dict) else None
-        tensors = load_tensors(reader.blob(name))
+        tensors = load_tensors(blob)
         with torch_seed(0):  # the initial weights are overwritten; keep the global RNG as it was
             net = _GINNet(int(self.node_dim_), int(self.global_dim_), self.hidden, self.layers,
                           float(self.dropout))
         net.load_state_dict(tensors, strict=True)
-        self.module_ = net.eval()
+        return net.eval()

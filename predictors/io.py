@@ -11,8 +11,8 @@ class is looked up in the predictor registry (a file never names code to import)
 and fitted attributes are JSON values, arrays are ``.npy`` blobs read with ``allow_pickle=False``,
 and model objects are stored in their own libraries' formats (XGBoost UBJSON, safetensors for
 torch modules, skops with an explicit trusted-types list for scikit-learn parts). Each predictor
-class says how through ``_artifact_state`` / ``_load_artifact_state`` (see
-:class:`predictors.base.BasePredictor`). Loading a file therefore never runs code from it.
+class names the attribute holding its model object (``_model_attr``) and says how to store it
+(``_dump_model`` / ``_load_model``; see :class:`predictors.base.BasePredictor`). Loading a file therefore never runs code from it.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ArtifactWriter:
         raise InvalidParameterError(
             f"cannot save {where}: a {type(value).__module__}.{type(value).__qualname__} has no "
             "pickle-free format here; store it as numbers, strings, lists, dicts or arrays, or "
-            "override _artifact_state/_load_artifact_state on the predictor class")
+            "name it in _model_attr with _dump_model/_load_model on the predictor class")
 
     def predictor(self, est, *, state: bool = True) -> dict:
         """The record of one predictor: registered class name, parameters, fitted state."""

@@ -59,31 +59,24 @@ class RidgePredictor(BasePredictor):
         return np.asarray(self.model_.predict(self._prep(X)), dtype=np.float64)
 
     # -- predictor files: the RidgeCV through skops with an explicit trusted list, no pickle ---
-    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
+    _model_attr = "model_"
+
+    def _dump_model(self, model) -> tuple[bytes, str, dict]:
         import skops.io as sio
 
-        state = super()._artifact_state(writer, exclude=(*exclude, "model_"))
-        if hasattr(self, "model_"):
-            state["model_"] = {"$skops": writer.add(sio.dumps(self.model_), "skops")}
-        return state
+        return sio.dumps(model), "skops", {}
 
-    def _load_artifact_state(self, state: dict, reader) -> None:
+    def _load_model(self, blob: bytes, facts: dict):
         import skops.io as sio
         from sklearn.linear_model import RidgeCV
 
-        state = dict(state)
-        model = state.pop("model_", None)
-        super()._load_artifact_state(state, reader)
-        if model is None:
-            return
-        name = model.get("$skops") if isinstance(model, dict) else None
         # skops refuses any type outside its safe defaults and this list
         trusted = [f"{RidgeCV.__module__}.{RidgeCV.__qualname__}"]
-        restored = sio.loads(reader.blob(name), trusted=trusted)
+        restored = sio.loads(blob, trusted=trusted)
         if type(restored) is not RidgeCV:
             raise InvalidParameterError(
                 f"RidgePredictor.model_ holds a {type(restored).__name__}, not a RidgeCV")
-        self.model_ = restored
+        return restored
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

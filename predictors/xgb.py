@@ -118,28 +118,20 @@ class XGBPredictor(BasePredictor):
         return np.asarray(out, dtype=np.float64) * self.y_scale_ + self.y_mean_
 
     # -- predictor files: the booster in XGBoost's own UBJSON format, never a pickle -----------
-    def _artifact_state(self, writer, exclude: tuple[str, ...] = ()) -> dict:
-        state = super()._artifact_state(writer, exclude=(*exclude, "model_"))
-        if hasattr(self, "model_"):
-            raw = self.model_.get_booster().save_raw("ubj")
-            state["model_"] = {"$xgboost": type(self.model_).__name__,
-                               "blob": writer.add(bytes(raw), "ubj")}
-        return state
+    _model_attr = "model_"
 
-    def _load_artifact_state(self, state: dict, reader) -> None:
+    def _dump_model(self, model) -> tuple[bytes, str, dict]:
+        return bytes(model.get_booster().save_raw("ubj")), "ubj", {"kind": type(model).__name__}
+
+    def _load_model(self, blob: bytes, facts: dict):
         import xgboost as xgb
 
-        state = dict(state)
-        model = state.pop("model_", None)
-        super()._load_artifact_state(state, reader)
-        if model is None:
-            return
-        kind = model.get("$xgboost") if isinstance(model, dict) else None
+        kind = facts.get("kind")
         if kind not in _WRAPPERS:
             raise UnknownNameError("saved XGBoost model kind", kind, _WRAPPERS)
         restored = getattr(xgb, kind)()
-        restored.load_model(bytearray(reader.blob(model.get("blob"))))
-        self.model_ = restored
+        restored.load_model(bytearray(blob))
+        return restored
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
