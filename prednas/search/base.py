@@ -73,9 +73,6 @@ def encode_param(v: Any) -> Any:
         return {k: encode_param(x) for k, x in v.items()}
     if isinstance(v, Strategy):
         return {"__strategy__": v.describe()}
-    for cls, (tag, enc, _) in _STORABLE.items():
-        if isinstance(v, cls):
-            return {f"__{tag}__": enc(v)}
     _lazy_storables()
     for cls, (tag, enc, _) in _STORABLE.items():
         if isinstance(v, cls):

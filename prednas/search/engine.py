@@ -702,12 +702,11 @@ def _check_same_space(bench, space) -> None:
     """A benchmark answers only for its own (configured) space."""
     bspace = bench.space
     if bspace.name != space.name or bspace.config() != space.config():
-        what = getattr(bspace, "describe", None)
+        def named(sp) -> str:  # a configured space says what it is; others by name
+            return sp.describe() if sp.config() else repr(sp.name)
+
         raise InvalidParameterError(
-            f"Benchmark {bench.name!r} is over space "
-            f"{what() if callable(what) else bspace.name!r}"
-            f"{'' if bspace.name != space.name else ''}, not "
-            f"{space.describe() if callable(getattr(space, 'describe', None)) else space.name!r}")
+            f"Benchmark {bench.name!r} is over space {named(bspace)}, not {named(space)}")
 
 
 def _difference(given: Any, recorded: Any, path: str = "") -> str:
