@@ -12,7 +12,8 @@ and fitted attributes are JSON values, arrays are ``.npy`` blobs read with ``all
 and model objects are stored in their own libraries' formats (XGBoost UBJSON, safetensors for
 torch modules, skops with an explicit trusted-types list for scikit-learn parts). Each predictor
 class names the attribute holding its model object (``_model_attr``) and says how to store it
-(``_dump_model`` / ``_load_model``; see :class:`predictors.base.BasePredictor`). Loading a file therefore never runs code from it.
+(``_dump_model`` / ``_load_model``; see :class:`predictors.base.BasePredictor`). Loading a file
+therefore never runs code from it.
 """
 
 from __future__ import annotations

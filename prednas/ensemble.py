@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from prednas.errors import DataNotFoundError, IncompatibleArtifactError, InvalidParameterError
-from prednas.utils import atomic_path
+from prednas.utils import atomic_path, check_header
 
 __all__ = ["Ensemble", "fit_weights", "load", "FORMAT_VERSION"]
 
@@ -161,12 +161,8 @@ def load(path: str | os.PathLike, device: str = "cpu", space=None) -> Ensemble:
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise IncompatibleArtifactError(
             f"{where} is not a readable ensemble artifact ({why})") from None
-    if not isinstance(payload, dict) or payload.get("kind") != _KIND:
-        raise IncompatibleArtifactError(f"{where} is not a prednas ensemble artifact")
-    if payload.get("format") != FORMAT_VERSION:
-        raise IncompatibleArtifactError(
-            f"{where} has ensemble format {payload.get('format')!r}; this prednas reads "
-            f"{FORMAT_VERSION}")
+    check_header(payload, kind=_KIND, version=FORMAT_VERSION, error=IncompatibleArtifactError,
+                 where=where, what="prednas ensemble artifact")
     meta, weights, states = _check_payload(payload, where)
     space = spaces.restore(meta["space"], meta.get("space_config"), space,
                            error=IncompatibleArtifactError, where=where,

@@ -189,10 +189,19 @@ def read_versioned_json(path: str | os.PathLike, *, kind: str, version: int, err
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise error(f"{path} is corrupted: {exc}") from None
+    return check_header(obj, kind=kind, version=version, error=error, where=str(path),
+                        what=f"{what} description", version_key=version_key)
+
+
+def check_header(obj, *, kind: str, version: int, error: type, where: str, what: str,
+                 version_key: str = "format") -> dict:
+    """``obj`` after checking it is a dict with ``"kind": kind`` and ``version_key`` equal to
+    ``version`` (the header of every file prednas writes); else one-line ``error``."""
     if not isinstance(obj, dict) or obj.get("kind") != kind:
-        raise error(f"{path} is not a {what} description")
+        found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
+        raise error(f"{where} is not a {what} (kind {found!r})")
     if obj.get(version_key) != version:
-        raise error(f"{path} has format {obj.get(version_key)!r}; this prednas reads format "
+        raise error(f"{where} has format {obj.get(version_key)!r}; this prednas reads format "
                     f"{version}")
     return obj
 

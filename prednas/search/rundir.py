@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prednas.errors import RunDirectoryError
-from prednas.utils import JsonlLog, atomic_write_json
+from prednas.utils import JsonlLog, atomic_write_json, check_header
 
 __all__ = ["RunDir", "FORMAT_VERSION", "STATE_KIND"]
 
@@ -162,14 +162,8 @@ class RunDir:
             state = json.loads(self.state_path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise RunDirectoryError(f"{self.state_path} is corrupted: {exc}") from None
-        if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
-            raise RunDirectoryError(
-                f"{self.state_path} is not a prednas search state (kind "
-                f"{state.get('kind') if isinstance(state, dict) else type(state).__name__!r})")
-        if state.get("format") != FORMAT_VERSION:
-            raise RunDirectoryError(
-                f"{self.state_path} has format {state.get('format')!r}; this prednas reads format "
-                f"{FORMAT_VERSION}")
+        check_header(state, kind=STATE_KIND, version=FORMAT_VERSION, error=RunDirectoryError,
+                     where=str(self.state_path), what="prednas search state")
         for key, typ in _STATE_TYPES.items():
             if key not in state:
                 raise RunDirectoryError(f"{self.state_path} is corrupted: no {key!r} entry")
