@@ -158,6 +158,6 @@ class BasePredictor(RegressorMixin, BaseEstimator):
         model = state.pop(attr, None) if attr is not None else None
         for k, v in state.items():
             setattr(self, k, reader.decode(v, f"{name}.{k}"))
-        if model is not None:
+        if attr is not None and model is not None:
             facts = dict(model) if isinstance(model, dict) else {}
             setattr(self, attr, self._load_model(reader.blob(facts.pop("blob", None)), facts))
