@@ -28,9 +28,9 @@ METHODS = ("prednas", "nsga2", "random")
 def worst_cost(bench, cost: str) -> float:
     if cost in bench.metrics:
         return float(np.nanmax(bench.values(cost)))
-    from prednas.search.evaluators import _model_cost
+    from prednas.search.evaluators import model_cost
 
-    return max(_model_cost(bench.space, a, cost) for a in bench.archs())
+    return max(model_cost(bench.space, a, cost) for a in bench.archs())
 
 
 def run(method, seed, bench, args, ref, tmp) -> list[float]:

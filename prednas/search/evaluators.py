@@ -17,7 +17,7 @@ from prednas.params import HasMethods, Interval
 from prednas.search.base import Evaluator
 from prednas.search.registries import REGISTRIES, register_evaluator
 
-__all__ = ["EVALUATORS", "OracleEvaluator", "TrainingEvaluator"]
+__all__ = ["EVALUATORS", "OracleEvaluator", "TrainingEvaluator", "model_cost", "COMPUTED_COSTS"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class OracleEvaluator(Evaluator):
                "metric": self.metric_}
         for c in getattr(self, "costs_", ()):
             out[c] = (self.bench_.query(arch, c) if c in self.bench_.metrics
-                      else _model_cost(space, arch, c))
+                      else model_cost(space, arch, c))
         out["seconds"] = time.perf_counter() - t
         return out
 
@@ -221,7 +221,7 @@ _COSTS: dict[tuple, float] = {}
 COMPUTED_COSTS = ("params", "flops")
 
 
-def _model_cost(space, arch, cost: str, input_shape=None, num_classes: int = 10) -> float:
+def model_cost(space, arch, cost: str, input_shape=None, num_classes: int = 10) -> float:
     """``params`` or ``flops`` of ``arch`` (built on the meta device: shapes only) for
     ``input_shape`` (default: the space's) and ``num_classes``; cached per process by the space's
     cost key."""

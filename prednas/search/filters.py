@@ -339,13 +339,13 @@ class PredictorFilter(Filter):
         only), other costs predicted (a boosted-tree regressor per cost on log costs, fitted on
         the evaluated ones); NaN where a constraint is broken."""
         from predictors.xgb import XGBPredictor
-        from prednas.search.evaluators import COMPUTED_COSTS, _model_cost
+        from prednas.search.evaluators import COMPUTED_COSTS, model_cost
 
         X_h = X = None
         out = np.zeros((len(archs), len(self.costs_)))
         for j, c in enumerate(self.costs_):
             if c in COMPUTED_COSTS:
-                out[:, j] = [_model_cost(self.space_, a, c, *self.shape_) for a in archs]
+                out[:, j] = [model_cost(self.space_, a, c, *self.shape_) for a in archs]
                 continue
             if X is None:
                 X_h, X = self.stage1_.transform(harchs), self.stage1_.transform(archs)

@@ -137,11 +137,11 @@ def test_nb201_costs_depend_only_on_the_cost_key():
     import torch
 
     import spaces
-    from prednas.search.evaluators import _model_cost
+    from prednas.search.evaluators import model_cost
 
     space, rng = spaces.get("nb201"), np.random.default_rng(3)
     for _ in range(5):
         a = space.sample(rng)
         with torch.device("meta"):
             direct = sum(p.numel() for p in space.build(a, 10, (3, 32, 32)).parameters())
-        assert _model_cost(space, a, "params") == direct
+        assert model_cost(space, a, "params") == direct
