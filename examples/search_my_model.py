@@ -30,6 +30,6 @@ def run_options(tiny: bool) -> dict:
 if __name__ == "__main__":
     # -------- what a user writes (besides the model and the imports): four lines --------
     space = spaces.from_model(SmallCNN1d(), torch.randn(8, 1, 40))
-    search = prednas.Search(space, task="mnist1d", **run_options("--tiny" in sys.argv))
+    search = prednas.Search(space, task="mnist1d", baseline=True, **run_options("--tiny" in sys.argv))
     result = search.run()
     print(f"{space.describe()}\n\nbest: {result.best_arch} ({result.best.get('val_acc'):.1f}% val)")

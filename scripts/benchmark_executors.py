@@ -4,14 +4,16 @@ Ray, and Ray's overhead per evaluation measured with cheap benchmark lookups.
 Writes ``benchmarks/executors.md``:
 
 * throughput: ``--n`` blocks1d architectures (sampled with ``--seed``) trained with the MNIST-1D
-  default recipe (``TrainingEvaluator()`` defaults: 300 steps) by each executor, one after the
+  default recipe (``TrainingEvaluator`` defaults: 300 steps, on the CPU) by each executor, one after the
   other in one run; candidates per minute once the workers are up (start-up reported apart:
   spawning workers, starting Ray, importing torch in the workers), and each executor's ratio to
   the in-process rate;
 * overhead: ``--lookups`` NB201 oracle evaluations through Ray, as one batch and in rounds of
   ``--per-round`` (as a search submits them: the evaluator, which holds the benchmark table, is
   put in the object store once per round), minus the same lookups in this process, per
-  evaluation.
+  evaluation;
+* on a machine with CUDA: the same candidates with 1, 2 and 4 of them sharing one GPU (Ray tasks
+  asking for ``1/k`` of it, ``--gpu-shares``); without one, the report says it was not measured.
 
 Usage::
 
@@ -87,7 +89,7 @@ def throughput(args) -> list[dict]:
     torch.set_num_threads(args.threads)  # as `prednas search` (--threads 1)
     space = spaces.get("blocks1d")
     task = tasks.get("mnist1d")
-    evaluator = TrainingEvaluator(**({"steps": args.steps} if args.steps else {}))
+    evaluator = TrainingEvaluator(device="cpu", **({"steps": args.steps} if args.steps else {}))
     evaluator.setup(SearchContext(space=space, task=task))
     archs = candidates(args.n, args.seed)
     jobs = [(i, (evaluator, space, a, args.seed, None, None), {}) for i, a in enumerate(archs)]
@@ -102,18 +104,51 @@ def throughput(args) -> list[dict]:
                                  object_store_memory=args.object_store_mb * 2**20),
              args.workers)):
         print(f"{label}: {len(jobs)} candidates ...", flush=True)
-        ex = make()
+        ex, cpu0 = make(), time.process_time()
         try:
             start, wall, res = timed(ex, _evaluate_job, jobs, warm)
         finally:
             ex.shutdown()
+        cpu = time.process_time() - cpu0  # this process's own CPU: the in-process row's work
         ok = sum(r.get("status") == "ok" for r in res.values())
         rows.append({"executor": label, "start": start, "wall": wall, "ok": ok,
                      "per_min": 60.0 * len(jobs) / wall,
-                     "per_min_total": 60.0 * len(jobs) / (start + wall),
+                     "per_min_total": 60.0 * len(jobs) / (start + wall), "cpu_share": cpu / wall,
                      "train_s": sum(float(r.get("seconds") or 0.0) for r in res.values())})
         print(f"  start {start:.1f} s, {wall:.1f} s, {rows[-1]['per_min']:.2f} candidates/min",
               flush=True)
+    return rows
+
+
+def gpu_sharing(args) -> list[dict]:
+    """Candidates per minute with 1, 2, 4 candidates sharing one GPU (Ray, ``num_gpus=1/k``)."""
+    import torch
+
+    import spaces
+    from prednas import tasks
+    from prednas.search import RayExecutor, SearchContext, TrainingEvaluator
+    from prednas.search.engine import _evaluate_job
+
+    if not torch.cuda.is_available():
+        return []
+    space, task = spaces.get("blocks1d"), tasks.get("mnist1d")
+    evaluator = TrainingEvaluator(device="auto", **({"steps": args.steps} if args.steps else {}))
+    evaluator.setup(SearchContext(space=space, task=task))
+    jobs = [(i, (evaluator, space, a, args.seed, None, None), {})
+            for i, a in enumerate(candidates(args.n, args.seed))]
+    rows = []
+    for k in args.gpu_shares:
+        print(f"GPU shared by {k}: {len(jobs)} candidates ...", flush=True)
+        ex = RayExecutor(workers=k, num_cpus=1.0, num_gpus=1.0 / k,
+                         object_store_memory=args.object_store_mb * 2**20)
+        try:
+            start, wall, res = timed(ex, _evaluate_job, jobs, k)
+        finally:
+            ex.shutdown()
+        rows.append({"k": k, "start": start, "wall": wall, "per_min": 60.0 * len(jobs) / wall,
+                     "ok": sum(r.get("status") == "ok" for r in res.values()),
+                     "devices": sorted({str(r.get("device")) for r in res.values()})})
+    rows.append({"gpu": torch.cuda.get_device_name(0)})
     return rows
 
 
@@ -159,7 +194,8 @@ def overhead(args) -> dict:
             "latency_ms": 1e3 * latency}
 
 
-def write(rows: list[dict], ov: dict, args, load_before: str, load_after: str) -> str:
+def write(rows: list[dict], ov: dict, gpu: list[dict], args, load_before: str,
+          load_after: str) -> str:
     base = rows[0]["per_min"]
     cmd = "python scripts/benchmark_executors.py" + (
         " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
@@ -182,6 +218,11 @@ def write(rows: list[dict], ov: dict, args, load_before: str, load_after: str) -
         lines.append(f"| {r['executor']} | {r['start']:.1f} s | {r['wall']:.1f} s | "
                      f"{r['per_min']:.2f} | {r['per_min'] / base:.2f}x | "
                      f"{r['per_min_total']:.2f} | {r['ok']}/{args.n} |")
+    ray = next((r for r in rows if r["executor"].startswith("Ray")), None)
+    if ray is not None and rows[0]["executor"] == "in-process":
+        ratio = ray["per_min"] / base
+        lines += ["", f"Target (Ray with {args.workers} workers vs in-process, candidates per "
+                  f"minute, >= 1.7x): {ratio:.2f}x, **{'met' if ratio >= 1.7 else 'missed'}**."]
     lines += [
         "", "## Ray's overhead per evaluation", "",
         f"{ov['n']} NB201 oracle lookups (each well under a millisecond of work) through a warm "
@@ -193,12 +234,34 @@ def write(rows: list[dict], ov: dict, args, load_before: str, load_after: str) -
         f"table, put once per round) | {ov['round_ms']:.2f} | {ov['round_over_ms']:.2f} |",
         f"| one at a time (round trip of a single task) | {ov['latency_ms']:.2f} | "
         f"{ov['latency_ms'] - ov['local_ms']:.2f} |", ""]
+    lines += ["", "## Candidates sharing one GPU", ""]
+    if not gpu:
+        lines.append("No GPU on this machine: not measured (run this script on a machine with "
+                     "CUDA: it trains the same candidates with 1, 2 and 4 Ray tasks sharing the "
+                     "GPU, `num_gpus=1/k` each).")
+    else:
+        lines += [f"GPU: {gpu[-1]['gpu']}; each candidate is a Ray task asking for 1 CPU and "
+                  "1/k of the GPU, the evaluator on `device=\"auto\"`.", "",
+                  "| candidates sharing the GPU | start-up | wall | candidates/min | ratio to 1 "
+                  "| ok | devices |", "|---|---|---|---|---|---|---|"]
+        for r in gpu[:-1]:
+            lines.append(f"| {r['k']} | {r['start']:.1f} s | {r['wall']:.1f} s | "
+                         f"{r['per_min']:.2f} | {r['per_min'] / gpu[0]['per_min']:.2f}x | "
+                         f"{r['ok']}/{args.n} | {', '.join(r['devices'])} |")
+    # one training thread in this process: it gets a whole core unless other jobs compete
+    share = rows[0]["cpu_share"] if rows[0]["executor"] == "in-process" else float("nan")
+    busy = not share >= 0.9
     lines += [
         "## Notes", "",
-        "- This machine's 2 cores were shared with a long benchmark build and other test runs "
-        "during the measurement (see the load average); absolute rates move with that load, so "
-        "compare the rows of one table. With 2 cores, 2 workers can at best double the "
-        "in-process rate, and only when nothing else runs.",
+        f"- The in-process row's training thread got {share:.0%} of a core over its wall time "
+        "(100%: no other job competed for the CPU).",
+        (f"- Other jobs shared this machine's {os.cpu_count()} cores during the measurement "
+         "(see the load average); absolute rates move with that load, so compare the rows of "
+         "one table." if busy else "- Nothing else ran on the machine during the measurement "
+         "(see the load average)."),
+        f"- With {os.cpu_count()} cores, {args.workers} workers can at best multiply the "
+        f"in-process rate by {min(args.workers, os.cpu_count() or 1)}, and only when nothing "
+        "else runs.",
         *([f"- Neither parallel executor ran much faster than one process here (best "
            f"{max(r['per_min'] for r in rows[1:]) / base:.2f}x): the other jobs on the cores "
            "left no idle core for a second worker. The rows still compare the executors' own "
@@ -225,12 +288,15 @@ def main() -> None:
     p.add_argument("--lookups", type=int, default=200, help="oracle lookups for the overhead")
     p.add_argument("--per-round", type=int, default=5, help="lookups per round (5)")
     p.add_argument("--object-store-mb", type=int, default=200)
+    p.add_argument("--gpu-shares", type=int, nargs="+", default=[1, 2, 4],
+                   help="candidates sharing one GPU (measured only where CUDA is available)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "executors.md"))
     args = p.parse_args()
     before = load()
     rows = throughput(args)
     ov = overhead(args)
-    print(write(rows, ov, args, before, load()))
+    gpu = gpu_sharing(args)
+    print(write(rows, ov, gpu, args, before, load()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""Bring your own network: the default search over a user's 1-D CNN's generated space, 3 seeds.
+
+Runs, as a user would, ``prednas search --model examples/models.py:SmallCNN1d --task mnist1d
+--seed S`` with every other option at its default (the network is the baseline, trained with the
+same recipe; candidates have at most 60% of its parameters; the default evaluation budget with its
+wall-time guard; the winner is ensembled). Each run is a normal run directory under ``--runs``;
+the script resumes: a finished run is read back, an unfinished one continues with ``--resume``.
+
+Writes ``benchmarks/byo-mnist1d.md``: per seed the user's network (test accuracy, parameters),
+the search's winner (chosen on validation accuracy; its test accuracy, parameters and their ratio
+to the network's), whether the winner reaches the network's test accuracy at <= 60% of its
+parameters (the target), the first candidate that does, and the ensemble of the winner.
+
+    python scripts/benchmark_byo.py                  # 3 seeds (~6 min each on 2 idle cores)
+    python scripts/benchmark_byo.py --seeds 1 --out /tmp/byo.md -- --budget 4 --task-opt num_samples=2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "examples/models.py:SmallCNN1d"
+CAP = 0.6
+
+
+def read_run(run: Path) -> tuple[list[dict], dict]:
+    """The evaluation records and the state of a run directory (empty when it does not exist)."""
+    from prednas.utils import JsonlLog
+
+    recs = JsonlLog(run / "evaluations.jsonl").read() if (run / "evaluations.jsonl").exists() else []
+    try:
+        state = json.loads((run / "state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    return recs, state
+
+
+def run_one(seed: int, args, extra: list[str]) -> Path:
+    run = Path(args.runs) / f"s{seed}"
+    _, state = read_run(run)
+    if state.get("done"):
+        return run
+    cmd = [sys.executable, "-m", "prednas", "search"]
+    if state:
+        cmd += ["--resume", str(run)]
+    else:
+        cmd += ["--model", args.model, "--task", "mnist1d", "--seed", str(seed), "--out", str(run),
+                *extra]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return run
+
+
+def summarise(run: Path) -> dict:
+    recs, state = read_run(run)
+    ok = [r for r in recs if r["status"] == "ok"]
+    base = next(r for r in ok if r["kind"] == "baseline")
+    cands = sorted((r for r in ok if r["kind"] == "candidate"), key=lambda r: r["query"])
+    best = json.loads((run / "best.json").read_text())
+    first = next((i + 1 for i, r in enumerate(cands) if r["test_acc"] >= base["test_acc"]
+                  and r["params"] <= CAP * base["params"]), None)
+    ens = state.get("ensemble") or {}
+    return {"run": run, "base_test": base["test_acc"], "base_params": base["params"],
+            "arch": best["arch"], "val": best["val_acc"], "test": best["test_acc"],
+            "params": best["params"], "ratio": best["params"] / base["params"],
+            "met": best["test_acc"] >= base["test_acc"] and best["params"] <= CAP * base["params"],
+            "first": first, "n": len(cands), "ens_test": ens.get("test_acc"),
+            "seconds": state.get("elapsed")}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--model", default=MODEL, help="FILE.py:FUNCTION, the user's network")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-byo"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "byo-mnist1d.md"))
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    rows = [summarise(run_one(s, args, extra)) for s in range(args.seeds)]
+
+    from prednas.benchmarks.build import machine_name
+    from prednas.utils import fmt_number
+
+    runs = Path(args.runs)
+    runs = runs.relative_to(ROOT) if runs.is_relative_to(ROOT) else runs
+    cmd = " ".join(["python scripts/benchmark_byo.py", f"--seeds {args.seeds}",
+                    *([f"--model {args.model}"] if args.model != MODEL else []),
+                    *(["--", *extra] if extra else [])])
+    lines = [
+        "# Bring your own network: searching variants of a user's 1-D CNN on MNIST-1D", "",
+        f"The network is `{args.model}` (a sequential CNN written as a user would, not tuned by "
+        "us). Each seed runs `prednas search --model ... --task mnist1d --seed S` with the "
+        "defaults"
+        + (f" and `{' '.join(extra)}` (not the default search)" if extra else "")
+        + ": the network is trained as the baseline with the search's recipe, the space is "
+        "generated from it (`spaces.from_model`), candidates are capped at 60% of its "
+        "parameters, and the winner is the candidate with the best validation accuracy.", "",
+        f"- Command: `{cmd}`",
+        f"- Machine: {machine_name()}; this invocation took {(time.time() - t0) / 60:.1f} min "
+        "(finished runs are read back)",
+        f"- Run directories: `{runs}/s<seed>`",
+        "",
+        "| seed | network test acc | network params | winner | winner val / test acc | "
+        "winner params (ratio) | test acc >= network at <= 60% params | first candidate that "
+        "does (of n) | ensemble test acc | search seconds |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---:|"]
+    for s, r in enumerate(rows):
+        lines.append(
+            f"| {s} | {r['base_test']:.2f} | {r['base_params']:,} | `{r['arch']}` | "
+            f"{r['val']:.2f} / {r['test']:.2f} | {r['params']:,} ({r['ratio']:.0%}) | "
+            f"{'yes' if r['met'] else 'no'} | {r['first'] or 'none'} (of {r['n']}) | "
+            f"{fmt_number(r['ens_test'])} | {fmt_number(r['seconds'], 0)} |")
+    met = sum(r["met"] for r in rows)
+    gap = np.array([r["test"] - r["base_test"] for r in rows])
+    lines += ["", "## Target", "",
+              f"- The winner reaches the network's test accuracy at <= 60% of its parameters in "
+              f"{met} of {len(rows)} seeds (mean difference {gap.mean():+.2f} points, min "
+              f"{gap.min():+.2f}): **{'met' if met == len(rows) else 'missed'}**", ""]
+    out = Path(args.out)
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
