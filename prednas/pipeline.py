@@ -617,7 +617,7 @@ class Pipeline:
             return Search(
                 self.space, task=self.task_name, task_options=self.task_options, evaluator=ev,
                 mutator=GivenMutator([winner], then=None), filter=NoFilter(), budget=1,
-                per_round=1, executor=None,
+                per_round=1, executor=self._executor(),
                 ensembler=(ReplicaEnsembler(self.replicas, include_winner=True)
                            if self.replicas else False),
                 seed=self.seed + _SEED["ensemble"], run_dir=self._sub("ensemble"),

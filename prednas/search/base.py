@@ -359,7 +359,7 @@ class SearchContext:
                  device: str = "auto", run_dir: str | os.PathLike | None = None,
                  max_params: int | None = None,
                  records: Callable[[], Sequence[Record]] = tuple,
-                 evaluate: Callable[..., Record] | None = None,
+                 evaluate: Callable[[Sequence[Mapping[str, Any]]], list[Record]] | None = None,
                  count_params: Callable[[Any], int] | None = None,
                  objectives: Sequence[str] = ("objective",),
                  constraints: Mapping[str, float] | None = None):
@@ -398,9 +398,15 @@ class SearchContext:
     def evaluate(self, arch, *, seed: int, kind: str, slot: int) -> Record:
         """Evaluate ``arch`` outside the search proper (replicas, baselines), recorded in the run
         with ``kind`` and ``slot``; one already recorded is returned, not redone."""
+        return self.evaluate_many([{"arch": arch, "seed": seed, "kind": kind, "slot": slot}])[0]
+
+    def evaluate_many(self, jobs: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """:meth:`evaluate` for several architectures at once, run in parallel by the run's
+        executor (each a mapping with ``arch``, ``seed``, ``kind`` and ``slot``); the records
+        come back in the order of ``jobs``, and each is written to the run as it finishes."""
         if self._evaluate is None:
             raise RunDirectoryError("this context cannot run evaluations (no run is open)")
-        return self._evaluate(str(arch), kind=kind, slot=slot, seed=seed)
+        return self._evaluate([{**j, "arch": str(j["arch"])} for j in jobs])
 
     def count_params(self, arch) -> int:
         """Parameters of ``arch`` built for the run's task."""

@@ -8,6 +8,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,7 +380,7 @@ class Search:
         return SearchContext(
             space=self.space, task=self.task, oracle=self.oracle, metric=self.metric,
             seed=self.seed, device=self.device, run_dir=self.run_dir, max_params=self.max_params,
-            records=lambda: tuple(self._records), evaluate=self._evaluate_extra,
+            records=lambda: tuple(self._records), evaluate=self._evaluate_extras,
             count_params=self._count_params if self.task is not None else None,
             objectives=self.objectives, constraints=self.constraints)
 
@@ -409,20 +410,33 @@ class Search:
         rd.weights_dir.mkdir(exist_ok=True)
         return str(rd.weights_dir / f"{_slug(arch_str)}.pt")
 
-    def _evaluate_extra(self, arch_str: str, *, kind: str, slot: int, seed: int) -> Record:
-        """Evaluate one architecture outside the search proper (baseline, replicas), recorded in
-        ``evaluations.jsonl`` with ``kind``; an already recorded one is returned, not redone."""
+    def _evaluate_extras(self, specs: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """Evaluate architectures outside the search proper (baseline, replicas) through the
+        run's executor, in parallel; each is recorded in ``evaluations.jsonl`` with its ``kind``
+        as it finishes, and one already recorded is returned, not redone."""
         rd = self._rundir
-        for r in self._records:
-            if r.kind == kind and r.slot == slot and r.arch == arch_str and r.seed == seed:
-                return r
-        slot = max([slot] + [r.slot + 1 for r in self._records if r.kind == kind
-                             and r.slot >= slot])  # a changed winner: new slots, nothing redone
-        save = self._weights_path(rd, f"{kind}-{slot}-{arch_str}")
-        result = _evaluate_job(self.evaluator, self.space, arch_str, seed, None, save)
-        base = self._base_record(arch_str, kind, -1, slot, weights=save)
-        base["seed"] = seed
-        return self._record(rd, base, result)
+        out: list[Record | None] = [None] * len(specs)
+        used: dict[str, set[int]] = {}
+        jobs = []
+        for i, spec in enumerate(specs):
+            arch_str, kind, seed = str(spec["arch"]), str(spec["kind"]), int(spec["seed"])
+            slot = int(spec["slot"])
+            out[i] = next((r for r in self._records if r.kind == kind and r.slot == slot
+                           and r.arch == arch_str and r.seed == seed), None)
+            if out[i] is not None:
+                continue
+            taken = used.setdefault(kind, {r.slot for r in self._records if r.kind == kind})
+            slot = max([slot] + [s + 1 for s in taken if s >= slot])  # a changed winner: new
+            taken.add(slot)                                             # slots, nothing redone
+            save = self._weights_path(rd, f"{kind}-{slot}-{arch_str}")
+            jobs.append(((i, arch_str, kind, slot, seed, save),
+                         (self.evaluator, self.space, arch_str, seed, None, save), {}))
+        for (i, arch_str, kind, slot, seed, save), result in self.executor.map_unordered(
+                _evaluate_job, jobs):
+            base = self._base_record(arch_str, kind, -1, slot, weights=save)
+            base["seed"] = seed
+            out[i] = self._record(rd, base, result)
+        return [r for r in out if r is not None]
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> SearchResult:
@@ -489,8 +503,8 @@ class Search:
                     if bar is not None:
                         (bar.set_description_str if self.max_seconds is not None
                          else bar.set_postfix_str)("training the baseline")
-                    self._evaluate_extra(str(self.baseline), kind="baseline", slot=0,
-                                         seed=self.seed)
+                    self._evaluate_extras([{"arch": str(self.baseline), "kind": "baseline",
+                                            "slot": 0, "seed": self.seed}])
                 self._loop(rd, state, t_start, bar)
         finally:
             if bar is not None:

@@ -65,16 +65,16 @@ class ReplicaEnsembler(Ensembler):
 
         if self.include_winner and winner.ok and winner.get("weights"):
             add(winner)
-        slot = 0
-        for arch in archs:
-            for i in range(self.replicas):
-                rec = context.evaluate(arch, kind="replica", slot=slot,
-                                       seed=context.seed + 1000 * (i + 1))
-                slot += 1
-                if not rec.ok or not rec.get("weights"):
-                    log.warning("replica %d of %s failed: %s", i, arch, rec.reason)
-                    continue
-                add(rec)
+        # every replica at once: the run's executor trains them in parallel
+        jobs = [{"arch": arch, "kind": "replica", "slot": j * self.replicas + i,
+                 "seed": context.seed + 1000 * (i + 1)}
+                for j, arch in enumerate(archs) for i in range(self.replicas)]
+        for job, rec in zip(jobs, context.evaluate_many(jobs)):
+            if not rec.ok or not rec.get("weights"):
+                log.warning("replica (seed %d) of %s failed: %s", job["seed"], job["arch"],
+                            rec.reason)
+                continue
+            add(rec)
         if not members:
             return {"status": "failed", "reason": "every replica failed"}
 

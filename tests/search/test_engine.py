@@ -191,6 +191,39 @@ def test_synthetic_training_search_with_baseline_and_ensemble(synthetic_task, tm
     assert "baseline" in (res.run_dir / "report.md").read_text()
 
 
+def test_replicas_are_trained_in_parallel_by_the_runs_executor(synthetic_task, tmp_path):
+    """The ensembler hands every replica to the executor at once (a pool trains them side by
+    side), and a resumed run does not train a recorded replica again."""
+    from prednas.search import ReplicaEnsembler
+
+    class Recording(InProcessExecutor):
+        batches: list[list[str]] = []
+
+        def map_unordered(self, fn, jobs):
+            Recording.batches.append([args[2] for _, args, _ in jobs])
+            return super().map_unordered(fn, jobs)
+
+    kw = dict(task=synthetic_task, evaluator=TrainingEvaluator(steps=3, device="cpu"), budget=2,
+              per_round=2, filter=NoFilter(), mutator=MutationMutator(mutations=4),
+              ensembler=ReplicaEnsembler(replicas=3, top_k=2), max_params=5000, seed=0,
+              run_dir=tmp_path / "r")
+    res = Search("blocks1d", executor=Recording(), **kw).run()
+    top = [r.arch for r in res.records]
+    assert sorted(Recording.batches[-1]) == sorted(top * 3)  # 2 archs x 3 replicas, one batch
+    recs = [json.loads(x) for x in (res.run_dir / "evaluations.jsonl").read_text().splitlines()]
+    replicas = [r for r in recs if r["kind"] == "replica"]
+    assert sorted(r["slot"] for r in replicas) == list(range(6))
+    assert len({(r["arch"], r["seed"]) for r in replicas}) == 6
+    assert len(res.ensemble["archs"]) == 6
+    # the ensemble is rebuilt from the records: nothing is trained again
+    Recording.batches = []
+    state = json.loads((res.run_dir / "state.json").read_text())
+    state.update(done=False, ensemble=None, phase="ensemble")
+    (res.run_dir / "state.json").write_text(json.dumps(state))
+    again = Search.resume(res.run_dir, executor=Recording()).run()
+    assert all(b == [] for b in Recording.batches) and len(again.ensemble["archs"]) == 6
+
+
 def test_weight_inheritance_option(synthetic_task, tmp_path):
     ev = TrainingEvaluator(steps=5, device="cpu", inherit=True)
     res = Search("blocks1d", task=synthetic_task, evaluator=ev, budget=4, per_round=2,
