@@ -168,7 +168,7 @@ class Pipeline:
                  stages: Sequence[str] | None = None, budget: int = 24, steps: int = 300,
                  param_cap: float | None = 0.6, max_seconds: float | None = None,
                  per_round: int | None = None, mutator=None, filter=None,  # noqa: A002
-                 top_k: int = 3, retrain_factor: float = 2.0, trials: int = 20,
+                 top_k: int = 3, retrain_factor: float = 2.0, trials: int = 12,
                  replicas: int = 2, export_format: str = "torchscript", workers: int = 1,
                  seed: int = 0, device: str = "auto", progress: bool = False,
                  notes: dict | None = None,

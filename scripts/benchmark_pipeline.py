@@ -1,6 +1,6 @@
 """End to end: ``prednas pipeline`` with its defaults on MNIST-1D, timed from the command line.
 
-Runs ``prednas pipeline`` (search, retrain the best 3, tune the winner's recipe with 20 Optuna
+Runs ``prednas pipeline`` (search, retrain the best 3, tune the winner's recipe with 12 Optuna
 trials, ensemble 3 trainings, export TorchScript) as a user would, in a subprocess, and writes
 ``benchmarks/pipeline-mnist1d.md``: wall time end to end (target: at most 15 minutes on a 2-core
 CPU), seconds per stage, the tuned recipe's validation accuracy against the default recipe's, and

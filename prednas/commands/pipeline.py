@@ -1,7 +1,7 @@
 """``prednas pipeline``: search, retrain the best, tune the winner's recipe, ensemble, export.
 
 With no arguments: the ``blocks1d`` space on MNIST-1D (the search of ``prednas search``), the
-3 best candidates retrained for twice the steps, 20 Optuna trials of the winner's recipe, an
+3 best candidates retrained for twice the steps, 12 Optuna trials of the winner's recipe, an
 ensemble of 3 trainings with the tuned recipe, and a TorchScript export; about 15 minutes on a
 2-core CPU. Every stage resumes after Ctrl-C or ``kill -9``: ``prednas pipeline --resume RUN``.
 """
@@ -46,9 +46,9 @@ def add_arguments(p) -> None:
                     help="retrain: the K best distinct candidates (3)")
     st.add_argument("--retrain-factor", type=float, default=2.0,
                     help="retrain: steps as a multiple of --steps (2)")
-    st.add_argument("--trials", type=int, default=20,
+    st.add_argument("--trials", type=int, default=12,
                     help="tune: Optuna trials of the winner's recipe, the default recipe first "
-                         "(20)")
+                         "(12)")
     st.add_argument("--replicas", type=int, default=2,
                     help="ensemble: extra trainings of the winner mixed with it (2; 0 = the "
                          "single tuned model)")
