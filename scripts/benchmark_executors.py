@@ -234,7 +234,7 @@ def write(rows: list[dict], ov: dict, gpu: list[dict], args, load_before: str,
         f"table, put once per round) | {ov['round_ms']:.2f} | {ov['round_over_ms']:.2f} |",
         f"| one at a time (round trip of a single task) | {ov['latency_ms']:.2f} | "
         f"{ov['latency_ms'] - ov['local_ms']:.2f} |", ""]
-    lines += ["", "## Candidates sharing one GPU", ""]
+    lines += ["## Candidates sharing one GPU", ""]
     if not gpu:
         lines.append("No GPU on this machine: not measured (run this script on a machine with "
                      "CUDA: it trains the same candidates with 1, 2 and 4 Ray tasks sharing the "
@@ -248,6 +248,7 @@ def write(rows: list[dict], ov: dict, gpu: list[dict], args, load_before: str,
             lines.append(f"| {r['k']} | {r['start']:.1f} s | {r['wall']:.1f} s | "
                          f"{r['per_min']:.2f} | {r['per_min'] / gpu[0]['per_min']:.2f}x | "
                          f"{r['ok']}/{args.n} | {', '.join(r['devices'])} |")
+    lines.append("")
     # one training thread in this process: it gets a whole core unless other jobs compete
     share = rows[0]["cpu_share"] if rows[0]["executor"] == "in-process" else float("nan")
     busy = not share >= 0.9
