@@ -116,8 +116,9 @@ def main(argv=None) -> int:
         "does (of n) | ensemble test acc | search seconds |",
         "|---|---:|---:|---|---:|---:|---|---:|---:|---:|"]
     for s, r in enumerate(rows):
+        arch = r["arch"].replace("|", "\\|")  # a table cell
         lines.append(
-            f"| {s} | {r['base_test']:.2f} | {r['base_params']:,} | `{r['arch']}` | "
+            f"| {s} | {r['base_test']:.2f} | {r['base_params']:,} | `{arch}` | "
             f"{r['val']:.2f} / {r['test']:.2f} | {r['params']:,} ({r['ratio']:.0%}) | "
             f"{'yes' if r['met'] else 'no'} | {r['first'] or 'none'} (of {r['n']}) | "
             f"{fmt_number(r['ens_test'])} | {fmt_number(r['seconds'], 0)} |")
