@@ -172,41 +172,43 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"train {arch}"[:60], leave=False)
-    model.train()
-    step = 0
-    try:
-        while step < total:
-            perm = torch.randperm(n, generator=gen).to(dev)
-            loss_sum, count = torch.zeros((), device=dev), 0
-            for i in range(0, n, batch_size):
-                idx = perm[i:i + batch_size]
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach()
-                count += 1
-                step += 1
-                if bar is not None:
-                    bar.update(1)
-                if step >= total or (max_seconds and time.perf_counter() - start > max_seconds):
-                    total = step
-                    break
-            mean_loss = float(loss_sum) / max(1, count)  # one host sync per epoch
-            if not math.isfinite(mean_loss):
-                rec.status = "diverged"
-                rec.reason = f"non-finite training loss ({mean_loss}) by step {step}"
-                raise _Stop
-            rec.loss_curve.append(mean_loss)
-    except _Stop:
-        pass
-    except torch.cuda.OutOfMemoryError as exc:
-        rec.status, rec.reason = "oom", f"CUDA out of memory: {str(exc).splitlines()[0]}"
-    finally:
-        if bar is not None:
-            bar.close()
+    # stochastic layers (dropout) draw from a seeded stream too: a training is reproducible
+    with torch_seed(int(seed) + 1, dev):
+        model.train()
+        step = 0
+        try:
+            while step < total:
+                perm = torch.randperm(n, generator=gen).to(dev)
+                loss_sum, count = torch.zeros((), device=dev), 0
+                for i in range(0, n, batch_size):
+                    idx = perm[i:i + batch_size]
+                    loss = loss_fn(model(x_train[idx]), y_train[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                    opt.step()
+                    sched.step()
+                    loss_sum += loss.detach()
+                    count += 1
+                    step += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if step >= total or (max_seconds and time.perf_counter() - start > max_seconds):
+                        total = step
+                        break
+                mean_loss = float(loss_sum) / max(1, count)  # one host sync per epoch
+                if not math.isfinite(mean_loss):
+                    rec.status = "diverged"
+                    rec.reason = f"non-finite training loss ({mean_loss}) by step {step}"
+                    raise _Stop
+                rec.loss_curve.append(mean_loss)
+        except _Stop:
+            pass
+        except torch.cuda.OutOfMemoryError as exc:
+            rec.status, rec.reason = "oom", f"CUDA out of memory: {str(exc).splitlines()[0]}"
+        finally:
+            if bar is not None:
+                bar.close()
     rec.steps = step
     if rec.ok:
         rec.val_acc, rec.val_loss = evaluate(model, task.x_val, task.y_val, device=dev)

@@ -19,6 +19,17 @@ def test_train_is_reproducible_for_a_seed(synthetic_task):
     assert all(math.isfinite(v) for v in a.loss_curve)
 
 
+def test_train_with_dropout_is_reproducible_whatever_the_global_rng(synthetic_task):
+    """Dropout masks come from a seeded stream, not from whatever the global RNG holds."""
+    kw = dict(steps=12, batch_size=32, seed=3, device="cpu", build_kwargs=dict(dropout=0.5))
+    torch.manual_seed(1)
+    a = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, **kw)
+    torch.manual_seed(2)
+    torch.rand(100)
+    b = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, **kw)
+    assert a.ok and b.ok and a.loss_curve == b.loss_curve and a.val_loss == b.val_loss
+
+
 def test_train_leaves_global_rng_alone(synthetic_task):
     torch.manual_seed(123)
     expected = torch.rand(3)
