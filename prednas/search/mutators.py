@@ -214,7 +214,9 @@ class ModelSearchMutator(Mutator):
     """Model Search's mutation (Google's Model Search, the phase after its random start): a parent
     drawn uniformly from the ``parents`` best architectures so far, changed by exactly one edit of
     the space (``space.mutate``: add a block, remove one, or reset one block parameter). Until
-    ``parents`` evaluations exist, candidates are uniform samples of the space.
+    ``parents`` evaluations exist, candidates are uniform samples of the space, and so are the
+    children still missing when the best architectures' one-edit neighbourhoods are used up (a
+    small, finite space), so that the search goes on to its budget.
 
     Args:
         parents: how many of the best architectures may be mutated.
@@ -242,6 +244,9 @@ class ModelSearchMutator(Mutator):
                 continue
             parent = top[int(rng.integers(len(top)))]
             pool.add(space.mutate(history.arch(parent), rng), parent=parent.arch)
+        while len(pool.items) < self.children and tries < 200 * self.children:
+            tries += 1  # the neighbourhoods are used up: new ground, as at the start
+            pool.add(space.sample(rng))
         return pool.items
 
 

@@ -143,6 +143,17 @@ def test_oracle_search_on_the_built_table(built, tmp_path):
         Search("blocks1d", oracle=bench, budget=4, run_dir=tmp_path / "x")
 
 
+def test_model_search_goes_on_when_the_best_neighbourhoods_are_used_up(built, tmp_path):
+    """On a finite table, Model Search's loop evaluates new architectures to its budget (uniform
+    samples once the best ones' single edits are all seen), instead of stopping early."""
+    from prednas.search import model_search
+
+    bench = prednas.benchmarks.load("blocks1d-mnist1d", path=built)
+    res = model_search(bench.space, oracle=bench, budget=len(bench), parents=1, per_round=1,
+                       seed=0, run_dir=tmp_path / "m").run()
+    assert sorted(r.arch for r in res.records) == sorted(bench.arch_strings())
+
+
 def test_shipped_spec_covers_the_sub_space():
     spec = b1d.build_spec()
     sub = spaces.get("blocks1d", **b1d.SUBSPACE)
