@@ -42,3 +42,13 @@ def test_cli_resume_not_a_run_dir(tmp_path, capsys):
     assert main(["search", "--resume", str(tmp_path)]) == 2
     assert "not a prednas search run directory" in capsys.readouterr().err
     assert (tmp_path / "x.txt").read_bytes() == before
+
+
+def test_default_live_proxies_follow_the_measurements():
+    """The default 1-D search computes no live proxies (they did not help its predictor on
+    blocks1d-mnist1d); spaces without that measurement keep the fast ones."""
+    import spaces
+    from prednas.commands.search import _live_proxies
+
+    assert _live_proxies(spaces.get("blocks1d")) == ()
+    assert _live_proxies(spaces.get("nb201")) == ("params", "synflow", "snip")
