@@ -48,6 +48,19 @@ def load_proxy_table(spec, space_name: str, dataset: str = "cifar10"):
     return proxies_pkg.ProxyTable.from_csv(spec)
 
 
+def attach_features(space, archs, flat: np.ndarray, enc_dim: int) -> list:
+    """One ``space.to_graph`` graph per arch, with its feature row attached: ``u`` (the global
+    features after the first ``enc_dim`` encoding columns, shape ``(1, g)``) and ``flat`` (the whole
+    row, shape ``(1, d)``), as graph predictors and ensembles with graph members take them."""
+    out = []
+    for arch, row in zip(archs, flat, strict=True):
+        data = space.to_graph(arch)
+        data.u = torch.as_tensor(row[enc_dim:], dtype=torch.float32).reshape(1, -1)
+        data.flat = torch.as_tensor(row, dtype=torch.float32).reshape(1, -1)
+        out.append(data)
+    return out
+
+
 def _get_space(space):
     import spaces
 
@@ -293,15 +306,12 @@ class FeaturePipeline:
         """One ``Data`` graph per arch with ``u`` (global features, shape ``(1, g)``) and
         ``flat`` (the :meth:`transform` row, shape ``(1, d)``) attached."""
         archs = self._coerce(archs)
-        flat = self.transform(archs)
-        g0 = self._enc_dim
-        out = []
-        for arch, row in zip(archs, flat):
-            data = self.space.to_graph(arch)
-            data.u = torch.as_tensor(row[g0:], dtype=torch.float32).reshape(1, -1)
-            data.flat = torch.as_tensor(row, dtype=torch.float32).reshape(1, -1)
-            out.append(data)
-        return out
+        return attach_features(self.space, archs, self.transform(archs), self.encoding_dim)
+
+    @property
+    def encoding_dim(self) -> int:
+        """How many of a feature row's leading columns are the architecture encodings."""
+        return self._enc_dim
 
     def inputs_for(self, predictor, archs):
         """What ``predictor.predict`` takes: graphs when it needs them, else flat features."""

@@ -128,7 +128,9 @@ class PredictorFilter(Filter):
     Args:
         predictor: a registered ``predictors`` estimator (``predict(X, return_std=True)`` gives the
             spread used by the acquisition); ``None``: :func:`default_predictor`. Cloned and
-            re-seeded at every refit.
+            re-seeded at every refit. A graph predictor (``GNNPredictor``, or an
+            ``EnsemblePredictor`` with one) gets the candidates' graphs with the feature rows
+            attached.
         encodings: architecture encodings used as features (``space.to_vector``).
         proxy_table: ``"auto"`` (the table shipped with ``proxies`` for the space and ``dataset``,
             when there is one), ``"shipped"`` (that table, which must exist), a CSV path, or
@@ -323,10 +325,20 @@ class PredictorFilter(Filter):
             self.stage2_seconds_ += time.perf_counter() - t
         return X
 
+    def _inputs(self, est, archs: list, stage2: bool):
+        """The predictor's inputs: the feature rows, or (a graph predictor, or an ensemble with
+        one) the architectures' graphs with their rows attached."""
+        X = self._features(archs, stage2)
+        if not getattr(est, "needs_graphs", False):
+            return X
+        from predictors.features import attach_features
+
+        return attach_features(self.space_, archs, X, self.stage1_.encoding_dim)
+
     def _fit_predict(self, harchs, yh, archs, seed, stage2) -> tuple[np.ndarray, np.ndarray]:
         est = _seeded_clone(self.predictor_, seed)
-        est.fit(self._features(harchs, stage2), yh)
-        mean, std = _predict(est, self._features(archs, stage2))
+        est.fit(self._inputs(est, harchs, stage2), yh)
+        mean, std = _predict(est, self._inputs(est, archs, stage2))
         if self.prior_ is not None:
             w = self.prior_weight * self.min_fit / max(self.min_fit, len(yh))
             pm = self._prior_mean(archs)

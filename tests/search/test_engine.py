@@ -322,3 +322,19 @@ def test_shape_error_of_an_invalid_candidate_is_recorded_other_errors_stop(synth
     monkeypatch.setattr(prednas.training, "train", bug)
     with pytest.raises(RuntimeError, match="typo"):
         Search("blocks1d", run_dir=tmp_path / "b", **kw).run()
+
+
+def test_filter_takes_a_graph_predictor(bench, tmp_path):
+    """A GNN (or an ensemble with one) gets the candidates' graphs, with the filter's feature rows
+    attached; the search runs and resumes like with any predictor."""
+    from predictors import EnsemblePredictor, GNNPredictor, XGBPredictor
+
+    for name, est in (("gnn", GNNPredictor(n_steps=20, hidden=16)),
+                      ("ens", EnsemblePredictor(members=[XGBPredictor(n_estimators=20),
+                                                         GNNPredictor(n_steps=20, hidden=16)]))):
+        flt = PredictorFilter(proxy_table="auto", min_fit=4, predictor=est)
+        res = small(bench, tmp_path, name, filter=flt, budget=9).run()
+        assert len(res.records) == 9
+        assert any(r.predicted is not None for r in res.records)
+        again = Search.resume(res.run_dir, budget=12).run()
+        assert len(again.records) == 12
