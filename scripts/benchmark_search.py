@@ -34,6 +34,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+def gnn_ensemble():
+    """``prednas-gnn``: the default predictor's two regressors with a GNN in place of the ranker
+    (the GNN led at 20 and 100 training architectures in ``benchmarks/predictors-blocks1d.md``)."""
+    from predictors import EnsemblePredictor, GNNPredictor
+    from prednas.search.filters import default_predictor
+
+    return EnsemblePredictor(members=[*default_predictor().members[:2], GNNPredictor(n_steps=300)])
+
+
 def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     from prednas.search import (
         MutationMutator,
@@ -47,10 +56,11 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     space = bench.space
     common = dict(oracle=bench, metric=bench.default_metric, budget=budget, seed=seed,
                   run_dir=tmp / f"{method}-{seed}")
-    if method == "prednas":
+    if method in ("prednas", "prednas-gnn"):
         flt = PredictorFilter(proxy_table=None if args.no_proxies else "auto",
                               dataset=args.proxy_dataset, encodings=tuple(args.encodings),
-                              kappa=args.kappa, survivors=args.per_round)
+                              kappa=args.kappa, survivors=args.per_round,
+                              predictor=gnn_ensemble() if method == "prednas-gnn" else None)
         s = Search(space, mutator=MutationMutator(parents=args.parents, mutations=args.mutations,
                                                   explore=args.explore),
                    filter=flt, per_round=args.per_round, **common)
@@ -66,7 +76,7 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     wall = time.perf_counter() - t
     curve = res.best_so_far()
     info = {}
-    if method == "prednas":
+    if method.startswith("prednas"):
         table = s.filter.stage1_.proxy_table
         info = {"table": table is not None,
                 "table_names": list(s.filter.table_names_),
@@ -290,7 +300,9 @@ def main(argv=None) -> int:
                   f"edit of one of the {args.parents_ms} best so far, no filter, "
                   f"{args.per_round} per round. REA: population "
                   f"{args.population}, tournament {args.sample_size}. Random: uniform samples. All "
-                  "go through the same `prednas.Search` loop.", ""]
+                  "go through the same `prednas.Search` loop."
+                  + (" prednas-gnn: the same, with a GNN in place of the XGBoost ranker in the "
+                     "predictor ensemble." if "prednas-gnn" in curves else ""), ""]
     head = "| method | " + " | ".join(f"{b} queries" for b in budgets) + " |"
     lines += ["## Best test accuracy found (mean ± std over seeds)", "", head,
               "|---|" + "---:|" * len(budgets)]
@@ -317,7 +329,11 @@ def main(argv=None) -> int:
             a, b = at("prednas", 50).mean(), at("modelsearch", 100).mean()
             lines.append(f"- prednas at 50 queries ({a:.2f}) at or above modelsearch at 100 "
                          f"({b:.2f}): **{'met' if a >= b else 'missed'}**")
-        others = [m for m in args.methods if m != "prednas"]
+        if 50 in budgets and 100 in budgets and "modelsearch" in curves and "prednas-gnn" in curves:
+            a, b = at("prednas-gnn", 50).mean(), at("modelsearch", 100).mean()
+            lines.append(f"- prednas-gnn at 50 queries ({a:.2f}) at or above modelsearch at 100 "
+                         f"({b:.2f}): **{'met' if a >= b else 'missed'}**")
+        others = [m for m in args.methods if not m.startswith("prednas")]
         above = all(at("prednas", b).mean() >= at(o, b).mean() for b in budgets for o in others)
         lines.append(f"- prednas at or above {' and '.join(others)} at every budget: "
                      f"**{'met' if above else 'missed'}**"
