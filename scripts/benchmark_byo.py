@@ -32,14 +32,12 @@ CAP = 0.6
 
 
 def read_run(run: Path) -> tuple[list[dict], dict]:
-    """The evaluation records and the state of a run directory (empty when it does not exist)."""
-    from prednas.utils import JsonlLog
+    """The evaluation records and the state of a run directory (empty when there is none yet)."""
+    from prednas.search.rundir import RunDir
 
-    recs = JsonlLog(run / "evaluations.jsonl").read() if (run / "evaluations.jsonl").exists() else []
-    try:
-        state = json.loads((run / "state.json").read_text())
-    except (OSError, ValueError):
-        state = {}
+    if not RunDir(run).state_path.is_file():
+        return [], {}
+    _, state, recs = RunDir.open(run, lock=False)
     return recs, state
 
 

@@ -78,21 +78,27 @@ def timed(executor, fn, jobs, warm: int) -> tuple[float, float, dict]:
     return t1 - t0, time.perf_counter() - t1, results
 
 
+def training_jobs(args, device: str) -> list:
+    """The executor jobs training the ``--n`` sampled candidates on MNIST-1D on ``device``."""
+    import spaces
+    from prednas import tasks
+    from prednas.search import SearchContext, TrainingEvaluator
+
+    space = spaces.get("blocks1d")
+    evaluator = TrainingEvaluator(device=device, **({"steps": args.steps} if args.steps else {}))
+    evaluator.setup(SearchContext(space=space, task=tasks.get("mnist1d")))
+    return [(i, (evaluator, space, a, args.seed, None, None), {})
+            for i, a in enumerate(candidates(args.n, args.seed))]
+
+
 def throughput(args) -> list[dict]:
     import torch
 
-    import spaces
-    from prednas import tasks
-    from prednas.search import InProcessExecutor, PoolExecutor, RayExecutor, SearchContext, TrainingEvaluator
+    from prednas.search import InProcessExecutor, PoolExecutor, RayExecutor
     from prednas.search.engine import _evaluate_job
 
     torch.set_num_threads(args.threads)  # as `prednas search` (--threads 1)
-    space = spaces.get("blocks1d")
-    task = tasks.get("mnist1d")
-    evaluator = TrainingEvaluator(device="cpu", **({"steps": args.steps} if args.steps else {}))
-    evaluator.setup(SearchContext(space=space, task=task))
-    archs = candidates(args.n, args.seed)
-    jobs = [(i, (evaluator, space, a, args.seed, None, None), {}) for i, a in enumerate(archs)]
+    jobs = training_jobs(args, "cpu")
     rows = []
     for label, make, warm in (
             ("in-process", lambda: InProcessExecutor(), 0),
@@ -124,18 +130,12 @@ def gpu_sharing(args) -> list[dict]:
     """Candidates per minute with 1, 2, 4 candidates sharing one GPU (Ray, ``num_gpus=1/k``)."""
     import torch
 
-    import spaces
-    from prednas import tasks
-    from prednas.search import RayExecutor, SearchContext, TrainingEvaluator
+    from prednas.search import RayExecutor
     from prednas.search.engine import _evaluate_job
 
     if not torch.cuda.is_available():
         return []
-    space, task = spaces.get("blocks1d"), tasks.get("mnist1d")
-    evaluator = TrainingEvaluator(device="auto", **({"steps": args.steps} if args.steps else {}))
-    evaluator.setup(SearchContext(space=space, task=task))
-    jobs = [(i, (evaluator, space, a, args.seed, None, None), {})
-            for i, a in enumerate(candidates(args.n, args.seed))]
+    jobs = training_jobs(args, "auto")
     rows = []
     for k in args.gpu_shares:
         print(f"GPU shared by {k}: {len(jobs)} candidates ...", flush=True)

@@ -35,6 +35,9 @@ class Space(abc.ABC):
     #: the input shape networks are built for by default, e.g. ``(3, 32, 32)``; every
     #: ``input_shape`` given to :meth:`build` must have as many dimensions (``()``: unchecked)
     default_input_shape: tuple[int, ...] = ()
+    #: zero-cost proxies a search computes on its filter's survivors by default (fast ones; a
+    #: space where they were measured not to help its predictor lists none)
+    live_proxies: tuple[str, ...] = ("params", "synflow", "snip")
 
     def __init_subclass__(cls, **kwargs):
         """Every ``build``/``build_supernet`` a space defines checks ``input_shape`` first, so a

@@ -165,6 +165,9 @@ class Blocks1DSpace(Space):
 
     encodings = ("onehot", "path")
     default_input_shape = (1, 40)
+    #: none: on blocks1d-mnist1d the fast proxies added nothing to the predictor at 100 training
+    #: architectures (0.869 vs 0.878 Spearman) and cost 0.07 at 20 (benchmarks/predictors-blocks1d.md)
+    live_proxies = ()
 
     def __init__(self, ops: Sequence[str] = OPS, widths: Sequence[int] = WIDTHS,
                  max_blocks: int = MAX_BLOCKS, min_blocks: int = 1, skips: bool = True,

@@ -228,19 +228,14 @@ def _executor(args):
 
 
 def _live_proxies(space) -> tuple[str, ...]:
-    """Zero-cost proxies fast enough on this CPU to score every stage-2 survivor, where they are
-    not known not to help: on ``blocks1d`` (``benchmarks/predictors-blocks1d.md``) they added
-    nothing to the predictor at 100 training architectures (0.869 vs 0.878 Spearman) and cost
-    0.07 at 20, so the default 1-D search computes none."""
-    if space.name == "blocks1d":
-        return ()
+    """The space's default live proxies (:attr:`spaces.Space.live_proxies`) that are registered."""
     try:
         import proxies
 
         names = set(proxies.list_proxies())
     except (ImportError, AttributeError):
         return ()
-    return tuple(n for n in ("params", "synflow", "snip") if n in names)
+    return tuple(n for n in space.live_proxies if n in names)
 
 
 def _in_process():

@@ -207,7 +207,7 @@ def _candidate_failure(exc: RuntimeError) -> str | None:
     failure (out of memory; a shape error from a network that cannot take its input), else
     ``None``: a bug, which stops the search."""
     text = str(exc).lower()
-    if "out of memory" in text or "can't allocate memory" in text or "memory" in text:
+    if "memory" in text:  # "CUDA out of memory", "can't allocate memory", ...
         return "oom"
     if any(p in text for p in _SHAPE_ERRORS):
         return "invalid"
