@@ -28,8 +28,6 @@ import logging
 import math
 import os
 import platform
-import statistics
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +46,13 @@ from prednas.errors import (
     check_param,
     choices_message,
 )
-from prednas.utils import atomic_path, atomic_write_json, atomic_write_text, resolve_device
+from prednas.utils import (
+    DEFAULT_LATENCY_BATCH,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    resolve_device,
+)
 from prednas.utils import fmt_number as _num
 
 __all__ = ["export", "load_model", "FORMATS", "FORMAT_VERSION"]
@@ -119,7 +123,8 @@ def _pareto_of(run_dir: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str | None = None,
            pareto: int | None = None, ensemble: bool = False, format: str = "torchscript",
-           example_batch: int = 8, force: bool = False, space=None) -> Path:
+           example_batch: int = 8, latency_batch: int | None = None, force: bool = False,
+           space=None) -> Path:
     """Export a model a search run trained, with exactly the weights it was evaluated with.
 
     Args:
@@ -132,6 +137,9 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
             of its members' softmax probabilities.
         format: ``"torchscript"``, ``"state_dict"`` or ``"onnx"`` (needs ``prednas[onnx]``).
         example_batch: rows of the task's test split saved as ``example_input.pt``.
+        latency_batch: the model card gives the CPU latency at batch 1 and at this batch
+            (``None``: the batch the run's search measured, ``latency_batch`` of its evaluator,
+            else 64).
         force: write into a non-empty ``out_dir`` (replacing a previous export's files there).
         space: the run's space object, for a space that is not registered by name (one made by
             :func:`spaces.from_model`); it must be the space the run recorded.
@@ -143,6 +151,8 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
     if format not in FORMATS:
         raise UnknownNameError("export format", format, FORMATS)
     check_param("export", "example_batch", example_batch, low=1)
+    if latency_batch is not None:
+        check_param("export", "latency_batch", latency_batch, low=1)
     chosen = [n for n, v in (("arch", arch is not None), ("pareto", pareto is not None),
                              ("ensemble", bool(ensemble))) if v]
     if len(chosen) > 1:
@@ -195,7 +205,10 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
                  "file": _MODEL_FILE[format], "space": space.name,
                  "space_config": _space_config(space)})
     example = _example_input(task, meta, example_batch)
-    _write(out, force, model, meta, example, member_recs, config, run_dir, how)
+    if latency_batch is None:
+        ev = ((config.get("strategies") or {}).get("evaluator") or {}).get("params") or {}
+        latency_batch = int(ev.get("latency_batch") or DEFAULT_LATENCY_BATCH)
+    _write(out, force, model, meta, example, member_recs, config, run_dir, how, latency_batch)
     return out
 
 
@@ -389,7 +402,8 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _write(out: Path, force: bool, model: nn.Module, meta: dict, example: torch.Tensor,
-           member_recs: list[dict], config: dict, run_dir: Path, how: str) -> None:
+           member_recs: list[dict], config: dict, run_dir: Path, how: str,
+           latency_batch: int) -> None:
     fmt = meta["format"]
     model = model.cpu().eval()
     out.mkdir(parents=True, exist_ok=True)
@@ -425,7 +439,9 @@ def _write(out: Path, force: bool, model: nn.Module, meta: dict, example: torch.
                 f"{diff:.3g} on the example batch); try another --format")
         meta["max_abs_diff"] = diff
         timed = OnnxModule(out / meta["file"], num_threads=1) if fmt == "onnx" else loaded
-        latency = _latency(timed, example[:1])
+        latency = _latency(timed, example[:1], latency_batch)
+        meta["latency_ms"] = {"1": latency[0]["ms"], str(latency_batch): latency[1]["ms"],
+                              "device": latency[0]["cpu"]}
         card = _card(model, meta, member_recs, config, run_dir, how, latency)
         atomic_write_text(out / CARD, card)
         written.append(out / CARD)
@@ -633,32 +649,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _latency(model: nn.Module, x1: torch.Tensor, warmup: int = 5, repeats: int = 30,
-             max_seconds: float = 2.0) -> dict[str, Any]:
-    """Median wall time of one batch-1 forward pass on one CPU thread after ``warmup`` passes
-    (one thread: comparable across machines and not at the mercy of other processes' load)."""
-    times = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            for _ in range(warmup):
-                model(x1)
-            stop = time.perf_counter() + max_seconds
-            for _ in range(repeats):
-                t = time.perf_counter()
-                model(x1)
-                times.append(time.perf_counter() - t)
-                if len(times) >= 5 and time.perf_counter() > stop:
-                    break
-    finally:
-        torch.set_num_threads(threads)
-    return {"ms": 1000 * statistics.median(times), "repeats": len(times), "warmup": warmup,
-            "cpu": _cpu_name()}
+def _latency(model, x1: torch.Tensor, batch: int, repeats: int = 30,
+             max_seconds: float = 2.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """CPU latency at batch 1 and at ``batch`` (copies of ``x1``), one thread
+    (:func:`prednas.training.latency_stats`), each with the CPU's name."""
+    from prednas.training import latency_stats
+
+    out = []
+    for x in (x1, x1.expand(batch, *x1.shape[1:]).contiguous()):
+        st = latency_stats(model, x, repeats=repeats, max_seconds=max_seconds, threads=1)
+        out.append({**st, "cpu": _cpu_name()})
+    return out[0], out[1]
 
 
 def _card(model: nn.Module, meta: dict, member_recs: list[dict], config: dict, run_dir: Path,
-          how: str, latency: dict) -> str:
+          how: str, latency: tuple[dict, dict]) -> str:
     from prednas.training import count_flops
 
     nets = list(model.members) if meta["model"] == "ensemble" else [model]
@@ -687,9 +692,9 @@ def _card(model: nn.Module, meta: dict, member_recs: list[dict], config: dict, r
         ("Chosen as", how),
         ("Parameters", f"{params:,}"),
         ("FLOPs (one example, forward)", flops),
-        ("CPU latency, batch 1", (f"{latency['ms']:.3f} ms (median of {latency['repeats']} runs "
-                                  f"after {latency['warmup']} warm-up, one thread, "
-                                  f"{latency['cpu']})")),
+        *((f"CPU latency, batch {lat['batch']}",
+           f"{lat['ms']:.3f} ms (median of {lat['repeats']} runs after {lat['warmup']} warm-up, "
+           f"one thread, {lat['cpu']})") for lat in latency),
         ("Validation accuracy", f"{_num(val)}%"),
         ("Test accuracy", f"{_num(test)}%"),
         ("Input", f"float32 tensor of shape (B, {', '.join(map(str, meta['input_shape']))})"),

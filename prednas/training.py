@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -14,9 +15,10 @@ from torch import nn
 import spaces as _spaces
 from prednas import tasks as _tasks
 from prednas.errors import InvalidParameterError, check_param
-from prednas.utils import resolve_device, torch_seed
+from prednas.utils import DEFAULT_LATENCY_BATCH, resolve_device, torch_seed
 
-__all__ = ["train", "TrainRecord", "evaluate", "count_flops", "inherit_weights"]
+__all__ = ["train", "TrainRecord", "evaluate", "count_flops", "inherit_weights",
+           "measure_latency", "latency_stats", "DEFAULT_LATENCY_BATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,57 @@ def count_flops(model: nn.Module, input_shape, device: torch.device | str = "cpu
         return int(counter.get_total_flops())
     finally:
         model.train(was_training)
+
+
+def latency_stats(model, x: torch.Tensor, *, warmup: int = 5, repeats: int = 30,
+                  max_seconds: float | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Median wall time (ms) of ``model(x)``: eval mode, no gradients, after ``warmup`` passes.
+
+    ``model`` is any callable on a tensor (a module, or an ONNX session wrapper); on CUDA the
+    device is synchronised around each pass. ``max_seconds`` stops the timed passes early (after
+    at least 5) on a slow model; ``threads`` sets torch's CPU threads for the measurement (one
+    thread makes figures comparable across machines and less hostage to other processes).
+
+    Returns ``{"ms", "batch", "repeats", "warmup"}``.
+    """
+    check_param("latency_stats", "repeats", repeats, low=1)
+    check_param("latency_stats", "warmup", warmup, low=0)
+    cuda = x.device.type == "cuda"
+    if isinstance(model, nn.Module):
+        model.eval()
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    times: list[float] = []
+    try:
+        with torch.no_grad():
+            for _ in range(warmup):
+                model(x)
+            stop = None if max_seconds is None else time.perf_counter() + max_seconds
+            for _ in range(repeats):
+                if cuda:
+                    torch.cuda.synchronize(x.device)
+                t = time.perf_counter()
+                model(x)
+                if cuda:
+                    torch.cuda.synchronize(x.device)
+                times.append((time.perf_counter() - t) * 1000.0)
+                if stop is not None and len(times) >= 5 and time.perf_counter() > stop:
+                    break
+    finally:
+        torch.set_num_threads(before)
+    return {"ms": float(statistics.median(times)), "batch": int(x.shape[0]),
+            "repeats": len(times), "warmup": warmup}
+
+
+def measure_latency(model: nn.Module, input_shape, repeats: int = 30, warmup: int = 5,
+                    device: torch.device | str = "cpu", batch: int = 1) -> float:
+    """Median wall time (ms) of one forward pass of ``batch`` zero inputs of ``input_shape`` on
+    ``device`` (see :func:`latency_stats`)."""
+    check_param("measure_latency", "batch", batch, low=1)
+    model = model.to(device)
+    x = torch.zeros(batch, *input_shape, device=device)
+    return latency_stats(model, x, warmup=warmup, repeats=repeats)["ms"]
 
 
 @torch.no_grad()

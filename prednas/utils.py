@@ -19,6 +19,10 @@ __all__ = ["resolve_device", "make_rng", "torch_seed", "atomic_path", "atomic_wr
            "atomic_write_json",
            "prednas_home"]
 
+#: the "chosen batch" of latency figures (the search cost ``latency_batch_ms``, model cards) when
+#: none is given: a typical batch of offline inference
+DEFAULT_LATENCY_BATCH = 64
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or ``None``) picks CUDA when present, else CPU; anything else is parsed by torch."""

@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import platform
 import socket
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -29,7 +28,7 @@ from typing import Any
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
 from prednas.utils import JsonlLog, atomic_write_json
 
-__all__ = ["BuildSpec", "build", "machine_name", "machine_summary", "measure_latency",
+__all__ = ["BuildSpec", "build", "machine_name", "machine_summary",
            "train_job", "RECORDS", "META"]
 
 log = logging.getLogger(__name__)
@@ -97,27 +96,6 @@ def machine_summary(load: bool = False) -> str:
     return text
 
 
-def measure_latency(model, input_shape, repeats: int = 30, warmup: int = 5,
-                    device: str = "cpu") -> float:
-    """Median wall time (ms) of one forward pass at batch 1, in eval mode, without gradients."""
-    import torch
-
-    model = model.to(device).eval()
-    x = torch.zeros(1, *input_shape, device=device)
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            if device != "cpu":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model(x)
-            if device != "cpu":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append((time.perf_counter() - t) * 1000.0)
-    return float(statistics.median(times))
-
-
 def train_job(space_name: str, space_config: dict, arch: str, seed: int, recipe: dict,
               latency_repeats: int = 30) -> dict:
     """One job (runs in a worker): train, then time the trained model. Never raises for a bad
@@ -126,7 +104,7 @@ def train_job(space_name: str, space_config: dict, arch: str, seed: int, recipe:
 
     import spaces
     from prednas import tasks
-    from prednas.training import train
+    from prednas.training import measure_latency, train
 
     t0 = time.perf_counter()
     space = spaces.get(space_name, **space_config) if space_config else spaces.get(space_name)

@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty --out")
     p.add_argument("--example-batch", type=int, default=8,
                    help="test inputs saved as example_input.pt (default 8)")
+    p.add_argument("--latency-batch", type=int, default=None, metavar="N",
+                   help="the model card's second latency figure is at batch N (default: the "
+                        "batch the search measured, else 64)")
 
 
 def run(args) -> int:
@@ -33,6 +36,7 @@ def run(args) -> int:
 
     out = export(args.run_dir, args.out, arch=args.arch, pareto=args.pareto,
                  ensemble=args.ensemble, format=args.format, example_batch=args.example_batch,
+                 latency_batch=args.latency_batch,
                  force=args.force, space=space_of_run(args.run_dir))
     meta = json.loads((out / "export.json").read_text())
     what = meta.get("arch") or f"ensemble of {len(meta['archs'])}"

@@ -41,10 +41,17 @@ def add_arguments(p) -> None:
     p.add_argument("--objectives", default=None, metavar="METRIC,COST[,COST...]",
                    help="multi-objective search: the metric to maximise first (a benchmark "
                         "metric, or val_acc when training), then costs to minimise: params, "
-                        "flops, latency_ms (measured on this machine when training) or a "
+                        "flops, latency_ms (batch 1) and latency_batch_ms (batch "
+                        "--latency-batch), measured on the search's device when training, or a "
                         "benchmark's cost column; keeps the Pareto front in pareto.jsonl")
     p.add_argument("--max-latency-ms", type=float, default=None,
-                   help="constraint: candidates slower than this (batch 1) do not count")
+                   help="constraint: candidates slower than this at batch 1 do not count")
+    p.add_argument("--latency-batch", type=int, default=None, metavar="N",
+                   help="the batch of the second latency figure, latency_batch_ms (default 64; "
+                        "training only)")
+    p.add_argument("--max-latency-batch-ms", type=float, default=None,
+                   help="constraint: candidates slower than this at batch --latency-batch do "
+                        "not count (training only)")
     p.add_argument("--budget", type=int, default=None,
                    help="fully evaluated candidates (queries with --bench); default 24, or 50 "
                         "with --bench")
@@ -81,6 +88,11 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="evaluate this many candidates at once (pool or ray; default: one per "
                         "CPU core; with a Ray cluster, as many as its resources allow)")
+    p.add_argument("--gpus-per-candidate", type=float, default=None, metavar="F",
+                   help="with --executor ray: GPUs each evaluation asks Ray for; a fraction "
+                        "shares a GPU (0.25: four candidates per GPU). Default: a local Ray on a "
+                        "machine with CUDA shares its GPUs among the --workers (GPUs / workers, "
+                        "at most 1), else 0 (CPU); with --ray-address, 0 unless given")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: fastest on a small, shared CPU)")
     add_seed(p)
@@ -122,10 +134,20 @@ def _build(args):
                   device=args.device, progress=True, per_round=args.per_round)
     if args.objectives:
         common["objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    if args.max_latency_ms is not None:
-        check_param(_OWNER, "--max-latency-ms", args.max_latency_ms, kind=(float, int), low=0,
-                    low_open=True)
-        common["constraints"] = {"latency_ms": float(args.max_latency_ms)}
+    constraints = {}
+    for flag, cost in (("--max-latency-ms", "latency_ms"),
+                       ("--max-latency-batch-ms", "latency_batch_ms")):
+        bound = getattr(args, flag[2:].replace("-", "_"))
+        if bound is not None:
+            check_param(_OWNER, flag, bound, kind=(float, int), low=0, low_open=True)
+            constraints[cost] = float(bound)
+    if constraints:
+        common["constraints"] = constraints
+    if args.latency_batch is not None:
+        check_param(_OWNER, "--latency-batch", args.latency_batch, low=1)
+        if args.bench:
+            raise InvalidParameterError("--latency-batch goes with training (--task); a "
+                                        "benchmark's latency column is what it measured")
     if args.bench:
         from prednas import benchmarks
 
@@ -171,7 +193,9 @@ def _build(args):
         max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
         check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
         evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
-                                        max_params=max_params, device=args.device)
+                                        max_params=max_params, device=args.device,
+                                        **({} if args.latency_batch is None else
+                                           {"latency_batch": args.latency_batch}))
         common.update(task=args.task, task_options=opts,
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
                       max_seconds=60.0 * max_minutes,
@@ -215,16 +239,48 @@ def _executor(args):
         kind = "ray"
     if args.workers is not None:
         check_param(_OWNER, "--workers", args.workers, low=1)
+    gpus = getattr(args, "gpus_per_candidate", None)
+    if gpus is not None:
+        check_param(_OWNER, "--gpus-per-candidate", gpus, kind=(float, int), low=0)
+        if kind != "ray":
+            raise InvalidParameterError(
+                f"--gpus-per-candidate goes with --executor ray (Ray's GPU shares), not "
+                f"{kind or 'the default executor'}; the pool and in-process executors use the "
+                "GPU given by --device")
     if kind == "ray":  # a cluster decides how many run at once unless --workers says
         if args.workers is None and args.ray_address is None:
             args.workers = os.cpu_count() or 1
-        return S.RayExecutor(address=args.ray_address, workers=args.workers)
+        if gpus is None:
+            gpus = _default_gpu_share(args)
+        elif gpus > 0 and args.ray_address is None:
+            import torch
+
+            if not torch.cuda.is_available():  # a local Ray has the GPUs torch sees here
+                raise InvalidParameterError(
+                    f"--gpus-per-candidate {gpus:g}: this machine has no CUDA GPU for the local "
+                    "Ray; use --gpus-per-candidate 0 (train on the CPU) or join a cluster with "
+                    "GPUs (--ray-address)")
+        return S.RayExecutor(address=args.ray_address, workers=args.workers,
+                             num_gpus=float(gpus))
     if args.workers is None:  # training: one worker per core; lookups: in this process
         cores = max(1, min(os.cpu_count() or 1, 8))
         args.workers = cores if kind == "pool" or not (kind or args.bench) else 1
     if kind == "inprocess" or (kind is None and args.workers == 1):
         return S.InProcessExecutor() if kind else None
     return S.PoolExecutor(workers=args.workers)
+
+
+def _default_gpu_share(args) -> float:
+    """A local Ray on a machine with CUDA (and a device that allows it) shares the GPUs among the
+    candidates evaluated at once; lookups, a CPU device or a cluster (whose nodes this machine
+    cannot see) ask for none."""
+    if args.ray_address is not None or args.bench or getattr(args, "device", "auto") == "cpu":
+        return 0.0
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    return min(1.0, torch.cuda.device_count() / max(1, args.workers or 1))
 
 
 def _live_proxies(space) -> tuple[str, ...]:

@@ -76,6 +76,11 @@ def connect(address: str | None, *, num_cpus: float | None,
     return True
 
 
+def cluster_gpus() -> float:
+    """GPUs the connected Ray cluster has now (0 without any)."""
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for a failure of Ray or of a machine, not of the job's code."""
     if isinstance(exc, rex.TaskCancelledError):

@@ -119,9 +119,10 @@ class Search:
         progress: show a progress bar with the best objective so far.
         objectives: a multi-objective search: the metric to maximise first (a benchmark metric,
             or ``"val_acc"`` when training), then costs to minimise (``"params"``, ``"flops"``,
-            ``"latency_ms"`` measured on this machine when training, or a benchmark's cost
-            column). The run keeps the Pareto front (``pareto.jsonl``, rewritten each round) and
-            its hypervolume after every round.
+            ``"latency_ms"`` at batch 1 and ``"latency_batch_ms"`` at the evaluator's
+            ``latency_batch``, both measured on the search's device when training, or a
+            benchmark's cost column). The run keeps the Pareto front (``pareto.jsonl``,
+            rewritten each round) and its hypervolume after every round.
         constraints: ``{cost: upper bound}``, e.g. ``{"latency_ms": 2.0}``: candidates above a
             bound do not count toward the front or the best.
         hv_reference: the reference point of the hypervolume, one value per objective in its own
@@ -672,7 +673,7 @@ def _mmss(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
-_TRAIN_COSTS = ("params", "flops", "latency_ms")
+_TRAIN_COSTS = ("params", "flops", "latency_ms", "latency_batch_ms")
 #: benchmark columns that are costs (minimised); params and FLOPs are computed where missing
 _COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds")
 _ALIASES = {"latency": "latency_ms"}

@@ -167,6 +167,15 @@ class RayExecutor(Executor):
         if _ray.connect(self.address, num_cpus=cpus,
                         object_store_memory=self.object_store_memory):
             self._started = True
+        if self.num_gpus > 0 and _ray.cluster_gpus() == 0:
+            # a task asking for a GPU no node has would wait for ever
+            if self.address is None:
+                raise InvalidParameterError(
+                    f"RayExecutor asks for num_gpus={self.num_gpus:g} per evaluation, but the "
+                    f"local Ray has no GPU (torch sees {_cuda_count()} CUDA device(s)); use "
+                    f"num_gpus=0 (--gpus-per-candidate 0) to train on the CPU")
+            log.warning("the Ray cluster has no GPU now; evaluations asking for %g GPU wait "
+                        "until a node with one joins", self.num_gpus)
         return _ray
 
     def map_unordered(self, fn, jobs) -> Iterator:
@@ -191,3 +200,9 @@ class RayExecutor(Executor):
         d = dict(self.__dict__)
         d["_started"], d["_pending"] = False, {}
         return d
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -91,6 +91,20 @@ def test_export_equals_evaluated_model(run, tmp_path, fmt, tol):
     for needle in ("FLOPs", "latency", "Validation accuracy", "steps 6", "batch size 32",
                    "synthetic", fmt, str(run.resolve()), prednas.__version__):
         assert needle in card
+    # latency at batch 1 and at the batch the search would measure (its evaluator's, 64)
+    assert "CPU latency, batch 1 |" in card and "CPU latency, batch 64 |" in card
+    assert set(meta["latency_ms"]) == {"1", "64", "device"}
+
+
+def test_model_card_latency_at_a_chosen_batch(run, tmp_path, capsys):
+    from prednas.cli import main
+
+    assert main(["export", str(run), "--out", str(tmp_path / "e"), "--latency-batch", "5"]) == 0
+    meta = json.loads((tmp_path / "e" / "export.json").read_text())
+    assert meta["latency_ms"]["5"] > 0 and meta["latency_ms"]["1"] > 0
+    assert "CPU latency, batch 5 |" in (tmp_path / "e" / "model_card.md").read_text()
+    assert main(["export", str(run), "--out", str(tmp_path / "f"), "--latency-batch", "0"]) == 2
+    assert "latency_batch" in capsys.readouterr().err
 
 
 def test_state_dict_export_is_plain_tensors_and_rebuilds(run, tmp_path):

@@ -119,7 +119,37 @@ def test_training_mode_measures_latency(synthetic_task, tmp_path):
                  budget=2, per_round=2, ensembler=False, seed=0, run_dir=tmp_path / "r").run()
     for r in res.records:
         assert r.get("latency_ms") > 0 and r.get("latency_device")
+        assert r.get("latency_batch") == 64 and r.get("latency_batch_ms") > 0
     assert (tmp_path / "r" / "pareto.jsonl").exists()
+
+
+def test_latency_at_a_chosen_batch_is_an_objective_and_a_constraint(synthetic_task, tmp_path):
+    from prednas.search import NoFilter, TrainingEvaluator
+
+    res = Search("blocks1d", task=synthetic_task, objectives=["val_acc", "latency_batch_ms"],
+                 constraints={"latency_batch_ms": 1e-9},  # nothing is that fast
+                 evaluator=TrainingEvaluator(steps=2, device="cpu", latency_batch=7),
+                 filter=NoFilter(), budget=2, per_round=2, ensembler=False, seed=0,
+                 run_dir=tmp_path / "r").run()
+    assert all(r.get("latency_batch") == 7 and r.get("latency_batch_ms") > 0
+               for r in res.records)
+    assert (tmp_path / "r" / "pareto.jsonl").read_text() == ""  # the constraint excludes all
+
+
+def test_latency_batch_is_the_batch_it_says():
+    import torch
+
+    from prednas.training import latency_stats, measure_latency
+
+    seen = []
+    model = torch.nn.Linear(3, 2)
+    model.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    assert measure_latency(model, (3,), repeats=2, warmup=1, batch=9) > 0
+    assert seen == [9, 9, 9]
+    st = latency_stats(model, torch.zeros(4, 3), repeats=3, warmup=0, threads=1)
+    assert (st["batch"], st["repeats"], st["warmup"]) == (4, 3, 0) and st["ms"] > 0
+    with pytest.raises(InvalidParameterError, match="batch"):
+        measure_latency(model, (3,), batch=0)
 
 
 def test_cli_objectives(tmp_path):
@@ -131,6 +161,10 @@ def test_cli_objectives(tmp_path):
     assert json.loads((out / "pareto.jsonl").read_text().splitlines()[0])["flops"] > 0
     assert main(["search", "--bench", "nb201", "--objectives", "cifar10_test_200ep,speed",
                  "--out", str(tmp_path / "x")]) == 2
+    assert main(["search", "--bench", "nb201", "--latency-batch", "8",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert main(["search", "--task", "synthetic", "--latency-batch", "0",
+                 "--out", str(tmp_path / "z")]) == 2
 
 
 def test_nb201_costs_depend_only_on_the_cost_key():

@@ -253,6 +253,48 @@ def test_cli_builds_a_ray_executor(ray_address, tmp_path):
         _build(parser.parse_args([*argv, "--executor", "pool", "--ray-address", "auto"]))
 
 
+def test_cli_gpu_shares(ray_address, tmp_path, monkeypatch):
+    import torch
+
+    from prednas.cli import build_parser
+    from prednas.commands.search import _build
+    from prednas.errors import InvalidParameterError
+
+    parser = build_parser()
+    argv = ["search", "--task", "synthetic", "--executor", "ray", "--out", str(tmp_path / "r")]
+    ex = _build(parser.parse_args([*argv, "--workers", "2", "--gpus-per-candidate", "0.25",
+                                   "--ray-address", "auto"]))
+    assert ex.executor.num_gpus == 0.25
+    if not torch.cuda.is_available():  # no GPU here: no share asked by default
+        assert _build(parser.parse_args(argv)).executor.num_gpus == 0
+    # on a machine with CUDA the candidates evaluated at once share its GPU(s) by default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _build(parser.parse_args([*argv, "--gpus-per-candidate", "0.5"])
+                  ).executor.num_gpus == 0.5
+    assert _build(parser.parse_args([*argv, "--workers", "4"])).executor.num_gpus == 0.25
+    assert _build(parser.parse_args([*argv, "--workers", "4", "--device", "cpu"])
+                  ).executor.num_gpus == 0
+    assert _build(parser.parse_args([*argv, "--workers", "4", "--ray-address", "auto"])
+                  ).executor.num_gpus == 0  # a cluster's GPUs are not this machine's
+    with pytest.raises(InvalidParameterError, match="--gpus-per-candidate goes with --executor ray"):
+        _build(parser.parse_args(["search", "--task", "synthetic", "--executor", "pool",
+                                  "--gpus-per-candidate", "0.5", "--out", str(tmp_path / "p")]))
+
+
+def test_gpu_share_on_a_ray_without_gpus_is_refused_not_hung(ray_address, tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    if ray.cluster_resources().get("GPU", 0):
+        pytest.skip("this Ray has a GPU: the request would be served")
+    with pytest.raises(prednas.InvalidParameterError, match="has no GPU"):
+        list(RayExecutor(num_gpus=0.5).map_unordered(abs, [("a", (-1,), {})]))
+    out = tmp_path / "r"
+    assert main(["search", "--task", "synthetic", "--executor", "ray", "--gpus-per-candidate",
+                 "1", "--budget", "2", "--steps", "2", "--replicas", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--gpus-per-candidate 0" in err, err
+
+
 def test_without_ray_one_line_and_exit_2(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(prednas.InvalidParameterError, match=r'pip install "prednas\[ray\]"'):
