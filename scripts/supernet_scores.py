@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Score NB201 architectures with a warmed-up supernet and measure how well the scores rank them.
+"""Score architectures with a warmed-up supernet and measure how well the scores rank them.
 
 For each warm-up length in ``--steps`` a fresh supernet is warmed up (``prednas.warmup``) and the
 same ``--n`` architectures get every supernet-derived score: the inherited accuracy and loss, each
@@ -8,11 +8,12 @@ log-probability under an ST-NAS distribution learned from the longest warm-up's 
 (``prednas.stnas.train(warmed_up=...)``). Next to them: the same SiGeo terms on the supernet at
 initialisation (``--init-control``, no warm-up), and the zero-cost proxies of the shipped proxy
 table (random initialisation, full-size networks). Spearman and Kendall tau against the NB201
-200-epoch test accuracies (CIFAR-10, CIFAR-100, ImageNet16-120), the warm-up cost and the
+200-epoch test accuracies (CIFAR-10, CIFAR-100, ImageNet16-120), or with ``--space blocks1d``
+against the ``blocks1d-mnist1d`` table (its sub-space, MNIST-1D), the warm-up cost and the
 per-architecture scoring cost go to ``--report`` (markdown; with ``--section`` as one section of an
 existing file, replacing a section of the same title). ``--out`` gets the longest warm-up's scores
 as ``arch,<feature names>``. The architectures are a seeded sample of the shipped proxy table when
-it exists (so the scores join with the proxy features), else of the whole NB201 table.
+it exists (so the scores join with the proxy features), else of the whole benchmark table.
 
     nice -n 10 python scripts/supernet_scores.py --task cifar10 \\
         --task-path /work/shared/data/cifar10-subset.npz --n 400 --seed 0 --steps 600 \\
@@ -43,25 +44,38 @@ from prednas.supernet import SupernetScores
 from prednas.utils import atomic_write_text, make_rng
 
 log = logging.getLogger("supernet_scores")
-METRICS = ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep")
+#: per space: the benchmark holding the ground truth, its metrics (first: the main one) and their
+#: column titles, the proxy table's task, and what the truth is, for the report
+SETTINGS = {
+    "nb201": {"bench": "nb201", "task": "cifar10", "table_task": "cifar10",
+              "metrics": ("cifar10_test_200ep", "cifar100_test_200ep", "imagenet16_test_200ep"),
+              "titles": ("CIFAR-10", "CIFAR-100", "ImageNet16-120"),
+              "truth": "NB201 200-epoch test accuracy (mean over seeds)"},
+    "blocks1d": {"bench": "blocks1d-mnist1d", "task": "mnist1d", "table_task": "mnist1d",
+                 "metrics": ("test_acc", "val_acc"), "titles": ("test acc", "val acc"),
+                 "truth": "blocks1d-mnist1d accuracy after the benchmark's recipe (mean over "
+                          "seeds)"},
+}
+METRICS = SETTINGS["nb201"]["metrics"]
 _EVAL = ["supernet_acc", "supernet_neg_loss"]
 _SIGEO = ["sigeo_zico", "sigeo_fr", "sigeo_neg_loss", "sigeo"]
 
 
-def choose_archs(n: int, seed: int, bench) -> tuple[list[str], str, object]:
-    """``n`` arch strings from the shipped proxy table if there is one, else the NB201 table;
-    and the table (``None`` without one)."""
-    pool, source, table = None, "NB201 table (no shipped proxy table found)", None
+def choose_archs(n: int, seed: int, bench, space_name: str = "nb201",
+                 table_task: str = "cifar10") -> tuple[list[str], str, object]:
+    """``n`` arch strings from the shipped proxy table if there is one, else the benchmark's
+    table; and the proxy table (``None`` without one)."""
+    pool, source, table = None, f"the {bench.name} table (no shipped proxy table found)", None
     try:
         import proxies
 
-        table = proxies.load_table("nb201", "cifar10")
+        table = proxies.load_table(space_name, table_task)
         known = set(bench.arch_strings())
         pool = [a for a in table.arch_strings if a in known] or None
         if pool:
             source = f"the shipped proxy table ({len(table.arch_strings)} archs)"
     except (ImportError, AttributeError, PredNASError, OSError) as exc:
-        log.info("no shipped proxy table (%s); sampling from the NB201 table", exc)
+        log.info("no shipped proxy table (%s); sampling from the benchmark's table", exc)
         table = None
     if pool is None:
         pool = list(bench.arch_strings())
@@ -98,8 +112,11 @@ def timed_features(scorer, archs, names) -> tuple[np.ndarray, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--space", default="nb201", choices=["nb201"])
-    ap.add_argument("--task", default="cifar10")
+    ap.add_argument("--space", default="nb201", choices=list(SETTINGS),
+                    help="nb201 (truth: the NB201 table) or blocks1d (the blocks1d-mnist1d "
+                         "sub-space and its table)")
+    ap.add_argument("--task", default=None, help="default: cifar10 for nb201; for blocks1d the "
+                                                 "benchmark's own MNIST-1D recipe")
     ap.add_argument("--task-path", default=None)
     ap.add_argument("--n", type=int, default=300, help="architectures to score")
     ap.add_argument("--seed", type=int, default=0)
@@ -140,11 +157,20 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     t_all = time.perf_counter()
-    space = spaces.get(args.space)
-    bench = prednas.benchmarks.load("nb201")
+    global METRICS
+    cfg = SETTINGS[args.space]
+    METRICS = cfg["metrics"]
+    bench = prednas.benchmarks.load(cfg["bench"])
+    space = bench.space if args.space == "blocks1d" else spaces.get(args.space)
+    args.task = args.task or cfg["task"]
     kw = {"path": args.task_path} if args.task_path else {}
-    task = downsample(prednas.tasks.get(args.task, **kw), args.resolution)
-    archs, source, table = choose_archs(args.n, args.seed, bench)
+    if args.space == "blocks1d" and args.task == bench.recipe["task"] and not kw:
+        kw = dict(bench.recipe.get("task_options", {}))
+    task = prednas.tasks.get(args.task, **kw)
+    if args.space == "nb201":
+        task = downsample(task, args.resolution)
+    net_kw = {"C": args.C, "N": args.N} if args.space == "nb201" else {}
+    archs, source, table = choose_archs(args.n, args.seed, bench, args.space, cfg["table_task"])
     truth = {m: np.asarray(bench.values(m, archs=archs), dtype=float) for m in METRICS}
     log.info("scoring %d archs from %s on %s", len(archs), source, task)
     names = _EVAL + ([] if args.no_sigeo else _SIGEO)
@@ -163,13 +189,14 @@ def main(argv=None) -> int:
     if table is not None and args.table:
         for p in table.names:
             vals = table.lookup(archs, [p])[:, 0]
-            rows.append({"score": p, "source": "zero-cost proxy at random init (shipped table, "
-                         "C=16 N=5 32x32)", "cost": "", "corr": correlations(vals, truth)})
+            where = "C=16 N=5 32x32" if args.space == "nb201" else "the benchmark's networks"
+            rows.append({"score": p, "source": f"zero-cost proxy at random init (shipped table, "
+                         f"{where})", "cost": "", "corr": correlations(vals, truth)})
     # the same SiGeo terms on the supernet at initialisation (no warm-up)
     if args.init_control and not args.no_sigeo:
         dev = prednas.utils.resolve_device(args.device)
         sub = task.subset(args.fraction, seed=args.seed)
-        net = prednas.supernet.build_supernet(space, task, args.seed, dev, C=args.C, N=args.N)
+        net = prednas.supernet.build_supernet(space, task, args.seed, dev, **net_kw)
         init = prednas.supernet.make_scorer(net, space, task, sub, seed=args.seed, device=dev,
                                             batch_size=args.batch_size,
                                             calib_size=args.calib_size, val_size=args.val_size,
@@ -189,7 +216,7 @@ def main(argv=None) -> int:
                                 paths_per_step=args.paths_per_step,
                                 path_dropout=args.path_dropout, calib_size=args.calib_size,
                                 val_size=args.val_size, sigeo_batches=args.sigeo_batches,
-                                C=args.C, N=args.N)
+                                **net_kw)
         ev, per_ev = timed_features(scorer, archs, _EVAL)
         cols = [ev]
         if not args.no_sigeo:
@@ -218,7 +245,7 @@ def main(argv=None) -> int:
                           fraction=args.fraction, batch_size=args.batch_size, seed=args.seed,
                           device=args.device, lr=args.lr, alpha_lr=args.alpha_lr,
                           st_terms=args.st_terms, calib_size=args.calib_size,
-                          val_size=args.val_size, C=args.C, N=args.N)
+                          val_size=args.val_size, **net_kw)
         logp = np.array([res.distribution.log_prob(a) for a in archs])
         rows.append({"score": "stnas_log_prob",
                      "source": f"ST-NAS {args.stnas_steps} steps ({args.st_terms} terms) after "
@@ -228,7 +255,8 @@ def main(argv=None) -> int:
                      "argmax": str(res.distribution.argmax()),
                      "argmax_acc": float(bench.values(METRICS[0], archs=[
                          str(res.distribution.argmax())])[0]),
-                     "entropy": res.distribution.entropy()})
+                     "entropy": res.distribution.entropy(),
+                     "uniform": _uniform_entropy(space)})
         out_names.append("stnas_log_prob")
         out_vals = np.concatenate([feats, logp[:, None]], axis=1)
     SupernetScores(space, archs, out_vals, names=out_names).to_csv(args.out)
@@ -238,6 +266,14 @@ def main(argv=None) -> int:
             f"{m.split('_')[0]} rho={r['corr'][m][0]:.3f}" for m in METRICS))
     print(f"total {time.perf_counter() - t_all:.0f} s; scores -> {args.out}")
     return 0
+
+
+def _uniform_entropy(space) -> float:
+    """The entropy bound of a uniform distribution over the decisions (what ``entropy()`` of an
+    untrained ST-NAS distribution gives)."""
+    from prednas._choices import choices_for
+
+    return float(sum(np.log(len(d)) for d in choices_for(space).decisions))
 
 
 def replace_section(path: str, title: str, section: str) -> str:
@@ -254,11 +290,26 @@ def replace_section(path: str, title: str, section: str) -> str:
 
 
 def report(args, rows, runs, source, n, task, total) -> str:
+    cfg = SETTINGS[args.space]
     cmd = "python scripts/supernet_scores.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    what = "NB201" if args.space == "nb201" else "the 1-D benchmark (blocks1d-mnist1d)"
     head = f"## {args.section}" if args.section else \
-        "# Warm-up supernet on NB201: how well do its scores rank architectures?"
+        f"# Warm-up supernet on {what}: how well do its scores rank architectures?"
     sub = "###" if args.section else "##"
+    if args.space == "nb201":
+        net = (f"NB201 skeleton with **C={args.C}, N={args.N}** (the benchmark networks use C=16, "
+               "N=5), every edge holding all 4 live ops")
+        data = (f"training fraction {args.fraction:g} of its {len(task.y_train)} training "
+                f"images, images average-pooled to {task.input_shape[1]}x{task.input_shape[2]}"
+                + (" (to fit this CPU)" if args.resolution else ""))
+        ex = "images"
+    else:
+        net = ("the blocks1d-mnist1d sub-space's supernet (every slot holding every op at the "
+               "widest width; narrower widths share its first channels)")
+        data = (f"training fraction {args.fraction:g} of its {len(task.y_train)} training "
+                f"signals ({task.input_shape})")
+        ex = "signals"
     lines = [
         head,
         "",
@@ -270,22 +321,18 @@ def report(args, rows, runs, source, n, task, total) -> str:
         f"shared with other jobs (load average at the end "
         f"{', '.join(f'{x:.1f}' for x in load)}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s), device `{args.device}`.",
-        f"- Supernet: NB201 skeleton with **C={args.C}, N={args.N}** (the benchmark networks use "
-        f"C=16, N=5), every edge holding all 4 live ops; {args.sampling} path sampling, "
-        f"{args.paths_per_step} path(s) per step, path dropout {args.path_dropout:g}, AdamW lr "
-        f"{args.lr} with a cosine schedule, batch {args.batch_size}.",
-        f"- Data: `{args.task}` ({task.info.get('source', args.task_path or '')}), "
-        f"training fraction {args.fraction:g} of its {len(task.y_train)} training images, images "
-        f"average-pooled to {task.input_shape[1]}x{task.input_shape[2]}"
-        + (" (to fit this CPU)" if args.resolution else "") + ".",
+        f"- Supernet: {net}; {args.sampling} path sampling, {args.paths_per_step} path(s) per "
+        f"step, path dropout {args.path_dropout:g}, AdamW lr {args.lr} with a cosine schedule, "
+        f"batch {args.batch_size}.",
+        f"- Data: `{args.task}` ({task.info.get('source', args.task_path or '')}), {data}.",
         f"- Scoring: BN statistics recalibrated per architecture on {args.calib_size} training "
-        f"images, then accuracy (`supernet_acc`) and negative cross-entropy "
-        f"(`supernet_neg_loss`) on {args.val_size} held-out validation images. SiGeo terms "
+        f"{ex}, then accuracy (`supernet_acc`) and negative cross-entropy "
+        f"(`supernet_neg_loss`) on {args.val_size} held-out validation {ex}. SiGeo terms "
         f"(`prednas.supernet.SupernetScorer.sigeo_terms`) from the gradients on the "
-        f"{args.calib_size} calibration images in {args.sigeo_batches} batches: "
+        f"{args.calib_size} calibration {ex} in {args.sigeo_batches} batches: "
         f"`sigeo = sigeo_zico + 50 sigeo_fr + 1 sigeo_neg_loss` (SiGeo's warmed-up lambdas).",
         f"- Architectures: {n}, a seeded (seed {args.seed}) sample from {source}. Ground truth: "
-        "NB201 200-epoch test accuracy (mean over seeds).",
+        f"{cfg['truth']}.",
     ]
     for r in runs:
         if "steps" in r:
@@ -293,14 +340,14 @@ def report(args, rows, runs, source, n, task, total) -> str:
                          f"training loss {r['final_loss']:.3f}.")
         else:
             lines.append(f"- ST-NAS: {r['stnas_steps']} search steps in {r['stnas_s']:.1f} s; "
-                         f"argmax `{r['argmax']}` (CIFAR-10 test {r['argmax_acc']:.2f}%), "
-                         f"entropy {r['entropy']:.2f} nats (uniform: {6 * np.log(5):.2f}).")
+                         f"argmax `{r['argmax']}` ({cfg['titles'][0]} {r['argmax_acc']:.2f}%), "
+                         f"entropy {r['entropy']:.2f} nats (uniform: {r['uniform']:.2f}).")
     lines += [
         "",
-        f"{sub} Rank correlation with the 200-epoch test accuracy (Spearman rho / Kendall tau)",
+        f"{sub} Rank correlation with {cfg['truth']} (Spearman rho / Kendall tau)",
         "",
-        "| score | from | cost | CIFAR-10 | CIFAR-100 | ImageNet16-120 |",
-        "|---|---|---:|---|---|---|",
+        "| score | from | cost | " + " | ".join(cfg["titles"]) + " |",
+        "|---|---|---:|" + "---|" * len(cfg["titles"]),
     ]
     for r in rows:
         cells = " | ".join(f"{r['corr'][m][0]:.3f} / {r['corr'][m][1]:.3f}" for m in METRICS)
@@ -308,7 +355,7 @@ def report(args, rows, runs, source, n, task, total) -> str:
     lines += [
         "",
         "Every score is higher-is-better (a negative correlation ranks backwards). One seed; "
-        "with a few hundred validation images `supernet_acc` has ties. Costs are wall time on "
+        "with a few hundred validation examples `supernet_acc` has ties. Costs are wall time on "
         "this shared CPU; the proxy table's were paid once, offline.",
         "",
     ]
