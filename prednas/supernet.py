@@ -31,6 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,8 +39,14 @@ from torch import nn
 
 import spaces as _spaces
 from prednas import tasks as _tasks
-from prednas.errors import InvalidParameterError, PredNASError, UnknownNameError, check_param
-from prednas.utils import make_rng, resolve_device, torch_seed
+from prednas.errors import (
+    IncompatibleArtifactError,
+    InvalidParameterError,
+    PredNASError,
+    UnknownNameError,
+    check_param,
+)
+from prednas.utils import atomic_path, make_rng, resolve_device, torch_seed
 
 __all__ = ["warmup", "SupernetScorer", "SupernetScores", "WarmupDiverged", "FEATURES",
            "SIGEO_LAMBDAS", "SAMPLINGS", "resolve_feature_names"]
@@ -63,6 +70,9 @@ _SIGEO = ("sigeo_zico", "sigeo_fr", "sigeo_neg_loss", "sigeo")
 SIGEO_LAMBDAS: tuple[float, float] = (50.0, 1.0)
 #: path sampling rules of the warm-up
 SAMPLINGS = ("uniform", "fair")
+#: the file a finished warm-up is saved to (``SupernetScorer.save``) and resumed from
+WARMUP_FILE = "warmup.pt"
+_WARMUP_KIND, _WARMUP_FORMAT = "prednas-supernet-warmup", 1
 
 
 class WarmupDiverged(PredNASError):
@@ -137,6 +147,21 @@ class SupernetScorer:
         return (f"SupernetScorer(space={self.space.name!r}, seconds={self.seconds:.1f}, "
                 f"calib={len(self.calib[1])}, val={len(self.val[1])}, cached={len(self._cache)}, "
                 f"stnas={self.distribution is not None})")
+
+    def save(self, state_dir) -> Path:
+        """Write the warmed-up supernet and its settings to ``state_dir/warmup.pt`` (atomically),
+        so that :func:`warmup` with the same settings and ``state_dir`` loads it instead of
+        training again. Tensors and plain values only: it loads with ``weights_only=True``."""
+        state_dir = Path(state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        payload = {"kind": _WARMUP_KIND, "format": _WARMUP_FORMAT,
+                   "settings": self.info.get("settings", {}),
+                   "supernet": {k: v.detach().cpu() for k, v in self.supernet.state_dict().items()},
+                   "seconds": self.seconds, "loss_curve": list(self.loss_curve)}
+        path = state_dir / WARMUP_FILE
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return path
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -544,7 +569,7 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
            weight_decay: float = 1e-4, sampling: str = "uniform", paths_per_step: int = 1,
            path_dropout: float = 0.0, calib_size: int = 256, val_size: int = 512,
            sigeo_batches: int = 4, sigeo_lambdas: Sequence[float] = SIGEO_LAMBDAS,
-           max_seconds: float | None = None, progress: bool = True,
+           max_seconds: float | None = None, progress: bool = True, state_dir=None,
            **supernet_kwargs) -> SupernetScorer:
     """Warm up the supernet of ``space`` on a fraction of ``task`` and return a scorer.
 
@@ -570,6 +595,10 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
         sigeo_batches, sigeo_lambdas: see :meth:`SupernetScorer.sigeo_terms`.
         max_seconds: stop the warm-up early when its wall time passes this.
         progress: show a progress bar.
+        state_dir: a directory holding a warm-up saved by :meth:`SupernetScorer.save` with the
+            same settings: it is loaded instead of trained (a resumed search does not repeat its
+            warm-up; the scorer's ``seconds`` is the original warm-up's). Saved with other
+            settings, it is refused (:class:`~prednas.errors.IncompatibleArtifactError`).
         **supernet_kwargs: passed to ``space.build_supernet`` (for nb201 the supernet's width
             and depth: ``C=8, N=2``).
 
@@ -585,6 +614,16 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
                          calib_size=calib_size, val_size=val_size, lr=lr, sampling=sampling,
                          paths_per_step=paths_per_step, path_dropout=path_dropout)
     dev = resolve_device(device)
+    settings = {"space": space.name, "space_config": space.config(), "task": task.name,
+                "task_examples": len(task.y_train), "fraction": fraction, "steps": steps,
+                "batch_size": batch_size, "seed": seed, "lr": lr, "weight_decay": weight_decay,
+                "sampling": sampling, "paths_per_step": paths_per_step,
+                "path_dropout": path_dropout, "max_seconds": max_seconds,
+                "supernet_kwargs": dict(supernet_kwargs)}
+    scorer_kw = dict(calib_size=calib_size, val_size=val_size, sigeo_batches=sigeo_batches,
+                     sigeo_lambdas=sigeo_lambdas)
+    if state_dir is not None and (Path(state_dir) / WARMUP_FILE).is_file():
+        return _load_warmup(Path(state_dir), settings, space, task, dev, scorer_kw)
     start = time.perf_counter()
     sub = task.subset(fraction, seed=seed)
     rng = make_rng(seed)
@@ -644,8 +683,55 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
     info = {"space": space.name, "task": task.name, "fraction": fraction, "steps": steps,
             "batch_size": batch_size, "seed": seed, "lr": lr, "weight_decay": weight_decay,
             "sampling": sampling, "paths_per_step": paths_per_step, "path_dropout": path_dropout,
-            "train_examples": n, "supernet_kwargs": dict(supernet_kwargs)}
-    return make_scorer(supernet, space, task, sub, seed=seed, device=dev, batch_size=batch_size,
-                       calib_size=calib_size, val_size=val_size, seconds=seconds,
-                       loss_curve=losses, info=info, sigeo_batches=sigeo_batches,
-                       sigeo_lambdas=sigeo_lambdas)
+            "train_examples": n, "supernet_kwargs": dict(supernet_kwargs),
+            "settings": settings}
+    scorer = make_scorer(supernet, space, task, sub, seed=seed, device=dev,
+                         batch_size=batch_size, seconds=seconds, loss_curve=losses, info=info,
+                         **scorer_kw)
+    if state_dir is not None:
+        scorer.save(state_dir)
+    return scorer
+
+
+def _load_warmup(state_dir: Path, settings: dict, space, task, dev, scorer_kw) -> SupernetScorer:
+    """The scorer of a warm-up saved in ``state_dir`` with ``settings`` (refused otherwise)."""
+    path = state_dir / WARMUP_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
+        raise IncompatibleArtifactError(f"{path} is not a readable warm-up state ({exc})") from None
+    if not isinstance(state, dict) or state.get("kind") != _WARMUP_KIND:
+        raise IncompatibleArtifactError(f"{path} is not a supernet warm-up state")
+    if state.get("format") != _WARMUP_FORMAT:
+        raise IncompatibleArtifactError(f"{path} has format {state.get('format')!r}; this version "
+                                        f"reads {_WARMUP_FORMAT}")
+    stored = state.get("settings") or {}
+    diff = sorted(k for k in set(settings) | set(stored)
+                  if _jsonish(settings.get(k)) != _jsonish(stored.get(k)))
+    if diff:
+        k = diff[0]
+        raise IncompatibleArtifactError(
+            f"{path} was warmed up with other settings ({k}: {settings.get(k)!r} now, "
+            f"{stored.get(k)!r} saved); use another directory or the same settings")
+    supernet = build_supernet(space, task, settings["seed"], dev, **settings["supernet_kwargs"])
+    supernet.load_state_dict(state["supernet"])
+    sub = task.subset(settings["fraction"], seed=settings["seed"])
+    info = {**{k: settings[k] for k in ("fraction", "steps", "batch_size", "seed", "lr",
+                                       "weight_decay", "sampling", "paths_per_step",
+                                       "path_dropout", "supernet_kwargs")},
+            "space": space.name, "task": task.name, "train_examples": len(sub.y_train),
+            "settings": settings, "loaded_from": str(path)}
+    log.info("loaded the warmed-up %s supernet from %s (its warm-up took %.1f s)", space.name,
+             path, state.get("seconds", math.nan))
+    return make_scorer(supernet, space, task, sub, seed=settings["seed"], device=dev,
+                       batch_size=settings["batch_size"], seconds=float(state.get("seconds", 0)),
+                       loss_curve=state.get("loss_curve", []), info=info, **scorer_kw)
+
+
+def _jsonish(v):
+    """Tuples and lists compare equal (settings saved and read back)."""
+    if isinstance(v, (list, tuple)):
+        return [_jsonish(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonish(x) for k, x in v.items()}
+    return v

@@ -24,6 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,8 @@ __all__ = ["FILTERS", "PredictorFilter", "NoFilter", "default_predictor", "ACQUI
 log = logging.getLogger(__name__)
 
 FILTERS = REGISTRIES["filter"]
+#: sub-directory of the run directory holding the filter's supernet warm-up (``warmup.pt``)
+WARMUP_DIR = "supernet"
 _register = register_filter
 
 
@@ -263,14 +266,22 @@ class PredictorFilter(Filter):
 
     def _warmup(self, context):
         import prednas
+        from prednas.search.rundir import STATE
         from prednas.supernet import WarmupDiverged
 
         kw = {"fraction": 0.2, "steps": 150, "batch_size": 64}
         kw.update(self.warmup_kwargs or {})
+        # a finished warm-up is kept in the run directory, so a resumed search loads it; a new
+        # run's directory stays empty until the engine creates it: saved on the first selection
+        run_dir = context.run_dir
+        self.warmup_dir_ = Path(run_dir) / WARMUP_DIR if run_dir is not None else None
+        resumed = run_dir is not None and (Path(run_dir) / STATE).is_file()
+        self.warmup_saved_ = resumed
         t = time.perf_counter()
         try:
             scorer = prednas.warmup(context.space, context.task, seed=context.seed,
-                                    device=context.device, **kw)
+                                    device=context.device,
+                                    state_dir=self.warmup_dir_ if resumed else None, **kw)
         except TypeError as exc:  # an option neither warmup nor the space's supernet takes
             if "unexpected keyword argument" not in str(exc):
                 raise
@@ -308,7 +319,9 @@ class PredictorFilter(Filter):
         if self.stage2_ is not None and self.stage2_.proxies:
             out["live proxies"] = ", ".join(self.stage2_.proxies)
         if self.scorer_ is not None:
-            out["supernet"] = f"warm-up {self.scorer_seconds_:.1f} s"
+            out["supernet"] = f"warm-up {self.scorer_seconds_:.1f} s" + (
+                " (loaded from the run directory)"
+                if self.scorer_.info.get("loaded_from") else "")
         elif self.supernet == "auto":
             out["supernet"] = self.supernet_note_ or "not used (no task)"
         if self.prior is not None:
@@ -405,7 +418,15 @@ class PredictorFilter(Filter):
         pr = _rank01(self._prior_mean(archs))
         return pr if zs is None else 0.5 * (pr + zs)
 
+    def _save_warmup(self) -> None:
+        d = getattr(self, "warmup_dir_", None)
+        if (self.scorer_ is not None and not self.warmup_saved_ and d is not None
+                and d.parent.is_dir()):
+            self.scorer_.save(d)
+            self.warmup_saved_ = True
+
     def select(self, space, candidates, history, k, rng):
+        self._save_warmup()
         if not candidates:
             return []
         archs = [c.arch for c in candidates]

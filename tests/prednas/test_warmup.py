@@ -123,3 +123,48 @@ def test_warmup_rejects_an_unknown_space_and_path_dropout_off_nb201(synthetic_ta
     with pytest.raises(InvalidParameterError, match="path_dropout"):
         prednas.warmup("blocks1d", synthetic_task, device="cpu", progress=False,
                        path_dropout=0.1)
+
+
+def test_a_saved_warmup_is_loaded_not_trained_again(synthetic_image_task, tmp_path, monkeypatch):
+    from prednas.errors import IncompatibleArtifactError
+
+    first = _nb201(synthetic_image_task, state_dir=tmp_path / "w")
+    assert (tmp_path / "w" / prednas.supernet.WARMUP_FILE).is_file()
+    space = spaces.get("nb201")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(4)]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a saved warm-up must not train again")
+
+    monkeypatch.setattr(prednas.supernet, "_path_step", no_training)
+    again = _nb201(synthetic_image_task, state_dir=tmp_path / "w")
+    assert again.seconds == pytest.approx(first.seconds)
+    np.testing.assert_allclose(again.features(archs), first.features(archs), rtol=1e-5)
+    with pytest.raises(IncompatibleArtifactError, match="steps: 7 now, 6 saved"):
+        _nb201(synthetic_image_task, state_dir=tmp_path / "w", steps=7)
+    (tmp_path / "w" / prednas.supernet.WARMUP_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(IncompatibleArtifactError, match="not a readable warm-up state"):
+        _nb201(synthetic_image_task, state_dir=tmp_path / "w")
+
+
+def test_a_resumed_search_does_not_repeat_its_warmup(tmp_path, monkeypatch):
+    from prednas.search import PredictorFilter, Search, TrainingEvaluator
+
+    def search(budget):
+        return Search("blocks1d", task="synthetic", task_options={"n": 64, "seed": 0},
+                      budget=budget, per_round=2, ensembler=False, run_dir=tmp_path / "run",
+                      device="cpu", seed=0, evaluator=TrainingEvaluator(steps=2, device="cpu"),
+                      filter=PredictorFilter(proxy_table=None, supernet="auto",
+                                             warmup_kwargs={"steps": 3, "progress": False}))
+
+    search(2).run()
+    saved = tmp_path / "run" / "supernet" / prednas.supernet.WARMUP_FILE
+    assert saved.is_file()
+    before = saved.read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a resumed search must not warm up again")
+
+    monkeypatch.setattr(prednas.supernet, "_path_step", no_training)
+    res = Search.resume(tmp_path / "run", budget=4).run()
+    assert len(res.records) == 4 and saved.read_bytes() == before
