@@ -145,6 +145,21 @@ class ArchDistribution:
         pick = lambda k: int(rng.choice(len(probs[k]), p=probs[k]))  # noqa: E731
         return [self.choices.build(pick)[0] for _ in range(n)]
 
+    def mutate(self, arch, rng=None, temperature: float = 1.0):
+        """One of the space's own edits of ``arch`` (``space.neighbours``: for blocks1d Model
+        Search's add / remove / reset a block parameter), drawn with probability proportional to
+        ``p(child) ** (1 / temperature)`` instead of uniformly: mutations guided by the learned
+        distribution (``temperature`` -> infinity: uniform over the edits)."""
+        check_param("ArchDistribution.mutate", "temperature", temperature, kind=(float, int),
+                    low=0.0, low_open=True)
+        rng = make_rng(rng)
+        children = self.space.neighbours(arch)
+        if not children:
+            return self.space.mutate(arch, rng)
+        logp = np.array([self.log_prob(c) for c in children]) / float(temperature)
+        w = np.exp(logp - logp.max())
+        return children[int(rng.choice(len(children), p=w / w.sum()))]
+
     def entropy(self) -> float:
         """Sum of the decisions' entropies (nats; for ``blocks1d`` an upper bound, since inactive
         slots count)."""

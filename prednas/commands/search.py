@@ -75,6 +75,10 @@ def add_arguments(p) -> None:
     p.add_argument("--start", action="append", default=None, metavar="ARCH",
                    help="as Model Search starts: evaluate this architecture first (repeatable), "
                         "e.g. the baseline shrunk to fit the parameter cap")
+    p.add_argument("--guide", default=None, metavar="DISTRIBUTION_JSON",
+                   help="draw mutations from an ST-NAS distribution instead of uniformly (e.g. "
+                        "RUN_DIR/stnas/distribution.json of a --strategy stnas run; "
+                        "--strategy prednas)")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
     p.add_argument("--executor", choices=("inprocess", "pool", "ray"), default=None,
@@ -119,6 +123,9 @@ def _build(args):
                                     "--task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
+    if args.guide is not None and args.strategy != "prednas":
+        raise InvalidParameterError(f"--guide goes with --strategy prednas (its mutations), not "
+                                    f"--strategy {args.strategy}")
     executor = _executor(args)  # first: a missing optional extra is reported before any work
     if args.prior and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
@@ -166,6 +173,8 @@ def _build(args):
         if args.strategy == "prednas":
             if args.prior:
                 common["filter"] = S.PredictorFilter(prior=args.prior)
+            if args.guide:
+                common["mutator"] = S.MutationMutator(distribution=args.guide)
             return S.Search(space, **common)
     else:
         from prednas import tasks
@@ -215,7 +224,8 @@ def _build(args):
                                     survivors=6, min_fit=6, prior=args.prior)
             start = tuple(str(space.coerce(a)) for a in (args.start or ()))
             return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100,
-                                                             start=start),
+                                                             start=start,
+                                                             distribution=args.guide),
                             filter=flt, **common)
     if args.strategy == "random":
         return S.random_search(space, **common)

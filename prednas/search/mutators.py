@@ -72,9 +72,14 @@ class MutationMutator(Mutator):
         max_tries: give up after ``max_tries * mutations`` draws (small or exhausted spaces); every
             ``mutations`` draws the largest number of edits grows by one.
         start: architecture strings proposed (alone) before anything is evaluated.
+        distribution: path of an ST-NAS architecture distribution (``distribution.json``, from
+            :func:`prednas.stnas.train` with a ``run_dir``, or ``ArchDistribution.save``): each
+            edit is drawn from the space's edits in proportion to the child's probability under
+            it (:meth:`prednas.stnas.ArchDistribution.mutate`) instead of uniformly.
     """
 
     _parameter_constraints = {"start": [SequenceOf(str)],
+                              "distribution": [None, str],
                               "parents": [Interval(int, 1, None)],
                               "mutations": [Interval(int, 1, None)],
                               "max_edits": [Interval(int, 1, None)],
@@ -82,7 +87,9 @@ class MutationMutator(Mutator):
                               "max_tries": [Interval(int, 1, None)]}
 
     def __init__(self, parents: int = 10, mutations: int = 1000, max_edits: int = 2,
-                 explore: float = 0.0, max_tries: int = 20, start: tuple[str, ...] = ()):
+                 explore: float = 0.0, max_tries: int = 20, start: tuple[str, ...] = (),
+                 distribution: str | None = None):
+        self.distribution = distribution
         self.parents = parents
         self.mutations = mutations
         self.max_edits = max_edits
@@ -96,6 +103,11 @@ class MutationMutator(Mutator):
     def setup(self, context) -> None:
         for a in self.start:  # an architecture outside the space is an error now, not mid-run
             context.space.parse(a)
+        self.guide_ = None
+        if self.distribution is not None:  # a missing or foreign file is an error now
+            from prednas.stnas import ArchDistribution
+
+            self.guide_ = ArchDistribution.load(self.distribution, context.space)
         self.costs_ = tuple(context.costs)
         self.constraints_ = dict(context.constraints)
 
@@ -136,8 +148,9 @@ class MutationMutator(Mutator):
         while len(pool.items) < self.mutations and tries < limit:
             i = min(int(np.searchsorted(cum, rng.random(), side="right")), len(parents) - 1)
             child = parents[i]
+            guide = getattr(self, "guide_", None)
             for _ in range(int(rng.integers(1, edits + 1))):
-                child = space.mutate(child, rng)
+                child = space.mutate(child, rng) if guide is None else guide.mutate(child, rng)
             pool.add(child, parent=top[i].arch)
             tries += 1
             if tries % self.mutations == 0:  # neighbourhood exhausted: reach further

@@ -92,3 +92,74 @@ def test_training_mode_uses_the_searchs_task(synthetic_task, tmp_path):
                  ensembler=False, seed=0, run_dir=tmp_path / "t").run()
     assert len(res.records) == 2
     assert stnas.load(tmp_path / "t" / STATE_DIR).space == space
+
+
+def _skewed_nb201(tmp_path):
+    """A distribution that strongly prefers 3x3 convolutions on every edge, saved as JSON."""
+    space = spaces.get("nb201")
+    dist = stnas.ArchDistribution(space)
+    names = dist.choices.names
+    conv = dist.choices.decisions[0].labels.index("nor_conv_3x3")
+    logits = {n: [0.0] * len(dist.choices.decisions[0]) for n in names}
+    for n in names:
+        logits[n][conv] = 6.0
+    dist = stnas.ArchDistribution(space, logits)
+    dist.save(tmp_path / "distribution.json")
+    return space, dist
+
+
+def test_guided_mutation_draws_edits_from_the_distribution(tmp_path):
+    import numpy as np
+
+    space, dist = _skewed_nb201(tmp_path)
+    rng = np.random.default_rng(0)
+    parent = space.parse("|avg_pool_3x3~0|+|skip_connect~0|none~1|+|none~0|skip_connect~1|none~2|")
+    neighbours = {str(a) for a in space.neighbours(parent)}
+    guided = [dist.mutate(parent, rng) for _ in range(200)]
+    plain = [space.mutate(parent, rng) for _ in range(200)]
+    assert all(str(c) in neighbours for c in guided)  # the space's own edits, nothing else
+    convs = [sum(op == "nor_conv_3x3" for op in c.ops) for c in guided]
+    assert np.mean(convs) > 0.95 > np.mean([sum(op == "nor_conv_3x3" for op in c.ops)
+                                            for c in plain])
+    with pytest.raises(InvalidParameterError, match="temperature"):
+        dist.mutate(parent, rng, temperature=0)
+
+
+def test_mutation_mutator_guided_by_a_saved_distribution(bench, tmp_path):
+    from prednas.errors import DataNotFoundError
+    from prednas.search import MutationMutator
+
+    _skewed_nb201(tmp_path)
+    path = str(tmp_path / "distribution.json")
+
+    def search(run, distribution):
+        return Search("nb201", oracle=bench, filter=NoFilter(), budget=12, per_round=4, seed=3,
+                      run_dir=tmp_path / run,
+                      mutator=MutationMutator(parents=2, mutations=4, distribution=distribution))
+
+    guided = search("g", path).run()
+    plain = search("p", None).run()
+    convs = lambda res: sum(str(r.arch).count("nor_conv_3x3")  # noqa: E731
+                            for r in res.records if r.round > 0)
+    assert convs(guided) > convs(plain)
+    resumed = Search.resume(tmp_path / "g", budget=16).run()  # the path is part of the run
+    assert len(resumed.records) == 16
+    with pytest.raises(DataNotFoundError, match="not found"):
+        search("m", str(tmp_path / "missing.json")).run()
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_guide(tmp_path, capsys):
+    from prednas.cli import main
+
+    _skewed_nb201(tmp_path)
+    out = tmp_path / "r"
+    assert main(["search", "--bench", "nb201", "--budget", "8", "--guide",
+                 str(tmp_path / "distribution.json"), "--out", str(out)]) == 0
+    assert "distribution.json" in (out / "state.json").read_text()  # part of the run
+    assert main(["search", "--bench", "nb201", "--strategy", "rea", "--guide",
+                 str(tmp_path / "distribution.json"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["search", "--bench", "nb201", "--guide", str(tmp_path / "nope.json"),
+                 "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "--guide goes with --strategy prednas" in err and "nope.json" in err
