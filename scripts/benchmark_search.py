@@ -56,13 +56,15 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     space = bench.space
     common = dict(oracle=bench, metric=bench.default_metric, budget=budget, seed=seed,
                   run_dir=tmp / f"{method}-{seed}")
-    if method in ("prednas", "prednas-gnn"):
+    if method in ("prednas", "prednas-gnn", "prednas-guided"):
+        guide = args.guide_paths[seed % len(args.guide_paths)] if method == "prednas-guided" \
+            else None
         flt = PredictorFilter(proxy_table=None if args.no_proxies else "auto",
                               dataset=args.proxy_dataset, encodings=tuple(args.encodings),
                               kappa=args.kappa, survivors=args.per_round,
                               predictor=gnn_ensemble() if method == "prednas-gnn" else None)
         s = Search(space, mutator=MutationMutator(parents=args.parents, mutations=args.mutations,
-                                                  explore=args.explore),
+                                                  explore=args.explore, distribution=guide),
                    filter=flt, per_round=args.per_round, **common)
     elif method == "random":
         s = random_search(space, **common)
@@ -83,6 +85,28 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
                 "coverage": (float(np.mean([r.arch in table for r in res.records]))
                              if table is not None else 0.0)}
     return curve, res.overhead, wall, info
+
+
+def train_guides(args, bench) -> list[str]:
+    """``--guides K`` ST-NAS distributions over the benchmark's space, learned on its recipe's
+    task (seeds 0..K-1; each resumable under ``--guide-runs``/<bench>/s<k>): their paths."""
+    from prednas import stnas, tasks
+
+    recipe = bench.recipe
+    task = tasks.get(recipe["task"], **recipe.get("task_options", {}))
+    paths = []
+    for k in range(args.guides):
+        run_dir = Path(args.guide_runs) / bench.name / f"s{k}"
+        res = stnas.train(bench.space, task, warmup_steps=args.guide_warmup_steps,
+                          search_steps=args.guide_search_steps, fraction=1.0, seed=k,
+                          device="cpu", run_dir=run_dir, progress=False)
+        args.guide_info.append({"seed": k, "argmax": str(res.distribution.argmax()),
+                                "argmax_value": float(bench.query(res.distribution.argmax(),
+                                                                  bench.default_metric)),
+                                "entropy": res.distribution.entropy(),
+                                "seconds": res.seconds})
+        paths.append(str(run_dir / stnas.DISTRIBUTION_FILE))
+    return paths
 
 
 def inheritance_experiment(args) -> list[str]:
@@ -202,8 +226,18 @@ def main(argv=None) -> int:
                          "directory into its own section of --out (nothing else is run)")
     ap.add_argument("--mnist-cmd", default="prednas search",
                     help="the command that produced --mnist-run, quoted in the section")
+    ap.add_argument("--guide", nargs="+", default=None, metavar="DISTRIBUTION_JSON",
+                    help="method prednas-guided: mutations drawn from these ST-NAS "
+                         "distributions (cycled over seeds)")
+    ap.add_argument("--guides", type=int, default=0,
+                    help="method prednas-guided: train this many ST-NAS distributions on the "
+                         "benchmark's recipe task first (blocks1d-mnist1d)")
+    ap.add_argument("--guide-warmup-steps", type=int, default=1500)
+    ap.add_argument("--guide-search-steps", type=int, default=1000)
+    ap.add_argument("--guide-runs", default=str(REPO / "runs" / "guides"))
     ap.add_argument("--out", default=None, help="default benchmarks/search-<bench>.md")
     args = ap.parse_args(argv)
+    args.guide_paths, args.guide_info = list(args.guide or []), []
     logging.basicConfig(level=logging.WARNING)
     if args.out is None:
         args.out = str(REPO / "benchmarks" / f"search-{args.bench}.md")
@@ -254,6 +288,11 @@ def main(argv=None) -> int:
     curves = {m: [] for m in args.methods}
     overhead, walls, infos = [], {m: [] for m in args.methods}, []
     t0 = time.perf_counter()
+    if "prednas-guided" in args.methods:
+        if args.guides:
+            args.guide_paths += train_guides(args, bench)
+        if not args.guide_paths:
+            ap.error("method prednas-guided needs --guide PATH... or --guides K")
     with tempfile.TemporaryDirectory() as d:
         for seed in tqdm(range(args.seeds), desc="seeds"):
             for m in args.methods:
@@ -302,7 +341,19 @@ def main(argv=None) -> int:
                   f"{args.population}, tournament {args.sample_size}. Random: uniform samples. All "
                   "go through the same `prednas.Search` loop."
                   + (" prednas-gnn: the same, with a GNN in place of the XGBoost ranker in the "
-                     "predictor ensemble." if "prednas-gnn" in curves else ""), ""]
+                     "predictor ensemble." if "prednas-gnn" in curves else "")
+                  + (f" prednas-guided: the same, with each mutation drawn from the space's "
+                     f"edits in proportion to the child's probability under an ST-NAS "
+                     f"distribution ({len(args.guide_paths)} distributions, seed s using "
+                     f"number s mod {len(args.guide_paths)})." if "prednas-guided" in curves
+                     else ""), ""]
+    for g in args.guide_info:
+        lines.append(f"- ST-NAS distribution {g['seed']} (warm-up {args.guide_warmup_steps} + "
+                     f"search {args.guide_search_steps} steps on the benchmark's task, "
+                     f"{g['seconds']:.0f} s): argmax `{g['argmax']}` ({metric} "
+                     f"{g['argmax_value']:.2f}), entropy {g['entropy']:.2f} nats.")
+    if args.guide_info:
+        lines.append("")
     head = "| method | " + " | ".join(f"{b} queries" for b in budgets) + " |"
     lines += ["## Best test accuracy found (mean ± std over seeds)", "", head,
               "|---|" + "---:|" * len(budgets)]
