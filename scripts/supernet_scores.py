@@ -201,8 +201,8 @@ def main(argv=None) -> int:
                                             batch_size=args.batch_size,
                                             calib_size=args.calib_size, val_size=args.val_size,
                                             sigeo_batches=args.sigeo_batches)
-        feats, per = timed_features(init, archs, _SIGEO)
-        f = dict(zip(_SIGEO, feats.T))
+        feats, per = timed_features(init, archs, _EVAL + _SIGEO)
+        f = dict(zip(_EVAL + _SIGEO, feats.T))
         f["sigeo (zero-shot lambdas 1, 0)"] = f["sigeo_zico"] + f["sigeo_fr"]
         for k, v in f.items():
             rows.append({"score": k, "source": "supernet at init (no warm-up)",
@@ -313,7 +313,7 @@ def report(args, rows, runs, source, n, task, total) -> str:
     lines = [
         head,
         "",
-        f"Produced by `nice -n 10 {cmd}`",
+        f"Produced by `nice -n 19 {cmd}`",
         f"(whole run {total:.0f} s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
         "",
         f"{sub} Setting",
