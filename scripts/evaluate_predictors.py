@@ -15,7 +15,7 @@ set of ``--n-test`` architectures is fixed and predictors are fitted on the firs
   The three members are fitted once inside the ensemble and their own predictions give their
   columns, so the ensemble costs nothing extra.
 * ``+supernet``: the same with the warm-up supernet's scores as extra features, on the
-  architectures that ``--supernet-scores`` (engineer W's CSV) covers.
+  architectures that ``--supernet-scores`` (from scripts/supernet_scores.py) covers.
 
 Also measured: fitting XGBoost on 1,000 architectures, and ``prednas.rank`` on 10,000 NB201
 candidates from cached features (proxy table lookups).
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gnn-steps", type=int, default=300,
                     help="GNN optimiser steps per fit (default 300)")
     ap.add_argument("--supernet-scores", default="benchmarks/supernet-nb201-scores.csv",
-                    help="engineer W's CSV of supernet scores (arch,supernet_acc,...)")
+                    help="the CSV of supernet scores from scripts/supernet_scores.py (arch,supernet_acc,...)")
     ap.add_argument("--supernet-sizes", nargs="+", type=int, default=[20, 100])
     ap.add_argument("--parts", nargs="+", default=["main", "supernet", "timing"],
                     choices=["main", "supernet", "timing", "report"],
@@ -338,15 +338,15 @@ def write_report(args, state: dict) -> None:
     sn = state.get("supernet")
     L += ["## Warm-up supernet features", ""]
     if not sn or not sn.get("n"):
-        L += [f"**Missing**: no supernet scores were available (engineer W's "
+        L += [f"**Missing**: no supernet scores were available ("
               f"`{args.supernet_scores}`), so the with-supernet columns could not be "
               "measured.", ""]
     else:
         L += [f"Command: `{sn['command']}`", "",
-              f"Scores from `{sn['file']}` ({sn['n']} architectures, engineer W's warm-up). "
+              f"Scores from `{sn['file']}` ({sn['n']} architectures, from `scripts/supernet_scores.py`). "
               "Only architectures with both proxy and supernet scores are used, so the "
               "held-out sets here are all the other such archs, not 1,000. The warm-up's "
-              "cost in seconds is in W's `benchmarks/supernet-nb201.md`.", ""]
+              "cost in seconds is in `benchmarks/supernet-nb201.md`.", ""]
         if sn.get("features"):
             L += ["Supernet features added: " + ", ".join(f"`{f}`" for f in sn["features"])
                   + ".", ""]
