@@ -55,7 +55,13 @@ from prednas.supernet import (
     make_scorer,
     warmup,
 )
-from prednas.utils import atomic_path, atomic_write_json, make_rng, resolve_device
+from prednas.utils import (
+    atomic_path,
+    atomic_write_json,
+    load_checked_state,
+    make_rng,
+    resolve_device,
+)
 
 __all__ = ["ArchDistribution", "STNASResult", "train", "load", "st_mix", "st_forward",
            "ST_TERMS", "FORMAT_VERSION", "STATE_FILE", "DISTRIBUTION_FILE", "WarmupDiverged"]
@@ -398,36 +404,13 @@ def _cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def _difference(given, stored, path="") -> str | None:
-    if isinstance(given, dict) and isinstance(stored, dict):
-        for k in sorted(set(given) | set(stored)):
-            d = _difference(given.get(k), stored.get(k), f"{path}.{k}" if path else k)
-            if d:
-                return d
-        return None
-    if given != stored:
-        return f"{path}: {given!r} given, {stored!r} stored"
-    return None
-
-
 def _load_state(run_dir: Path, settings: dict) -> dict | None:
     path = run_dir / STATE_FILE
     if not path.is_file():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
-        raise IncompatibleArtifactError(f"{path} is not a readable ST-NAS state ({exc})") from None
-    if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
-        raise IncompatibleArtifactError(f"{path} is not an ST-NAS state")
-    if state.get("format") != FORMAT_VERSION:
-        raise IncompatibleArtifactError(f"{path} has format {state.get('format')!r}; this "
-                                        f"version reads {FORMAT_VERSION}")
-    diff = _difference(settings, state.get("settings"))
-    if diff:
-        raise IncompatibleArtifactError(f"{path} was made with other settings ({diff}); use "
-                                        "another run directory or the same settings")
-    return state
+    return load_checked_state(path, kind=STATE_KIND, format_version=FORMAT_VERSION,
+                              what="ST-NAS state", settings=settings,
+                              hint="use another run directory or the same settings")
 
 
 def _rng_state(rng: np.random.Generator) -> str:

@@ -40,13 +40,18 @@ from torch import nn
 import spaces as _spaces
 from prednas import tasks as _tasks
 from prednas.errors import (
-    IncompatibleArtifactError,
     InvalidParameterError,
     PredNASError,
     UnknownNameError,
     check_param,
 )
-from prednas.utils import atomic_path, make_rng, resolve_device, torch_seed
+from prednas.utils import (
+    atomic_path,
+    load_checked_state,
+    make_rng,
+    resolve_device,
+    torch_seed,
+)
 
 __all__ = ["warmup", "SupernetScorer", "SupernetScores", "WarmupDiverged", "FEATURES",
            "SIGEO_LAMBDAS", "SAMPLINGS", "resolve_feature_names"]
@@ -696,23 +701,9 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
 def _load_warmup(state_dir: Path, settings: dict, space, task, dev, scorer_kw) -> SupernetScorer:
     """The scorer of a warm-up saved in ``state_dir`` with ``settings`` (refused otherwise)."""
     path = state_dir / WARMUP_FILE
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
-        raise IncompatibleArtifactError(f"{path} is not a readable warm-up state ({exc})") from None
-    if not isinstance(state, dict) or state.get("kind") != _WARMUP_KIND:
-        raise IncompatibleArtifactError(f"{path} is not a supernet warm-up state")
-    if state.get("format") != _WARMUP_FORMAT:
-        raise IncompatibleArtifactError(f"{path} has format {state.get('format')!r}; this version "
-                                        f"reads {_WARMUP_FORMAT}")
-    stored = state.get("settings") or {}
-    diff = sorted(k for k in set(settings) | set(stored)
-                  if _jsonish(settings.get(k)) != _jsonish(stored.get(k)))
-    if diff:
-        k = diff[0]
-        raise IncompatibleArtifactError(
-            f"{path} was warmed up with other settings ({k}: {settings.get(k)!r} now, "
-            f"{stored.get(k)!r} saved); use another directory or the same settings")
+    state = load_checked_state(path, kind=_WARMUP_KIND, format_version=_WARMUP_FORMAT,
+                               what="warm-up state", settings=settings,
+                               hint="use another directory or the same settings")
     supernet = build_supernet(space, task, settings["seed"], dev, **settings["supernet_kwargs"])
     supernet.load_state_dict(state["supernet"])
     sub = task.subset(settings["fraction"], seed=settings["seed"])
@@ -727,11 +718,3 @@ def _load_warmup(state_dir: Path, settings: dict, space, task, dev, scorer_kw) -
                        batch_size=settings["batch_size"], seconds=float(state.get("seconds", 0)),
                        loss_curve=state.get("loss_curve", []), info=info, **scorer_kw)
 
-
-def _jsonish(v):
-    """Tuples and lists compare equal (settings saved and read back)."""
-    if isinstance(v, (list, tuple)):
-        return [_jsonish(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonish(x) for k, x in v.items()}
-    return v

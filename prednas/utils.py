@@ -217,3 +217,44 @@ def fmt_number(x, nd: int = 2) -> str:
     except (TypeError, ValueError):
         return "n/a"
     return f"{x:.{nd}f}" if math.isfinite(x) else "n/a"
+
+
+def settings_difference(given, stored, path: str = "") -> str | None:
+    """The first difference between two settings dicts (``"a.b: 3 given, 2 stored"``), or
+    ``None``; lists and tuples compare by their items (settings read back from JSON or torch)."""
+    if isinstance(given, dict) and isinstance(stored, dict):
+        for k in sorted(set(given) | set(stored)):
+            d = settings_difference(given.get(k), stored.get(k), f"{path}.{k}" if path else k)
+            if d:
+                return d
+        return None
+    if isinstance(given, (list, tuple)) and isinstance(stored, (list, tuple)):
+        if len(given) == len(stored) and all(
+                settings_difference(a, b) is None for a, b in zip(given, stored)):
+            return None
+    elif given == stored:
+        return None
+    return f"{path}: {given!r} given, {stored!r} stored"
+
+
+def load_checked_state(path, *, kind: str, format_version: int, what: str, settings: dict,
+                       hint: str) -> dict:
+    """A state file written by ``torch.save`` of tensors and plain values, read with
+    ``weights_only=True`` (it never runs code), whose ``kind``, ``format`` and ``settings`` must
+    match; anything else is one :class:`~prednas.errors.IncompatibleArtifactError` naming the
+    file (``what`` names the kind of state, ``hint`` says what to do about other settings)."""
+    from prednas.errors import IncompatibleArtifactError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one clear error
+        raise IncompatibleArtifactError(f"{path} is not a readable {what} ({exc})") from None
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        raise IncompatibleArtifactError(f"{path} is not a {what}")
+    if state.get("format") != format_version:
+        raise IncompatibleArtifactError(f"{path} has format {state.get('format')!r}; this "
+                                        f"version reads {format_version}")
+    diff = settings_difference(settings, state.get("settings"))
+    if diff:
+        raise IncompatibleArtifactError(f"{path} was made with other settings ({diff}); {hint}")
+    return state

@@ -140,7 +140,7 @@ def test_a_saved_warmup_is_loaded_not_trained_again(synthetic_image_task, tmp_pa
     again = _nb201(synthetic_image_task, state_dir=tmp_path / "w")
     assert again.seconds == pytest.approx(first.seconds)
     np.testing.assert_allclose(again.features(archs), first.features(archs), rtol=1e-5)
-    with pytest.raises(IncompatibleArtifactError, match="steps: 7 now, 6 saved"):
+    with pytest.raises(IncompatibleArtifactError, match="steps: 7 given, 6 stored"):
         _nb201(synthetic_image_task, state_dir=tmp_path / "w", steps=7)
     (tmp_path / "w" / prednas.supernet.WARMUP_FILE).write_bytes(b"not a torch file")
     with pytest.raises(IncompatibleArtifactError, match="not a readable warm-up state"):
