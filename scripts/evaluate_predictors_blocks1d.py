@@ -228,7 +228,8 @@ def supernet_section(args) -> int:
             for m in makers for n in sizes), flush=True)
     alone = {nm: float(spearmanr(scores.features(archs, [nm])[:, 0], y, nan_policy="omit")[0])
              for nm in names}
-    lines = [SUPERNET_TITLE, "",
+    title = f"{SUPERNET_TITLE} (`{Path(args.supernet_scores).name}`)"
+    lines = [title, "",
              f"Command: `python scripts/evaluate_predictors_blocks1d.py --supernet-scores "
              f"{args.supernet_scores} --splits {args.splits}`; {(time.time() - t0) / 60:.1f} "
              f"min. The {len(archs)} sub-space architectures that file scores; features "
@@ -255,7 +256,7 @@ def supernet_section(args) -> int:
                       f"best paired gain {gain:+.3f} ({best}): "
                       f"**{'met' if gain >= 0.02 else 'missed'}**."]
     section = "\n".join(lines) + "\n"
-    _replace_section(Path(args.out), SUPERNET_TITLE, section)
+    _replace_section(Path(args.out), title, section)
     print(section)
     return 0
 
