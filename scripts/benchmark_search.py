@@ -56,13 +56,16 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     space = bench.space
     common = dict(oracle=bench, metric=bench.default_metric, budget=budget, seed=seed,
                   run_dir=tmp / f"{method}-{seed}")
-    if method in ("prednas", "prednas-gnn", "prednas-guided"):
+    if method in ("prednas", "prednas-gnn", "prednas-guided", "prednas-supernet"):
         guide = args.guide_paths[seed % len(args.guide_paths)] if method == "prednas-guided" \
             else None
         flt = PredictorFilter(proxy_table=None if args.no_proxies else "auto",
                               dataset=args.proxy_dataset, encodings=tuple(args.encodings),
                               kappa=args.kappa, survivors=args.per_round,
-                              predictor=gnn_ensemble() if method == "prednas-gnn" else None)
+                              predictor=gnn_ensemble() if method == "prednas-gnn" else None,
+                              **({"supernet": args.supernet_scores,
+                                  "supernet_features": args.supernet_features}
+                                 if method == "prednas-supernet" else {}))
         s = Search(space, mutator=MutationMutator(parents=args.parents, mutations=args.mutations,
                                                   explore=args.explore, distribution=guide),
                    filter=flt, per_round=args.per_round, **common)
@@ -235,6 +238,11 @@ def main(argv=None) -> int:
     ap.add_argument("--guide-warmup-steps", type=int, default=1500)
     ap.add_argument("--guide-search-steps", type=int, default=1000)
     ap.add_argument("--guide-runs", default=str(REPO / "runs" / "guides"))
+    ap.add_argument("--supernet-scores", default=None, metavar="CSV",
+                    help="method prednas-supernet: the filter's stage 2 looks these warm-up "
+                         "supernet scores up (scripts/supernet_scores.py --all)")
+    ap.add_argument("--supernet-features", nargs="+", default=None,
+                    help="method prednas-supernet: which columns of --supernet-scores")
     ap.add_argument("--out", default=None, help="default benchmarks/search-<bench>.md")
     args = ap.parse_args(argv)
     args.guide_paths, args.guide_info = list(args.guide or []), []
@@ -342,6 +350,10 @@ def main(argv=None) -> int:
                   "go through the same `prednas.Search` loop."
                   + (" prednas-gnn: the same, with a GNN in place of the XGBoost ranker in the "
                      "predictor ensemble." if "prednas-gnn" in curves else "")
+                  + (f" prednas-supernet: the same, with the supernet scores of "
+                     f"`{args.supernet_scores}` "
+                     f"({', '.join(args.supernet_features or ['every column'])}) as stage-2 "
+                     "features of the survivors." if "prednas-supernet" in curves else "")
                   + (f" prednas-guided: the same, with each mutation drawn from the space's "
                      f"edits in proportion to the child's probability under an ST-NAS "
                      f"distribution ({len(args.guide_paths)} distributions, seed s using "

@@ -148,7 +148,13 @@ class PredictorFilter(Filter):
         live_proxies: proxies computed on survivors with ``proxies.score_arch`` on a fixed batch of
             the task (only with a task).
         supernet: ``"auto"`` warms up a weight-sharing supernet on the task (``prednas.warmup``) and
-            scores survivors with it; ``None`` disables.
+            scores survivors with it; the path of a CSV of supernet scores written by
+            ``SupernetScorer.to_csv`` or ``scripts/supernet_scores.py`` (``arch,<feature
+            names>``) looks them up instead (no task needed; NaN for an architecture it lacks);
+            ``None`` disables.
+        supernet_features: which supernet scores are features (e.g. ``("supernet_acc",
+            "supernet_neg_loss")``; see :data:`prednas.supernet.FEATURES`); ``None``: the inherited
+            accuracy alone with ``"auto"``, every column of a CSV.
         survivors: how many candidates reach stage 2 (at least the number evaluated per round).
         acquisition: ``"ucb"`` (mean + kappa * spread) or ``"mean"``.
         kappa: weight of the predictor's spread in the upper confidence bound.
@@ -169,7 +175,8 @@ class PredictorFilter(Filter):
         "table_proxies": [None, SequenceOf(str)],
         "zero_shot": [None, SequenceOf(str)],
         "live_proxies": [SequenceOf(str)],
-        "supernet": [None, Options("auto")],
+        "supernet": [None, Options("auto"), str, os.PathLike],
+        "supernet_features": [None, SequenceOf(str)],
         "survivors": [Interval(int, 1, None)],
         "acquisition": [Options(*ACQUISITIONS)],
         "kappa": [Interval(float, 0, None)],
@@ -185,7 +192,8 @@ class PredictorFilter(Filter):
                  zero_shot: Sequence[str] | None = None, live_proxies: Sequence[str] = (),
                  supernet: str | None = None, survivors: int = 20, acquisition: str = "ucb",
                  kappa: float = 0.5, min_fit: int = 5, prior=None, prior_weight: float = 1.0,
-                 warmup_kwargs: dict | None = None):
+                 warmup_kwargs: dict | None = None,
+                 supernet_features: Sequence[str] | None = None):
         self.predictor = predictor
         self.encodings = encodings
         self.proxy_table = proxy_table
@@ -194,6 +202,7 @@ class PredictorFilter(Filter):
         self.zero_shot = zero_shot
         self.live_proxies = live_proxies
         self.supernet = supernet
+        self.supernet_features = supernet_features
         self.survivors = survivors
         self.acquisition = acquisition
         self.kappa = kappa
@@ -249,11 +258,20 @@ class PredictorFilter(Filter):
         self.zero_shot_cols_ = [n_enc + names.index(n) for n in zs]
         # stage 2: live proxies and the supernet, on survivors only (only with a task)
         self.scorer_, self.scorer_seconds_, self.supernet_note_ = None, 0.0, ""
-        if self.supernet == "auto" and context.task is not None:
-            self.scorer_ = self._warmup(context)
+        names = self.supernet_features
+        if self.supernet == "auto":
+            if context.task is not None:
+                self.scorer_ = self._warmup(context)
+        elif self.supernet is not None:  # saved scores, looked up
+            from prednas.supernet import SupernetScores
+
+            self.scorer_ = SupernetScores.from_csv(self.supernet, space=space)
+            names = list(self.scorer_.feature_names) if names is None else names
         live = list(self.live_proxies) if context.task is not None else []
         self.stage2_ = (FeaturePipeline(space, encoding=None, proxies=live, task=context.task,
-                                        supernet=self.scorer_, device=context.device)
+                                        supernet=self.scorer_, device=context.device,
+                                        supernet_features=(None if self.scorer_ is None
+                                                           else names))
                         if live or self.scorer_ is not None else None)
         self.stage2_seconds_ = 0.0
         self.prior_ = self._load_prior(context)
@@ -318,7 +336,10 @@ class PredictorFilter(Filter):
             out["proxy table"] = f"{', '.join(self.table_names_)} ({self.dataset_})"
         if self.stage2_ is not None and self.stage2_.proxies:
             out["live proxies"] = ", ".join(self.stage2_.proxies)
-        if self.scorer_ is not None:
+        if self.scorer_ is not None and self.supernet != "auto":
+            out["supernet"] = f"scores of {os.fspath(self.supernet)}: " + ", ".join(
+                n for n in self.stage2_.feature_names if n.startswith("supernet"))
+        elif self.scorer_ is not None:
             out["supernet"] = f"warm-up {self.scorer_seconds_:.1f} s" + (
                 " (loaded from the run directory)"
                 if self.scorer_.info.get("loaded_from") else "")
@@ -419,8 +440,8 @@ class PredictorFilter(Filter):
         return pr if zs is None else 0.5 * (pr + zs)
 
     def _save_warmup(self) -> None:
-        d = getattr(self, "warmup_dir_", None)
-        if (self.scorer_ is not None and not self.warmup_saved_ and d is not None
+        d = getattr(self, "warmup_dir_", None)  # set by a warm-up of our own only
+        if (d is not None and self.scorer_ is not None and not self.warmup_saved_
                 and d.parent.is_dir()):
             self.scorer_.save(d)
             self.warmup_saved_ = True

@@ -168,3 +168,33 @@ def test_a_resumed_search_does_not_repeat_its_warmup(tmp_path, monkeypatch):
     monkeypatch.setattr(prednas.supernet, "_path_step", no_training)
     res = Search.resume(tmp_path / "run", budget=4).run()
     assert len(res.records) == 4 and saved.read_bytes() == before
+
+
+def test_filter_reads_supernet_scores_from_a_file(tmp_path):
+    """An oracle search whose filter looks supernet scores up in a CSV (no task, no warm-up)."""
+    from prednas.search import MutationMutator, PredictorFilter, Search
+
+    bench = prednas.benchmarks.load("nb201")
+    space = spaces.get("nb201")
+    archs = bench.arch_strings()
+    truth = bench.values("cifar10_test_200ep", archs=archs)
+    noise = np.random.default_rng(0).normal(size=len(archs))
+    path = tmp_path / "scores.csv"  # a score that ranks perfectly, and one that is noise
+    SupernetScores(space, archs, np.column_stack([truth, noise]),
+                   names=["supernet_acc", "supernet_neg_loss"]).to_csv(path)
+
+    def first_round(feature):
+        flt = PredictorFilter(proxy_table=None, supernet=str(path), supernet_features=[feature],
+                              survivors=20, min_fit=50)  # not fitted: the scores alone order
+        res = Search(space, oracle=bench, filter=flt, budget=5, per_round=5, seed=0,
+                     run_dir=tmp_path / feature,
+                     mutator=MutationMutator(parents=2, mutations=60)).run()
+        assert flt.stage2_.feature_names == [f"supernet:{feature}"]
+        assert "scores of" in flt.signals()["supernet"]
+        return [r.objective for r in res.records]
+
+    perfect, random_ = first_round("supernet_acc"), first_round("supernet_neg_loss")
+    assert np.mean(perfect) > np.mean(random_)
+    with pytest.raises(prednas.errors.DataNotFoundError, match="not found"):
+        Search(space, oracle=bench, filter=PredictorFilter(supernet=str(tmp_path / "no.csv")),
+               budget=2, run_dir=tmp_path / "r2").run()
