@@ -117,10 +117,14 @@ def _build(args):
     if args.model and (args.space or args.bench):
         raise InvalidParameterError("give --model (variants of your network) or --space / "
                                     "--bench, not both")
-    if args.bench and (args.task or args.task_opt or args.task_path) and args.strategy != "stnas":
-        raise InvalidParameterError("give --task (train candidates) or --bench (benchmark "
-                                    "lookups), not both; --task-opt and --task-path go with "
-                                    "--task")
+    if (args.bench and (args.task or args.task_opt or args.task_path)
+            and args.strategy not in ("stnas", "prednas")):
+        raise InvalidParameterError(
+            f"--strategy {args.strategy} with --bench does not use a task: give --task (train "
+            "candidates) or --bench (benchmark lookups), not both (beside --bench, --task feeds "
+            "the prednas filter's live proxies and warm-up, or the stnas supernet)")
+    if args.bench and (args.task_opt or args.task_path) and not args.task:
+        raise InvalidParameterError("--task-opt and --task-path go with --task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
     if args.guide is not None and args.strategy != "prednas":
@@ -171,8 +175,15 @@ def _build(args):
                                  supernet={"C": 8, "N": 2} if space.name == "nb201" else None)
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
-            if args.prior:
-                common["filter"] = S.PredictorFilter(prior=args.prior)
+            flt_kw: dict = {"prior": args.prior} if args.prior else {}
+            if args.task:  # the task feeds the filter's live proxies and its warm-up
+                from prednas.commands._common import task_options
+
+                flt_kw.update(task=args.task, task_options=task_options(args),
+                              live_proxies=_live_proxies(space),
+                              **_warmup_options(args, space))
+            if flt_kw:
+                common["filter"] = S.PredictorFilter(**flt_kw)
             if args.guide:
                 common["mutator"] = S.MutationMutator(distribution=args.guide)
             return S.Search(space, **common)
@@ -217,11 +228,8 @@ def _build(args):
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(space),
-                                    supernet="auto" if args.warmup_seconds > 0 else None,
-                                    warmup_kwargs={"steps": 200, "fraction": 0.2,
-                                                   "max_seconds": args.warmup_seconds,
-                                                   "progress": False},
-                                    survivors=6, min_fit=6, prior=args.prior)
+                                    survivors=6, min_fit=6, prior=args.prior,
+                                    **_warmup_options(args, space))
             start = tuple(str(space.coerce(a)) for a in (args.start or ()))
             return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100,
                                                              start=start,
@@ -291,6 +299,16 @@ def _default_gpu_share(args) -> float:
     if not torch.cuda.is_available():
         return 0.0
     return min(1.0, torch.cuda.device_count() / max(1, args.workers or 1))
+
+
+def _warmup_options(args, space) -> dict:
+    """The filter's supernet options: a warm-up capped at ``--warmup-seconds`` (0: none)."""
+    if args.warmup_seconds <= 0:
+        return {"supernet": None, "warmup_kwargs": None}
+    kw = {"steps": 200, "fraction": 0.2, "max_seconds": args.warmup_seconds, "progress": False}
+    if space.name == "nb201":  # a supernet this CPU can warm up in seconds
+        kw.update(C=8, N=2)
+    return {"supernet": "auto", "warmup_kwargs": kw}
 
 
 def _live_proxies(space) -> tuple[str, ...]:

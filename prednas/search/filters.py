@@ -90,6 +90,22 @@ def _dataset_of(context) -> str:
     return (recipe or {}).get("task", "cifar10")
 
 
+def _check_task_fits(space, task) -> None:
+    """A task given to the filter must feed the space's networks (one forward pass of the
+    space's default architecture on two examples); a clear error otherwise."""
+    import torch
+
+    try:
+        model = space.build(space.default_arch(), task.num_classes, task.input_shape)
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, *task.input_shape))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise InvalidParameterError(
+            f"The task {task.name!r} (inputs of shape {tuple(task.input_shape)}) does not fit "
+            f"the {space.name} space's networks ({type(exc).__name__}: {str(exc)[:120]}); give "
+            "a task whose inputs the space takes") from None
+
+
 def _seeded_clone(predictor, seed: int):
     from sklearn.base import clone
 
@@ -165,6 +181,10 @@ class PredictorFilter(Filter):
             in with weight ``prior_weight * min_fit / max(min_fit, n_evaluated)``.
         prior_weight: see ``prior``.
         warmup_kwargs: options for ``prednas.warmup``.
+        task, task_options: a task (by name, with its loader options) for the live proxies and
+            the warm-up instead of the search's; in oracle mode, where the search has no task,
+            this gives them one (e.g. ``task="cifar10", task_options={"path": ...}`` beside
+            ``oracle=nb201``).
     """
 
     _parameter_constraints = {
@@ -184,6 +204,8 @@ class PredictorFilter(Filter):
         "prior": [None, str, os.PathLike],
         "prior_weight": [Interval(float, 0, None)],
         "warmup_kwargs": [None, "dict"],
+        "task": [None, str],
+        "task_options": [None, "dict"],
     }
 
     def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot", "path"),
@@ -193,7 +215,8 @@ class PredictorFilter(Filter):
                  supernet: str | None = None, survivors: int = 20, acquisition: str = "ucb",
                  kappa: float = 0.5, min_fit: int = 5, prior=None, prior_weight: float = 1.0,
                  warmup_kwargs: dict | None = None,
-                 supernet_features: Sequence[str] | None = None):
+                 supernet_features: Sequence[str] | None = None, task: str | None = None,
+                 task_options: dict | None = None):
         self.predictor = predictor
         self.encodings = encodings
         self.proxy_table = proxy_table
@@ -210,6 +233,8 @@ class PredictorFilter(Filter):
         self.prior = prior
         self.prior_weight = prior_weight
         self.warmup_kwargs = warmup_kwargs
+        self.task = task
+        self.task_options = task_options
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -225,6 +250,13 @@ class PredictorFilter(Filter):
         from predictors.features import FeaturePipeline, load_proxy_table
 
         space = context.space
+        if self.task is not None:
+            from prednas import tasks
+
+            self.task_ = tasks.get(self.task, **(self.task_options or {}))
+            _check_task_fits(space, self.task_)
+        else:
+            self.task_ = context.task
         base = self.predictor if self.predictor is not None else default_predictor()
         try:
             _seeded_clone(base, 0)
@@ -234,7 +266,8 @@ class PredictorFilter(Filter):
                 f"that sklearn.base.clone can copy. Got {base!r}: {exc}") from None
         self.predictor_ = base
         # stage 1: encodings and table proxies (never computed live: stage 1 sees every mutation)
-        self.dataset_ = self.dataset or _dataset_of(context)
+        self.dataset_ = self.dataset or (self.task_.name if self.task_ is not None
+                                         else _dataset_of(context))
         table = load_proxy_table(self.proxy_table, space.name, self.dataset_)
         names = list(table.names) if table is not None else []
         if self.table_proxies is not None:
@@ -260,15 +293,15 @@ class PredictorFilter(Filter):
         self.scorer_, self.scorer_seconds_, self.supernet_note_ = None, 0.0, ""
         names = self.supernet_features
         if self.supernet == "auto":
-            if context.task is not None:
+            if self.task_ is not None:
                 self.scorer_ = self._warmup(context)
         elif self.supernet is not None:  # saved scores, looked up
             from prednas.supernet import SupernetScores
 
             self.scorer_ = SupernetScores.from_csv(self.supernet, space=space)
             names = list(self.scorer_.feature_names) if names is None else names
-        live = list(self.live_proxies) if context.task is not None else []
-        self.stage2_ = (FeaturePipeline(space, encoding=None, proxies=live, task=context.task,
+        live = list(self.live_proxies) if self.task_ is not None else []
+        self.stage2_ = (FeaturePipeline(space, encoding=None, proxies=live, task=self.task_,
                                         supernet=self.scorer_, device=context.device,
                                         supernet_features=(None if self.scorer_ is None
                                                            else names))
@@ -278,7 +311,7 @@ class PredictorFilter(Filter):
         self.costs_ = tuple(context.costs)
         self.constraints_ = dict(context.constraints)
         self.space_ = space
-        task = context.task
+        task = self.task_
         self.shape_ = ((tuple(task.input_shape), task.num_classes) if task is not None
                        else (None, 10))
 
@@ -297,7 +330,7 @@ class PredictorFilter(Filter):
         self.warmup_saved_ = resumed
         t = time.perf_counter()
         try:
-            scorer = prednas.warmup(context.space, context.task, seed=context.seed,
+            scorer = prednas.warmup(context.space, self.task_, seed=context.seed,
                                     device=context.device,
                                     state_dir=self.warmup_dir_ if resumed else None, **kw)
         except TypeError as exc:  # an option neither warmup nor the space's supernet takes
@@ -320,7 +353,7 @@ class PredictorFilter(Filter):
             return None
         import predictors
 
-        est, pipe = predictors.load(self.prior, context.space, task=context.task,
+        est, pipe = predictors.load(self.prior, context.space, task=self.task_,
                                     device=context.device)
         log.info("transfer prior: %s", self.prior)
         return est, pipe

@@ -52,3 +52,21 @@ def test_default_live_proxies_follow_the_measurements():
 
     assert _live_proxies(spaces.get("blocks1d")) == ()
     assert _live_proxies(spaces.get("nb201")) == ("params", "synflow", "snip")
+
+
+def test_cli_task_beside_bench_feeds_the_filter(tmp_path, capsys):
+    """--task beside --bench: lookups answer, the task feeds live proxies and the warm-up."""
+    out = tmp_path / "run"
+    assert main(["search", "--bench", "nb201", "--budget", "6", "--per-round", "3",
+                 "--task", "synthetic", "--task-opt", "n=64", "--task-opt", "image=true",
+                 "--task-opt", "channels=3", "--warmup-seconds", "3", "--out", str(out)]) == 0
+    state = json.loads((out / "state.json").read_text())
+    assert '"synthetic"' in json.dumps(state) and '"auto"' in json.dumps(state)
+    report = (out / "report.md").read_text()
+    assert "live proxies" in report and "warm-up" in report
+    assert (out / "supernet" / "warmup.pt").is_file()
+    # a task whose inputs the space cannot take is one line, before any work
+    assert main(["search", "--bench", "nb201", "--task", "mnist1d", "--out",
+                 str(tmp_path / "bad")]) == 2
+    assert "does not fit the nb201 space" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
