@@ -73,8 +73,11 @@ def add_arguments(p) -> None:
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
                         "metric or task) that orders candidates before this search has data")
     p.add_argument("--start", action="append", default=None, metavar="ARCH",
-                   help="as Model Search starts: evaluate this architecture first (repeatable), "
-                        "e.g. the baseline shrunk to fit the parameter cap")
+                   help="as Model Search starts: evaluate this architecture first (repeatable); "
+                        "default for blocks1d: the baseline with its widths shrunk to fit the "
+                        "parameter cap (it measured better: benchmarks/search-mnist1d.md)")
+    p.add_argument("--no-start", action="store_true",
+                   help="start from uniform samples ranked by the filter instead")
     p.add_argument("--guide", default=None, metavar="DISTRIBUTION_JSON",
                    help="draw mutations from an ST-NAS distribution instead of uniformly (e.g. "
                         "RUN_DIR/stnas/distribution.json of a --strategy stnas run; "
@@ -230,7 +233,10 @@ def _build(args):
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(space),
                                     survivors=6, min_fit=6, prior=args.prior,
                                     **_warmup_options(args, space))
-            start = tuple(str(space.coerce(a)) for a in (args.start or ()))
+            if args.start:
+                start = tuple(str(space.coerce(a)) for a in args.start)
+            else:
+                start = () if args.no_start else _shrunk(space, baseline, max_params, task)
             return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100,
                                                              start=start,
                                                              distribution=args.guide),
@@ -299,6 +305,25 @@ def _default_gpu_share(args) -> float:
     if not torch.cuda.is_available():
         return 0.0
     return min(1.0, torch.cuda.device_count() / max(1, args.workers or 1))
+
+
+def _shrunk(space, baseline, max_params, task) -> tuple[str, ...]:
+    """Where Model Search starts: the baseline with every block at the widest width of the space
+    (no wider than the block's own) that fits the parameter cap; ``()`` where the space has no
+    block widths (nb201, a network's own space) or nothing fits."""
+    import dataclasses
+
+    blocks = getattr(baseline, "blocks", None)
+    widths = getattr(space, "widths", None)
+    if max_params is None or not blocks or not widths:
+        return ()
+    for w in sorted(widths, reverse=True):
+        arch = dataclasses.replace(baseline, blocks=tuple(
+            dataclasses.replace(b, width=min(w, b.width)) for b in blocks))
+        model = space.build(arch, task.num_classes, task.input_shape)
+        if sum(p.numel() for p in model.parameters()) <= max_params:
+            return (str(arch),)
+    return ()
 
 
 def _warmup_options(args, space) -> dict:
