@@ -102,6 +102,7 @@ class ArchDistribution:
         self.space = _spaces.get(space)
         self.choices: Choices = choices_for(self.space)
         self._logits = [np.zeros(len(d)) for d in self.choices.decisions]
+        self._edits: dict[tuple[str, float], tuple[list, np.ndarray]] = {}
         if logits:
             names = self.choices.names
             for name, v in logits.items():
@@ -159,12 +160,19 @@ class ArchDistribution:
         check_param("ArchDistribution.mutate", "temperature", temperature, kind=(float, int),
                     low=0.0, low_open=True)
         rng = make_rng(rng)
-        children = self.space.neighbours(arch)
-        if not children:
-            return self.space.mutate(arch, rng)
-        logp = np.array([self.log_prob(c) for c in children]) / float(temperature)
-        w = np.exp(logp - logp.max())
-        return children[int(rng.choice(len(children), p=w / w.sum()))]
+        key = (str(arch), float(temperature))
+        cached = self._edits.get(key)
+        if cached is None:  # a parent is mutated many times per round: its edits are cached
+            children = self.space.neighbours(arch)
+            if not children:
+                return self.space.mutate(arch, rng)
+            logp = np.array([self.log_prob(c) for c in children]) / float(temperature)
+            w = np.exp(logp - logp.max())
+            if len(self._edits) >= 4096:
+                self._edits.clear()
+            cached = self._edits[key] = (children, w / w.sum())
+        children, probs = cached
+        return children[int(rng.choice(len(children), p=probs))]
 
     def entropy(self) -> float:
         """Sum of the decisions' entropies (nats; for ``blocks1d`` an upper bound, since inactive
