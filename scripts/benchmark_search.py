@@ -294,6 +294,7 @@ def main(argv=None) -> int:
     budgets = sorted(args.budgets)
     top = budgets[-1]
     curves = {m: [] for m in args.methods}
+    short = dict.fromkeys(args.methods, 0)  # runs whose mutator ran out of new candidates
     overhead, walls, infos = [], {m: [] for m in args.methods}, []
     t0 = time.perf_counter()
     if "prednas-guided" in args.methods:
@@ -305,7 +306,9 @@ def main(argv=None) -> int:
         for seed in tqdm(range(args.seeds), desc="seeds"):
             for m in args.methods:
                 curve, ov, wall, info = run_method(m, seed, top, bench, args, Path(d))
-                curves[m].append(curve)
+                short[m] += len(curve) < top  # stopped early: it keeps its best
+                curves[m].append(np.concatenate([np.asarray(curve, float),
+                                                 np.full(top - len(curve), curve[-1])]))
                 walls[m].append(wall)
                 if m == "prednas":
                     overhead += ov
@@ -366,6 +369,10 @@ def main(argv=None) -> int:
                      f"{g['argmax_value']:.2f}), entropy {g['entropy']:.2f} nats.")
     if args.guide_info:
         lines.append("")
+    for m, n in short.items():
+        if n:
+            lines += [f"- {m}: {n} of {args.seeds} runs stopped before {top} queries (the "
+                      "mutator proposed nothing new); they count with the best they found.", ""]
     head = "| method | " + " | ".join(f"{b} queries" for b in budgets) + " |"
     lines += ["## Best test accuracy found (mean ± std over seeds)", "", head,
               "|---|" + "---:|" * len(budgets)]
