@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import platform
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -641,24 +640,17 @@ def _version() -> str:
     return __version__
 
 
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
 def _latency(model, x1: torch.Tensor, batch: int, repeats: int = 30,
              max_seconds: float = 2.0) -> tuple[dict[str, Any], dict[str, Any]]:
     """CPU latency at batch 1 and at ``batch`` (copies of ``x1``), one thread
     (:func:`prednas.training.latency_stats`), each with the CPU's name."""
+    from prednas.benchmarks.build import machine_name
     from prednas.training import latency_stats
 
     out = []
     for x in (x1, x1.expand(batch, *x1.shape[1:]).contiguous()):
         st = latency_stats(model, x, repeats=repeats, max_seconds=max_seconds, threads=1)
-        out.append({**st, "cpu": _cpu_name()})
+        out.append({**st, "cpu": machine_name()})
     return out[0], out[1]
 
 

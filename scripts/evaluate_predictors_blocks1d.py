@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     if args.supernet_scores:
         return supernet_section(args)
     if args.full_only:
-        return full_space_section(args, replace=True)
+        return full_space_section(args)
     import torch
     from scipy.stats import spearmanr
 
@@ -167,22 +167,20 @@ def main(argv=None) -> int:
                   f"**{'met' if rho >= goal else 'missed'}**"]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return full_space_section(args, replace=False) if args.full else 0
+    return full_space_section(args) if args.full else 0
 
 
 FULL_TITLE = "## Beyond the sub-space: the 200 full-space samples"
 SUPERNET_TITLE = "## With the warm-up supernet's scores as features"
 
 
-def _replace_section(path: Path, title: str, section: str) -> None:
-    """Write ``section`` (starting with ``title``) into ``path`` in place of the old one, before
-    any later section."""
-    text = path.read_text() if path.exists() else ""
-    if title in text:
-        head, rest = text.split(title, 1)
-        nxt = rest.find("\n## ")
-        text = head.rstrip("\n") + "\n" + ("" if nxt < 0 else rest[nxt:])
-    path.write_text(text.rstrip("\n") + "\n\n" + section)
+def _write_section(path, title: str, section: str) -> None:
+    """Put ``section`` (headed ``title``) into ``path`` in place of the old one, or at the end,
+    keeping the file's other sections (``supernet_scores.replace_section``)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from supernet_scores import replace_section
+
+    Path(path).write_text(replace_section(str(path), title.removeprefix("## "), section))
 
 
 def supernet_section(args) -> int:
@@ -256,12 +254,12 @@ def supernet_section(args) -> int:
                       f"best paired gain {gain:+.3f} ({best}): "
                       f"**{'met' if gain >= 0.02 else 'missed'}**."]
     section = "\n".join(lines) + "\n"
-    _replace_section(Path(args.out), title, section)
+    _write_section(args.out, title, section)
     print(section)
     return 0
 
 
-def full_space_section(args, replace: bool) -> int:
+def full_space_section(args) -> int:
     """Within the full-space samples, and from the sub-space to them (encodings only: the
     proxies did not help on the sub-space, and the full-space samples have no proxy table)."""
     import torch
@@ -337,11 +335,7 @@ def full_space_section(args, replace: bool) -> int:
         lines += ["", f"Best at 100 full-space training architectures: {best}, Spearman "
                       f"{np.mean(within[best, 100]):.3f} (sub-space: see the table above)."]
     section = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    text = out.read_text() if out.exists() else ""
-    if replace and FULL_TITLE in text:
-        text = text[:text.index(FULL_TITLE)].rstrip("\n") + "\n"
-    out.write_text(text + "\n" + section)
+    _write_section(args.out, FULL_TITLE, section)
     print(section)
     return 0
 
