@@ -54,6 +54,7 @@ from prednas.supernet import (
     build_supernet,
     make_scorer,
     warmup,
+    warmup_defaults,
 )
 from prednas.utils import (
     atomic_path,
@@ -458,7 +459,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
             checkpoint then continues it.
         warmed_up: start from this scorer's supernet (copied) instead of a warm-up of our own.
         progress: show progress bars.
-        **supernet_kwargs: passed to ``space.build_supernet`` (``C=8, N=2`` for nb201).
+        **supernet_kwargs: passed to ``space.build_supernet`` (default for nb201: ``C=8, N=2``,
+            as :func:`prednas.warmup`).
 
     Raises:
         WarmupDiverged: the warm-up or the search diverged.
@@ -466,6 +468,7 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
     """
     space = _spaces.get(space)
     task = _tasks.get(task)
+    supernet_kwargs = {**warmup_defaults(space).get("supernet", {}), **supernet_kwargs}
     choices = choices_for(space)
     if warmed_up is None:
         check_param("stnas.train", "warmup_steps", warmup_steps, low=1)
@@ -501,7 +504,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
         warm_seconds = float(warmed_up.seconds)
     else:
         scorer0 = warmup(space, task, fraction, warmup_steps, batch_size, seed, dev, lr=lr,
-                         weight_decay=weight_decay, sampling=sampling, calib_size=calib_size,
+                         weight_decay=weight_decay, sampling=sampling, paths_per_step=1,
+                         resolution=0, max_seconds=None, calib_size=calib_size,
                          val_size=val_size, progress=progress, **supernet_kwargs)
         supernet, warm_seconds = scorer0.supernet, scorer0.seconds
     alphas = [torch.zeros(len(d), device=dev, requires_grad=True) for d in choices.decisions]

@@ -1,7 +1,7 @@
 """Warm-up of a weight-sharing supernet, then cheap scores for any sub-architecture.
 
 >>> import prednas
->>> scorer = prednas.warmup("nb201", task, fraction=0.1, steps=200, C=8, N=2)
+>>> scorer = prednas.warmup("nb201", task)      # the measured CPU setting: about a minute
 >>> scorer.score(["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|...|"])   # val accuracy, %
 >>> scorer.features(archs)          # every score below, one column each (scorer.feature_names)
 
@@ -27,6 +27,7 @@ supernet=scorer, supernet_features=(...))``) and, where no benchmark exists, as 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -53,8 +54,8 @@ from prednas.utils import (
     torch_seed,
 )
 
-__all__ = ["warmup", "SupernetScorer", "SupernetScores", "WarmupDiverged", "FEATURES",
-           "SIGEO_LAMBDAS", "SAMPLINGS", "resolve_feature_names"]
+__all__ = ["warmup", "warmup_defaults", "WARMUP_DEFAULTS", "SupernetScorer", "SupernetScores",
+           "WarmupDiverged", "FEATURES", "SIGEO_LAMBDAS", "SAMPLINGS", "resolve_feature_names"]
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +559,69 @@ def build_supernet(space, task, seed: int, device, **supernet_kwargs) -> nn.Modu
     return supernet.to(device)
 
 
+#: the wall-time cap of a warm-up with its defaults (seconds): within 10 minutes on 2 cores
+DEFAULT_MAX_SECONDS = 540.0
+#: the measured CPU setting of each space's warm-up, what :func:`warmup` does with its defaults
+#: (``benchmarks/supernet-nb201.md``, ``benchmarks/supernet-blocks1d.md``), and the scores that
+#: ranked there, which ``PredictorFilter(supernet="auto")`` uses as features; other spaces take
+#: ``"*"``
+WARMUP_DEFAULTS: dict[str, dict] = {
+    # fair sampling, 5 paths a step (every op of every edge trained each step), a small supernet
+    # on 16x16 images: SiGeo's ZiCo term at its best in about a minute
+    "nb201": {"steps": 300, "fraction": 1.0, "sampling": "fair", "paths_per_step": 5,
+              "resolution": 16, "supernet": {"C": 8, "N": 2},
+              "features": ("supernet_acc", "supernet_neg_loss", "sigeo_zico", "sigeo_fr",
+                           "sigeo_neg_loss", "sigeo")},
+    # inherited accuracy / loss keep improving with the steps: 24,000 took 330 s on the
+    # benchmark's sub-space (a larger space stops at max_seconds, its schedule annealed)
+    # (SiGeo's ZiCo and Fisher-Rao terms rank backwards here, and its loss term repeats the
+    # inherited loss at the cost of a backward pass: the cheap inherited scores are the features)
+    "blocks1d": {"steps": 24000, "fraction": 1.0, "sampling": "uniform", "paths_per_step": 1,
+                 "features": ("supernet_acc", "supernet_neg_loss")},
+    "*": {"steps": 6000, "fraction": 1.0, "sampling": "uniform", "paths_per_step": 1,
+          "features": ("supernet_acc", "supernet_neg_loss")},
+}
+
+
+def warmup_defaults(space) -> dict:
+    """The default warm-up options of ``space`` (a copy of its :data:`WARMUP_DEFAULTS` entry)."""
+    name = _spaces.get(space).name
+    return copy.deepcopy(WARMUP_DEFAULTS.get(name, WARMUP_DEFAULTS["*"]))
+
+
+def _resize(task, resolution: int | None):
+    """``task`` with its images pooled to ``resolution`` (``None``/0, or not images: as it is)."""
+    if not resolution:
+        return task
+    check_param("warmup", "resolution", resolution, kind=int, low=1)
+    if len(task.input_shape) != 3:
+        return task
+    return task.downsample(resolution)
+
+
+class _Cosine:
+    """Cosine learning-rate decay over whichever budget runs out first: ``steps`` optimiser steps
+    or ``max_seconds`` of wall time since ``start``."""
+
+    def __init__(self, opt, lr: float, steps: int, max_seconds: float | None, start: float):
+        self.opt, self.lr, self.steps = opt, lr, max(1, steps)
+        self.max_seconds, self.start = max_seconds, start
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def out_of_time(self) -> bool:
+        return self.max_seconds is not None and self._elapsed() > self.max_seconds
+
+    def step(self, done: int) -> None:
+        progress = done / self.steps
+        if self.max_seconds is not None:
+            progress = max(progress, self._elapsed() / self.max_seconds)
+        lr = 0.5 * self.lr * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+
 def make_scorer(supernet, space, task, sub, *, seed: int, device, batch_size: int,
                 calib_size: int, val_size: int, **kwargs) -> SupernetScorer:
     """The scorer over ``supernet``: BN calibration examples from ``sub`` (the training subset),
@@ -569,14 +633,19 @@ def make_scorer(supernet, space, task, sub, *, seed: int, device, batch_size: in
                           batch_size=max(batch_size, 256), **kwargs)
 
 
-def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int = 64,
-           seed: int = 0, device: str | torch.device = "auto", *, lr: float = 3e-3,
-           weight_decay: float = 1e-4, sampling: str = "uniform", paths_per_step: int = 1,
-           path_dropout: float = 0.0, calib_size: int = 256, val_size: int = 512,
+def warmup(space, task, fraction: float | None = None, steps: int | None = None,
+           batch_size: int = 64, seed: int = 0, device: str | torch.device = "auto", *,
+           lr: float = 3e-3, weight_decay: float = 1e-4, sampling: str | None = None,
+           paths_per_step: int | None = None, path_dropout: float = 0.0,
+           resolution: int | None = None, calib_size: int = 256, val_size: int = 512,
            sigeo_batches: int = 4, sigeo_lambdas: Sequence[float] = SIGEO_LAMBDAS,
-           max_seconds: float | None = None, progress: bool = True, state_dir=None,
-           **supernet_kwargs) -> SupernetScorer:
+           max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool = True,
+           state_dir=None, **supernet_kwargs) -> SupernetScorer:
     """Warm up the supernet of ``space`` on a fraction of ``task`` and return a scorer.
+
+    Options left as ``None`` take the space's measured CPU setting (:data:`WARMUP_DEFAULTS`,
+    from ``benchmarks/supernet-nb201.md`` and ``benchmarks/supernet-blocks1d.md``): with its
+    defaults, ``warmup(space, task)`` takes at most ``max_seconds`` (9 minutes) on a 2-core CPU.
 
     Args:
         space: a space or its name (``"nb201"``, ``"blocks1d"``).
@@ -587,25 +656,30 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
         seed: seeds the supernet's initialisation, the subset, the batches and the architecture
             sampling; the global torch and NumPy RNGs are left as they were.
         device: ``"auto"`` picks CUDA when present.
-        lr, weight_decay: AdamW with a cosine schedule and gradient clipping at 5.
+        lr, weight_decay: AdamW with a cosine schedule and gradient clipping at 5; the schedule
+            follows whichever runs out first, the steps or ``max_seconds``, so a warm-up cut
+            short by its time cap still ends at a small learning rate.
         sampling: ``"uniform"`` (``space.sample``: SPOS) or ``"fair"`` (each edge's / slot's
             choices in turn from a shuffled cycle, so each is trained equally often: FairNAS).
         paths_per_step: architectures per step; their gradients on the same batch are averaged
             before the step (with ``sampling="fair"`` and 5 paths on nb201, every op of every
             edge is trained once per step: FairNAS's strict fairness).
         path_dropout: drop-path probability on the non-identity ops of nb201 cells (0: off).
+        resolution: average-pool image tasks to at most this side for the supernet, its warm-up
+            and its scores (:meth:`prednas.tasks.Task.downsample`; nb201's default 16 fits a
+            CPU); ``0`` keeps the images as they are.
         calib_size: training examples (from the subset) for BN recalibration and for SiGeo's
             gradient statistics.
         val_size: held-out validation examples the inherited accuracy and loss are measured on.
         sigeo_batches, sigeo_lambdas: see :meth:`SupernetScorer.sigeo_terms`.
-        max_seconds: stop the warm-up early when its wall time passes this.
+        max_seconds: stop the warm-up when its wall time passes this (``None``: no cap).
         progress: show a progress bar.
         state_dir: a directory holding a warm-up saved by :meth:`SupernetScorer.save` with the
             same settings: it is loaded instead of trained (a resumed search does not repeat its
             warm-up; the scorer's ``seconds`` is the original warm-up's). Saved with other
             settings, it is refused (:class:`~prednas.errors.IncompatibleArtifactError`).
         **supernet_kwargs: passed to ``space.build_supernet`` (for nb201 the supernet's width
-            and depth: ``C=8, N=2``).
+            and depth; default ``C=8, N=2``).
 
     Returns:
         A :class:`SupernetScorer`; ``.seconds`` is the warm-up's cost.
@@ -615,6 +689,16 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
     """
     space = _spaces.get(space)
     task = _tasks.get(task)
+    defaults = warmup_defaults(space)
+    fraction = defaults["fraction"] if fraction is None else fraction
+    steps = defaults["steps"] if steps is None else steps
+    sampling = defaults["sampling"] if sampling is None else sampling
+    paths_per_step = defaults["paths_per_step"] if paths_per_step is None else paths_per_step
+    supernet_kwargs = {**defaults.get("supernet", {}), **supernet_kwargs}
+    if max_seconds is not None:
+        check_param("warmup", "max_seconds", max_seconds, kind=(float, int), low=0.0,
+                    low_open=True)
+    task = _resize(task, defaults.get("resolution") if resolution is None else resolution)
     _check_warmup_params(space, fraction=fraction, steps=steps, batch_size=batch_size,
                          calib_size=calib_size, val_size=val_size, lr=lr, sampling=sampling,
                          paths_per_step=paths_per_step, path_dropout=path_dropout)
@@ -624,7 +708,7 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
                 "batch_size": batch_size, "seed": seed, "lr": lr, "weight_decay": weight_decay,
                 "sampling": sampling, "paths_per_step": paths_per_step,
                 "path_dropout": path_dropout, "max_seconds": max_seconds,
-                "supernet_kwargs": dict(supernet_kwargs)}
+                "input_shape": list(task.input_shape), "supernet_kwargs": dict(supernet_kwargs)}
     scorer_kw = dict(calib_size=calib_size, val_size=val_size, sigeo_batches=sigeo_batches,
                      sigeo_lambdas=sigeo_lambdas)
     if state_dir is not None and (Path(state_dir) / WARMUP_FILE).is_file():
@@ -640,7 +724,7 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
     x_train, y_train = sub.x_train.to(dev), sub.y_train.to(dev)
     params = [p for p in supernet.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    schedule = _Cosine(opt, lr, steps, max_seconds, start)
     loss_fn = nn.CrossEntropyLoss()
     sample = _sampler(space, sampling, rng)
     bar = None
@@ -659,7 +743,7 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
                 archs = [sample() for _ in range(paths_per_step)]
                 loss = _path_step(supernet, archs, x_train[idx], y_train[idx], opt, params,
                                   loss_fn)
-                sched.step()
+                schedule.step(step + 1)
                 if not math.isfinite(loss):
                     guard.bad(step, loss)
                     continue
@@ -671,9 +755,9 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
                         bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 if bar is not None:
                     bar.update(1)
-                if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                    log.info("warm-up stopped after %d steps (max_seconds=%s)", step + 1,
-                             max_seconds)
+                if schedule.out_of_time():
+                    log.info("warm-up stopped after %d of %d steps (max_seconds=%s)", step + 1,
+                             steps, max_seconds)
                     break
     finally:
         if bar is not None:
@@ -688,8 +772,8 @@ def warmup(space, task, fraction: float = 0.1, steps: int = 200, batch_size: int
     info = {"space": space.name, "task": task.name, "fraction": fraction, "steps": steps,
             "batch_size": batch_size, "seed": seed, "lr": lr, "weight_decay": weight_decay,
             "sampling": sampling, "paths_per_step": paths_per_step, "path_dropout": path_dropout,
-            "train_examples": n, "supernet_kwargs": dict(supernet_kwargs),
-            "settings": settings}
+            "train_examples": n, "input_shape": tuple(task.input_shape),
+            "supernet_kwargs": dict(supernet_kwargs), "settings": settings}
     scorer = make_scorer(supernet, space, task, sub, seed=seed, device=dev,
                          batch_size=batch_size, seconds=seconds, loss_curve=losses, info=info,
                          **scorer_kw)
@@ -711,7 +795,8 @@ def _load_warmup(state_dir: Path, settings: dict, space, task, dev, scorer_kw) -
                                        "weight_decay", "sampling", "paths_per_step",
                                        "path_dropout", "supernet_kwargs")},
             "space": space.name, "task": task.name, "train_examples": len(sub.y_train),
-            "settings": settings, "loaded_from": str(path)}
+            "input_shape": tuple(task.input_shape), "settings": settings,
+            "loaded_from": str(path)}
     log.info("loaded the warmed-up %s supernet from %s (its warm-up took %.1f s)", space.name,
              path, state.get("seconds", math.nan))
     return make_scorer(supernet, space, task, sub, seed=settings["seed"], device=dev,

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from supernet_scores import SETTINGS, downsample  # noqa: E402
+from supernet_scores import SETTINGS  # noqa: E402
 
 METRICS = SETTINGS["nb201"]["metrics"]
 TITLES = SETTINGS["nb201"]["titles"]
@@ -133,7 +133,8 @@ def main(argv=None) -> int:
 
     bench = prednas.benchmarks.load("nb201")
     kw = {"path": args.task_path} if args.task_path else {}
-    task = downsample(prednas.tasks.get(args.task, **kw), args.resolution)
+    task = prednas.tasks.get(args.task, **kw)
+    task = task.downsample(args.resolution) if args.resolution else task
     records_path = Path(args.records)
     for seed in args.seeds:
         done = {(r["label"], r["seed"]) for r in read_records(records_path)}

@@ -24,7 +24,6 @@ it exists (so the scores join with the proxy features), else of the whole benchm
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import platform
@@ -82,17 +81,6 @@ def choose_archs(n: int, seed: int, bench, space_name: str = "nb201",
     rng = make_rng(seed)
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     return [pool[i] for i in sorted(idx)], source, table
-
-
-def downsample(task, resolution: int):
-    side = task.input_shape[-1]
-    if not resolution or resolution >= side:
-        return task
-    k = side // resolution
-    pool = lambda x: torch.nn.functional.avg_pool2d(x, k)  # noqa: E731
-    return dataclasses.replace(task, x_train=pool(task.x_train), x_val=pool(task.x_val),
-                               x_test=pool(task.x_test),
-                               input_shape=(task.input_shape[0], side // k, side // k))
 
 
 def correlations(scores, truth) -> dict[str, tuple[float, float]]:
@@ -167,8 +155,8 @@ def main(argv=None) -> int:
     if args.space == "blocks1d" and args.task == bench.recipe["task"] and not kw:
         kw = dict(bench.recipe.get("task_options", {}))
     task = prednas.tasks.get(args.task, **kw)
-    if args.space == "nb201":
-        task = downsample(task, args.resolution)
+    if args.space == "nb201" and args.resolution:  # warm-up and scores on the pooled images
+        task = task.downsample(args.resolution)
     net_kw = {"C": args.C, "N": args.N} if args.space == "nb201" else {}
     archs, source, table = choose_archs(args.n, args.seed, bench, args.space, cfg["table_task"])
     truth = {m: np.asarray(bench.values(m, archs=archs), dtype=float) for m in METRICS}
@@ -214,7 +202,8 @@ def main(argv=None) -> int:
                                 batch_size=args.batch_size, seed=args.seed, device=args.device,
                                 lr=args.lr, sampling=args.sampling,
                                 paths_per_step=args.paths_per_step,
-                                path_dropout=args.path_dropout, calib_size=args.calib_size,
+                                path_dropout=args.path_dropout, resolution=0,
+                                calib_size=args.calib_size,
                                 val_size=args.val_size, sigeo_batches=args.sigeo_batches,
                                 **net_kw)
         ev, per_ev = timed_features(scorer, archs, _EVAL)

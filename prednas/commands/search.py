@@ -82,6 +82,9 @@ def add_arguments(p) -> None:
                    help="draw mutations from an ST-NAS distribution instead of uniformly (e.g. "
                         "RUN_DIR/stnas/distribution.json of a --strategy stnas run; "
                         "--strategy prednas)")
+    p.add_argument("--stnas-feature", default=None, metavar="DISTRIBUTION_JSON",
+                   help="the filter's predictor also learns from each candidate's "
+                        "log-probability under this ST-NAS distribution (--strategy prednas)")
     p.add_argument("--inherit", action="store_true",
                    help="children start from their parent's trained weights")
     p.add_argument("--executor", choices=("inprocess", "pool", "ray"), default=None,
@@ -130,9 +133,11 @@ def _build(args):
         raise InvalidParameterError("--task-opt and --task-path go with --task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
-    if args.guide is not None and args.strategy != "prednas":
-        raise InvalidParameterError(f"--guide goes with --strategy prednas (its mutations), not "
-                                    f"--strategy {args.strategy}")
+    for flag, value, what in (("--guide", args.guide, "its mutations"),
+                              ("--stnas-feature", args.stnas_feature, "its filter")):
+        if value is not None and args.strategy != "prednas":
+            raise InvalidParameterError(f"{flag} goes with --strategy prednas ({what}), not "
+                                        f"--strategy {args.strategy}")
     executor = _executor(args)  # first: a missing optional extra is reported before any work
     if args.prior and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
@@ -179,6 +184,8 @@ def _build(args):
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             flt_kw: dict = {"prior": args.prior} if args.prior else {}
+            if args.stnas_feature:
+                flt_kw["distribution"] = args.stnas_feature
             if args.task:  # the task feeds the filter's live proxies and its warm-up
                 from prednas.commands._common import task_options
 
@@ -232,6 +239,7 @@ def _build(args):
         if args.strategy == "prednas":
             flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(space),
                                     survivors=6, min_fit=6, prior=args.prior,
+                                    distribution=args.stnas_feature,
                                     **_warmup_options(args, space))
             if args.start:
                 start = tuple(str(space.coerce(a)) for a in args.start)
@@ -330,9 +338,9 @@ def _warmup_options(args, space) -> dict:
     """The filter's supernet options: a warm-up capped at ``--warmup-seconds`` (0: none)."""
     if args.warmup_seconds <= 0:
         return {"supernet": None, "warmup_kwargs": None}
-    kw = {"steps": 200, "fraction": 0.2, "max_seconds": args.warmup_seconds, "progress": False}
-    if space.name == "nb201":  # a supernet this CPU can warm up in seconds
-        kw.update(C=8, N=2)
+    # the space's measured setting (prednas.supernet.WARMUP_DEFAULTS), its schedule fitted to
+    # the cap when that comes first
+    kw = {"max_seconds": args.warmup_seconds, "progress": False}
     return {"supernet": "auto", "warmup_kwargs": kw}
 
 

@@ -180,7 +180,11 @@ class PredictorFilter(Filter):
             fitted it orders the candidates (with the zero-shot proxies); afterwards it is blended
             in with weight ``prior_weight * min_fit / max(min_fit, n_evaluated)``.
         prior_weight: see ``prior``.
-        warmup_kwargs: options for ``prednas.warmup``.
+        warmup_kwargs: options for ``prednas.warmup`` (left out: the space's measured setting,
+            :data:`prednas.supernet.WARMUP_DEFAULTS`).
+        distribution: the path of an ST-NAS architecture distribution (``distribution.json`` of
+            ``prednas.stnas.train`` or of a ``--strategy stnas`` run): each candidate's
+            log-probability under it (``stnas_log_prob``) is a stage-1 feature (a lookup).
         task, task_options: a task (by name, with its loader options) for the live proxies and
             the warm-up instead of the search's; in oracle mode, where the search has no task,
             this gives them one (e.g. ``task="cifar10", task_options={"path": ...}`` beside
@@ -206,6 +210,7 @@ class PredictorFilter(Filter):
         "warmup_kwargs": [None, "dict"],
         "task": [None, str],
         "task_options": [None, "dict"],
+        "distribution": [None, str, os.PathLike],
     }
 
     def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot", "path"),
@@ -216,7 +221,7 @@ class PredictorFilter(Filter):
                  kappa: float = 0.5, min_fit: int = 5, prior=None, prior_weight: float = 1.0,
                  warmup_kwargs: dict | None = None,
                  supernet_features: Sequence[str] | None = None, task: str | None = None,
-                 task_options: dict | None = None):
+                 task_options: dict | None = None, distribution=None):
         self.predictor = predictor
         self.encodings = encodings
         self.proxy_table = proxy_table
@@ -235,6 +240,7 @@ class PredictorFilter(Filter):
         self.warmup_kwargs = warmup_kwargs
         self.task = task
         self.task_options = task_options
+        self.distribution = distribution
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -277,6 +283,11 @@ class PredictorFilter(Filter):
 
                 raise UnknownNameError("table proxy", unknown[0], names)
             names = list(self.table_proxies)
+        self.guide_ = None
+        if self.distribution is not None:  # a missing or foreign file is an error now
+            from prednas.stnas import ArchDistribution
+
+            self.guide_ = ArchDistribution.load(self.distribution, space)
         self.stage1_ = FeaturePipeline(space, encoding=tuple(self.encodings) or None,
                                        proxies=names, proxy_table=table, dataset=self.dataset_,
                                        device=context.device, warn_missing=False
@@ -293,6 +304,10 @@ class PredictorFilter(Filter):
         self.scorer_, self.scorer_seconds_, self.supernet_note_ = None, 0.0, ""
         names = self.supernet_features
         if self.supernet == "auto":
+            if names is None:  # the scores measured to help on this space
+                from prednas.supernet import warmup_defaults
+
+                names = list(warmup_defaults(space)["features"])
             if self.task_ is not None:
                 self.scorer_ = self._warmup(context)
         elif self.supernet is not None:  # saved scores, looked up
@@ -320,8 +335,7 @@ class PredictorFilter(Filter):
         from prednas.search.rundir import STATE
         from prednas.supernet import WarmupDiverged
 
-        kw = {"fraction": 0.2, "steps": 150, "batch_size": 64}
-        kw.update(self.warmup_kwargs or {})
+        kw = dict(self.warmup_kwargs or {})  # the rest: the space's measured setting
         # a finished warm-up is kept in the run directory, so a resumed search loads it; a new
         # run's directory stays empty until the engine creates it: saved on the first selection
         run_dir = context.run_dir
@@ -378,14 +392,30 @@ class PredictorFilter(Filter):
                 if self.scorer_.info.get("loaded_from") else "")
         elif self.supernet == "auto":
             out["supernet"] = self.supernet_note_ or "not used (no task)"
+        elif self.task_ is not None:  # off by default, for a measured reason
+            out["supernet"] = ("not used: its warm-up costs about what a default search's "
+                               "trainings do, and on the 1-D benchmark its filter gain is smaller "
+                               "than what that time buys in trainings "
+                               "(benchmarks/search-blocks1d-mnist1d-supernet.md); "
+                               "--warmup-seconds or supernet='auto' turns it on")
+        if self.guide_ is not None:
+            out["stnas log-probability"] = os.fspath(self.distribution)
         if self.prior is not None:
             out["prior"] = os.fspath(self.prior)
         out["acquisition"] = f"{self.acquisition} (kappa {self.kappa})"
         return out
 
     # -- scoring --------------------------------------------------------------------------------
-    def _features(self, archs: list, stage2: bool) -> np.ndarray:
+    def _stage1(self, archs: list) -> np.ndarray:
+        """Stage-1 features: encodings, table proxies, and the ST-NAS log-probability."""
         X = self.stage1_.transform(archs)
+        if self.guide_ is not None:
+            logp = np.asarray([self.guide_.log_prob(a) for a in archs], float)
+            X = np.concatenate([X, logp[:, None]], axis=1)
+        return X
+
+    def _features(self, archs: list, stage2: bool) -> np.ndarray:
+        X = self._stage1(archs)
         if stage2 and self.stage2_ is not None:
             t = time.perf_counter()
             X = np.concatenate([X, self.stage2_.transform(archs)], axis=1)
@@ -427,7 +457,7 @@ class PredictorFilter(Filter):
                 out[:, j] = [model_cost(self.space_, a, c, *self.shape_) for a in archs]
                 continue
             if X is None:
-                X_h, X = self.stage1_.transform(harchs), self.stage1_.transform(archs)
+                X_h, X = self._stage1(harchs), self._stage1(archs)
             y = np.asarray([float(r.get(c, np.nan)) for r in history_ok], float)
             good = np.isfinite(y)
             if good.sum() < 2 or np.ptp(y[good]) == 0:

@@ -198,3 +198,48 @@ def test_filter_reads_supernet_scores_from_a_file(tmp_path):
     with pytest.raises(prednas.errors.DataNotFoundError, match="not found"):
         Search(space, oracle=bench, filter=PredictorFilter(supernet=str(tmp_path / "no.csv")),
                budget=2, run_dir=tmp_path / "r2").run()
+
+
+def test_warmup_defaults_are_the_measured_setting(synthetic_image_task):
+    from prednas.supernet import WARMUP_DEFAULTS, warmup_defaults
+
+    assert warmup_defaults("nb201") == WARMUP_DEFAULTS["nb201"]
+    assert warmup_defaults(spaces.get("blocks1d"))["steps"] == 24000
+    # options left out take the space's setting: fair sampling, 5 paths, a small supernet on
+    # at most 16x16 images
+    scorer = prednas.warmup("nb201", synthetic_image_task, steps=2, batch_size=16,
+                            device="cpu", progress=False, calib_size=16, val_size=16)
+    info = scorer.info
+    assert (info["sampling"], info["paths_per_step"], info["fraction"]) == ("fair", 5, 1.0)
+    assert info["supernet_kwargs"] == {"C": 8, "N": 2}
+    assert tuple(info["input_shape"]) == tuple(synthetic_image_task.input_shape)  # 8x8: kept
+    assert np.isfinite(scorer.score([spaces.get("nb201").default_arch()])).all()
+    with pytest.raises(InvalidParameterError, match="max_seconds"):
+        prednas.warmup("nb201", synthetic_image_task, max_seconds=0, progress=False)
+
+
+def test_a_time_capped_warmup_stops_and_anneals(synthetic_task):
+    import time
+
+    from prednas.supernet import _Cosine
+
+    # 24,000 default steps, capped at a second: it stops, and its schedule follows the clock
+    t = time.perf_counter()
+    scorer = prednas.warmup("blocks1d", synthetic_task, batch_size=16, device="cpu",
+                            max_seconds=1.0, progress=False, calib_size=16, val_size=16)
+    assert time.perf_counter() - t < 30 and scorer.info["steps"] == 24000
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    late = _Cosine(opt, 1.0, steps=1000, max_seconds=10.0, start=time.perf_counter() - 9.5)
+    late.step(1)  # 0.1% of the steps, 95% of the time: the time decides
+    assert opt.param_groups[0]["lr"] < 0.01
+    _Cosine(opt, 1.0, steps=10, max_seconds=None, start=time.perf_counter()).step(5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+def test_task_downsample(synthetic_image_task, synthetic_task):
+    small = synthetic_image_task.downsample(4)  # 8x8 images
+    assert small.input_shape == (3, 4, 4) and small.x_val.shape[1:] == (3, 4, 4)
+    assert torch.equal(small.y_train, synthetic_image_task.y_train)
+    assert synthetic_image_task.downsample(64) is synthetic_image_task
+    with pytest.raises(InvalidParameterError, match="input shape"):
+        synthetic_task.downsample(8)

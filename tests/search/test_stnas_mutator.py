@@ -163,3 +163,27 @@ def test_cli_guide(tmp_path, capsys):
                  "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "--guide goes with --strategy prednas" in err and "nope.json" in err
+
+
+def test_filter_learns_from_the_stnas_log_probability(bench, tmp_path, capsys):
+    from prednas.cli import main
+    from prednas.search import MutationMutator, PredictorFilter
+
+    space, dist = _skewed_nb201(tmp_path)
+    path = str(tmp_path / "distribution.json")
+    flt = PredictorFilter(proxy_table=None, distribution=path, min_fit=4, survivors=8)
+    res = Search("nb201", oracle=bench, filter=flt, budget=10, per_round=4, seed=0,
+                 run_dir=tmp_path / "f", mutator=MutationMutator(parents=2, mutations=30)).run()
+    assert len(res.records) == 10
+    archs = [r.arch for r in res.records]
+    X = flt._stage1(archs)
+    assert X.shape[1] == len(flt.stage1_.feature_names) + 1  # one more column: log p
+    assert X[:, -1] == pytest.approx([dist.log_prob(a) for a in archs])
+    assert flt.signals()["stnas log-probability"] == path
+    assert "stnas log-probability" in (tmp_path / "f" / "report.md").read_text()
+    # from the command line; refused beside another strategy, one line
+    assert main(["search", "--bench", "nb201", "--budget", "6", "--stnas-feature", path,
+                 "--out", str(tmp_path / "c")]) == 0
+    assert main(["search", "--bench", "nb201", "--strategy", "random", "--stnas-feature", path,
+                 "--out", str(tmp_path / "d")]) == 2
+    assert "--stnas-feature goes with --strategy prednas" in capsys.readouterr().err
