@@ -434,7 +434,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
           fraction: float = 0.1, batch_size: int = 64, seed: int = 0,
           device: str | torch.device = "auto", lr: float = 3e-3, weight_decay: float = 1e-4,
           alpha_lr: float = 0.05, st_terms: str = "all", sampling: str = "uniform",
-          calib_size: int = 256, val_size: int = 512, run_dir=None, checkpoint_every: int = 50,
+          paths_per_step: int = 1, calib_size: int = 256, val_size: int = 512, run_dir=None,
+          checkpoint_every: int = 50,
           max_seconds: float | None = None, warmed_up: SupernetScorer | None = None,
           progress: bool = True, **supernet_kwargs) -> STNASResult:
     """Warm up the supernet of ``space`` on ``task``, then learn an architecture distribution.
@@ -445,7 +446,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
             steps batches of its validation split.
         warmup_steps: steps of the uniform single-path warm-up (:func:`prednas.warmup`).
         search_steps: alternating (architecture step, weight step) pairs.
-        fraction, batch_size, seed, device, lr, weight_decay, sampling, calib_size, val_size:
+        fraction, batch_size, seed, device, lr, weight_decay, sampling, paths_per_step,
+        calib_size, val_size:
             as for :func:`prednas.warmup` (``lr``/``weight_decay`` also for the weight steps of the
             search, on a fresh cosine schedule).
         alpha_lr: Adam learning rate of the logits (betas 0.5, 0.999, as DARTS).
@@ -491,6 +493,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
                 "batch_size": batch_size, "seed": seed, "lr": float(lr),
                 "weight_decay": float(weight_decay), "alpha_lr": float(alpha_lr),
                 "st_terms": st_terms, "sampling": sampling, "supernet": dict(supernet_kwargs)}
+    if paths_per_step != 1:  # (a key of its own only then: earlier states stay readable)
+        settings["paths_per_step"] = paths_per_step
     state = _load_state(run_dir, settings) if run_dir is not None else None
     sub = task.subset(fraction, seed=seed)
     n = len(sub.y_train)
@@ -504,7 +508,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
         warm_seconds = float(warmed_up.seconds)
     else:
         scorer0 = warmup(space, task, fraction, warmup_steps, batch_size, seed, dev, lr=lr,
-                         weight_decay=weight_decay, sampling=sampling, paths_per_step=1,
+                         weight_decay=weight_decay, sampling=sampling,
+                         paths_per_step=paths_per_step,
                          resolution=0, max_seconds=None, calib_size=calib_size,
                          val_size=val_size, progress=progress, **supernet_kwargs)
         supernet, warm_seconds = scorer0.supernet, scorer0.seconds

@@ -56,16 +56,19 @@ def run_method(method: str, seed: int, budget: int, bench, args, tmp: Path):
     space = bench.space
     common = dict(oracle=bench, metric=bench.default_metric, budget=budget, seed=seed,
                   run_dir=tmp / f"{method}-{seed}")
-    if method in ("prednas", "prednas-gnn", "prednas-guided", "prednas-supernet"):
-        guide = args.guide_paths[seed % len(args.guide_paths)] if method == "prednas-guided" \
-            else None
+    if method in ("prednas", "prednas-gnn", "prednas-guided", "prednas-supernet",
+                  "prednas-logp"):
+        dist = args.guide_paths[seed % len(args.guide_paths)] \
+            if method in ("prednas-guided", "prednas-logp") else None
+        guide = dist if method == "prednas-guided" else None
         flt = PredictorFilter(proxy_table=None if args.no_proxies else "auto",
                               dataset=args.proxy_dataset, encodings=tuple(args.encodings),
                               kappa=args.kappa, survivors=args.per_round,
                               predictor=gnn_ensemble() if method == "prednas-gnn" else None,
                               **({"supernet": args.supernet_scores,
                                   "supernet_features": args.supernet_features}
-                                 if method == "prednas-supernet" else {}))
+                                 if method == "prednas-supernet" else {}),
+                              distribution=dist if method == "prednas-logp" else None)
         s = Search(space, mutator=MutationMutator(parents=args.parents, mutations=args.mutations,
                                                   explore=args.explore, distribution=guide),
                    filter=flt, per_round=args.per_round, **common)
@@ -230,7 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mnist-cmd", default="prednas search",
                     help="the command that produced --mnist-run, quoted in the section")
     ap.add_argument("--guide", nargs="+", default=None, metavar="DISTRIBUTION_JSON",
-                    help="method prednas-guided: mutations drawn from these ST-NAS "
+                    help="methods prednas-guided / prednas-logp: mutations drawn from / the "
+                         "filter's log-probability feature under these ST-NAS "
                          "distributions (cycled over seeds)")
     ap.add_argument("--guides", type=int, default=0,
                     help="method prednas-guided: train this many ST-NAS distributions on the "
@@ -297,11 +301,12 @@ def main(argv=None) -> int:
     short = dict.fromkeys(args.methods, 0)  # runs whose mutator ran out of new candidates
     overhead, walls, infos = [], {m: [] for m in args.methods}, []
     t0 = time.perf_counter()
-    if "prednas-guided" in args.methods:
+    if {"prednas-guided", "prednas-logp"} & set(args.methods):
         if args.guides:
             args.guide_paths += train_guides(args, bench)
         if not args.guide_paths:
-            ap.error("method prednas-guided needs --guide PATH... or --guides K")
+            ap.error("methods prednas-guided and prednas-logp need --guide PATH... or "
+                     "--guides K")
     with tempfile.TemporaryDirectory() as d:
         for seed in tqdm(range(args.seeds), desc="seeds"):
             for m in args.methods:
@@ -361,6 +366,11 @@ def main(argv=None) -> int:
                      f"edits in proportion to the child's probability under an ST-NAS "
                      f"distribution ({len(args.guide_paths)} distributions, seed s using "
                      f"number s mod {len(args.guide_paths)})." if "prednas-guided" in curves
+                     else "")
+                  + (f" prednas-logp: the same as prednas, with each candidate's log-probability "
+                     f"under an ST-NAS distribution as one more stage-1 feature of the predictor "
+                     f"({len(args.guide_paths)} distributions, seed s using number s mod "
+                     f"{len(args.guide_paths)}); mutations uniform." if "prednas-logp" in curves
                      else ""), ""]
     for g in args.guide_info:
         lines.append(f"- ST-NAS distribution {g['seed']} (warm-up {args.guide_warmup_steps} + "

@@ -50,7 +50,8 @@ def run_seed(seed: int, args, task, bench) -> dict:
     res = stnas.train("nb201", task, warmup_steps=args.warmup_steps,
                       search_steps=args.search_steps, fraction=1.0, batch_size=args.batch_size,
                       seed=seed, device=args.device, lr=args.lr, alpha_lr=args.alpha_lr,
-                      st_terms=args.st_terms, sampling=args.sampling, run_dir=run_dir,
+                      st_terms=args.st_terms, sampling=args.sampling,
+                      paths_per_step=args.paths_per_step, run_dir=run_dir,
                       progress=False, C=args.C, N=args.N)
     dist = res.distribution
     arg = str(dist.argmax())
@@ -62,7 +63,8 @@ def run_seed(seed: int, args, task, bench) -> dict:
             "search_s": res.search_seconds,
             "settings": {k: getattr(args, k) for k in ("warmup_steps", "search_steps", "sampling",
                                                       "alpha_lr", "st_terms", "lr", "batch_size",
-                                                      "C", "N", "resolution")},
+                                                      "C", "N", "resolution",
+                                                      "paths_per_step")},
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -73,7 +75,7 @@ def report(records: list[dict], bench, args) -> str:
              f"`{Path(args.records).name}`); machine {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} CPU cores, torch {torch.__version__}, device `{args.device}`.", "",
              "Each seed warms up the NB201 supernet (C and N below, images average-pooled to the "
-             "resolution below, the task's whole training split) with single-path sampling, then "
+             "resolution below, the task's whole training split) with the sampling below, then "
              "alternates an architecture step (straight-through gradients, on a validation "
              "batch) with a weight step (a path sampled from the distribution, on a training "
              "batch). The derived cell is the argmax; its accuracies are NB201's 200-epoch test "
@@ -85,7 +87,8 @@ def report(records: list[dict], bench, args) -> str:
         rs = sorted((r for r in records if r["label"] == label), key=lambda r: r["seed"])
         st = rs[0]["settings"]
         lines += [f"## {label}", "",
-                  f"Warm-up {st['warmup_steps']} steps ({st['sampling']} sampling), search "
+                  f"Warm-up {st['warmup_steps']} steps ({st['sampling']} sampling, "
+                  f"{st.get('paths_per_step', 1)} path(s) a step), search "
                   f"{st['search_steps']} steps, alpha lr {st['alpha_lr']}, terms "
                   f"`{st['st_terms']}`, weights lr {st['lr']}, batch {st['batch_size']}, "
                   f"supernet C={st['C']} N={st['N']} at {st['resolution']}x{st['resolution']}.", "",
@@ -115,6 +118,7 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup-steps", type=int, default=1500)
     ap.add_argument("--search-steps", type=int, default=1000)
     ap.add_argument("--sampling", default="uniform", choices=["uniform", "fair"])
+    ap.add_argument("--paths-per-step", type=int, default=1, help="warm-up paths per step")
     ap.add_argument("--alpha-lr", type=float, default=0.05)
     ap.add_argument("--st-terms", default="all", choices=["all", "sampled"])
     ap.add_argument("--lr", type=float, default=3e-3)
