@@ -37,6 +37,10 @@ TITLES = SETTINGS["nb201"]["titles"]
 TARGET = 93.0
 
 
+#: the heading of the hand-written part of --out, kept when the tables are rewritten
+READING = "## Reading (hand-written)"
+
+
 def read_records(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -149,7 +153,12 @@ def main(argv=None) -> int:
             f.write(json.dumps(rec) + "\n")
         print(f"{args.label} seed {seed}: {rec['argmax']} CIFAR-10 {rec[METRICS[0]]:.2f}",
               flush=True)
-    Path(args.out).write_text(report(read_records(records_path), bench, args))
+    out = Path(args.out)
+    text = report(read_records(records_path), bench, args)
+    old = out.read_text() if out.is_file() else ""
+    if READING in old:  # the hand-written reading stays
+        text = text.rstrip("\n") + "\n\n" + old[old.index(READING):]
+    out.write_text(text)
     print(Path(args.out).read_text())
     return 0
 
