@@ -132,6 +132,10 @@ def main(argv=None) -> int:
                     help="ST-NAS search steps from the longest warm-up (0: off)")
     ap.add_argument("--alpha-lr", type=float, default=0.05)
     ap.add_argument("--st-terms", default="all", choices=["all", "sampled"])
+    ap.add_argument("--proxies", nargs="+", default=None, metavar="PROXY",
+                    help="also these zero-cost proxies of each architecture's network on the "
+                         "supernet's weights, at init and after each warm-up")
+    ap.add_argument("--proxy-batch", type=int, default=64, help="examples the proxies see")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True, help="CSV of the longest warm-up's scores")
@@ -195,6 +199,7 @@ def main(argv=None) -> int:
         for k, v in f.items():
             rows.append({"score": k, "source": "supernet at init (no warm-up)",
                          "cost": f"{per:.3f} s/arch", "corr": correlations(v, truth)})
+        rows += proxy_rows(net, archs, task, args, truth, "supernet at init (no warm-up)")
         write_report()
     longest = None
     for steps in args.steps:
@@ -219,6 +224,7 @@ def main(argv=None) -> int:
             cost = per_ev if name in _EVAL else per_sg
             rows.append({"score": name, "source": src, "cost": f"{cost:.3f} s/arch",
                          "corr": correlations(feats[:, j], truth)})
+        rows += proxy_rows(scorer.supernet, archs, task, args, truth, src)
         log.info("steps=%d warm-up %.1f s, %.3f s/arch (+%s SiGeo), spearman(acc, c10)=%.3f",
                  steps, scorer.seconds, per_ev, "-" if args.no_sigeo else f"{per_sg:.3f}",
                  rows[-len(names)]["corr"][METRICS[0]][0])
@@ -257,6 +263,26 @@ def main(argv=None) -> int:
     return 0
 
 
+def proxy_rows(supernet, archs, task, args, truth, source: str) -> list[dict]:
+    """``--proxies``: zero-cost proxies (``proxies.score``) of each architecture's stand-alone
+    network built on the supernet's weights (``supernet.subnet``), on one training batch."""
+    if not args.proxies:
+        return []
+    from tqdm.auto import tqdm
+
+    import proxies
+
+    x, y = task.batch(args.proxy_batch, split="train", seed=args.seed)
+    t = time.perf_counter()
+    vals = [proxies.score(supernet.subnet(a), x, y, args.proxies, seed=args.seed)
+            for a in tqdm(archs, desc="proxies on inherited weights", leave=False)]
+    per = (time.perf_counter() - t) / max(1, len(archs))
+    return [{"score": f"proxy:{p}", "source": f"{source}, its network's weights", 
+             "cost": f"{per:.3f} s/arch (all proxies)",
+             "corr": correlations(np.array([v[p] for v in vals], float), truth)}
+            for p in args.proxies]
+
+
 def _uniform_entropy(space) -> float:
     """The entropy bound of a uniform distribution over the decisions (what ``entropy()`` of an
     untrained ST-NAS distribution gives)."""
@@ -281,6 +307,8 @@ def replace_section(path: str, title: str, section: str) -> str:
 def report(args, rows, runs, source, n, task, total) -> str:
     cfg = SETTINGS[args.space]
     cmd = "python scripts/supernet_scores.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    niceness = os.nice(0) if hasattr(os, "nice") else 0
+    nice = f"nice -n {niceness} " if niceness else ""
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     what = "NB201" if args.space == "nb201" else "the 1-D benchmark (blocks1d-mnist1d)"
     head = f"## {args.section}" if args.section else \
@@ -302,7 +330,7 @@ def report(args, rows, runs, source, n, task, total) -> str:
     lines = [
         head,
         "",
-        f"Produced by `nice -n 19 {cmd}`",
+        f"Produced by `{nice}{cmd}`",
         f"(whole run {total:.0f} s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
         "",
         f"{sub} Setting",
