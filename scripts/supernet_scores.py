@@ -277,7 +277,7 @@ def proxy_rows(supernet, archs, task, args, truth, source: str) -> list[dict]:
     vals = [proxies.score(supernet.subnet(a), x, y, args.proxies, seed=args.seed)
             for a in tqdm(archs, desc="proxies on inherited weights", leave=False)]
     per = (time.perf_counter() - t) / max(1, len(archs))
-    return [{"score": f"proxy:{p}", "source": f"{source}, its network's weights", 
+    return [{"score": f"proxy:{p}", "source": f"{source}, its network's weights",
              "cost": f"{per:.3f} s/arch (all proxies)",
              "corr": correlations(np.array([v[p] for v in vals], float), truth)}
             for p in args.proxies]
