@@ -68,7 +68,10 @@ def add_arguments(p) -> None:
                    help="ensemble the replicas of the K best distinct architectures (default 1)")
     p.add_argument("--warmup-seconds", type=float, default=0.0,
                    help="wall-time cap of the supernet warm-up whose scores feed the filter "
-                        "(default 0: off until it is shown to help on the 1-D benchmark)")
+                        "(the space's measured setting, its schedule fitted to the cap). "
+                        "Default 0: off; on the 1-D benchmark its filter gain is smaller than "
+                        "what the same time buys in trainings "
+                        "(benchmarks/search-blocks1d-mnist1d-supernet.md)")
     p.add_argument("--prior", default=None, metavar="PREDICTOR_FILE",
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
                         "metric or task) that orders candidates before this search has data")
