@@ -1,8 +1,8 @@
 """ST-NAS: a distribution over architectures learned on a weight-sharing supernet.
 
->>> from prednas import stnas
->>> result = stnas.train("nb201", task, warmup_steps=200, search_steps=200, C=8, N=2)
->>> result.distribution.argmax()                    # the most probable architecture
+>>> import prednas
+>>> result = prednas.stnas("nb201", task, warmup_steps=200, search_steps=200)  # = stnas.train
+>>> result.distribution.argmax()                    # the most probable architecture (or .argmax())
 >>> result.distribution.sample(10, rng=0)           # architectures drawn from it
 >>> result.scorer.features(archs)                   # supernet scores, with stnas_log_prob
 
@@ -31,7 +31,9 @@ import copy
 import json
 import logging
 import math
+import sys
 import time
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,6 +390,16 @@ class STNASResult:
     def supernet(self) -> nn.Module:
         return self.scorer.supernet
 
+    def __getattr__(self, name: str):
+        # the learned distribution's own methods (argmax, sample, top, log_prob, save, ...) on the
+        # result, so ``prednas.stnas(space, task).argmax()`` reads as the issue's API does
+        if name.startswith("_") or name == "distribution":
+            raise AttributeError(name)
+        try:
+            return getattr(self.distribution, name)
+        except AttributeError:
+            raise AttributeError(f"'STNASResult' object has no attribute {name!r}") from None
+
     @property
     def seconds(self) -> float:
         return self.warmup_seconds + self.search_seconds
@@ -647,3 +659,12 @@ def load(run_dir, space=None) -> ArchDistribution:
     """The distribution an ST-NAS run saved in ``run_dir`` (``distribution.json``)."""
     return ArchDistribution.load(Path(run_dir) / DISTRIBUTION_FILE, space)
 
+
+class _CallableModule(types.ModuleType):
+    """``prednas.stnas(space, task, ...)`` is :func:`train` (the module stays a module)."""
+
+    def __call__(self, space, task, **kwargs) -> STNASResult:
+        return train(space, task, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -132,6 +132,22 @@ def test_train_nb201_features_and_determinism(synthetic_image_task):
     np.testing.assert_allclose(again.scorer.features(archs), F)
 
 
+def test_prednas_stnas_is_callable_and_its_result_reads_as_the_distribution(
+        synthetic_image_task):
+    import prednas
+
+    res = prednas.stnas("nb201", synthetic_image_task, warmup_steps=2, search_steps=2,
+                        batch_size=16, seed=0, device="cpu", calib_size=16, val_size=16,
+                        progress=False, C=4, N=1)
+    assert str(res.argmax()) == str(res.distribution.argmax())
+    arch = res.argmax()
+    assert res.log_prob(arch) == res.distribution.log_prob(arch) <= 0
+    assert len(res.sample(3, rng=0)) == 3
+    assert prednas.stnas.train is stnas.train  # still the module
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        res.nope
+
+
 def test_save_load_round_trip_does_not_train_again(synthetic_image_task, tmp_path, monkeypatch):
     res = _train(synthetic_image_task, run_dir=tmp_path / "st")
     assert (tmp_path / "st" / stnas.STATE_FILE).is_file()
