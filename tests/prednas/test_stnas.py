@@ -145,7 +145,7 @@ def test_prednas_stnas_is_callable_and_its_result_reads_as_the_distribution(
     assert len(res.sample(3, rng=0)) == 3
     assert prednas.stnas.train is stnas.train  # still the module
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        res.nope
+        _ = res.nope
 
 
 def test_save_load_round_trip_does_not_train_again(synthetic_image_task, tmp_path, monkeypatch):
