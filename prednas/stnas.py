@@ -53,6 +53,7 @@ from prednas.supernet import (
     _Batches,
     _Guard,
     _path_step,
+    _resize,
     build_supernet,
     make_scorer,
     warmup,
@@ -446,8 +447,8 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
           fraction: float = 0.1, batch_size: int = 64, seed: int = 0,
           device: str | torch.device = "auto", lr: float = 3e-3, weight_decay: float = 1e-4,
           alpha_lr: float = 0.05, st_terms: str = "all", sampling: str = "uniform",
-          paths_per_step: int = 1, calib_size: int = 256, val_size: int = 512, run_dir=None,
-          checkpoint_every: int = 50,
+          paths_per_step: int = 1, resolution: int = 0, calib_size: int = 256,
+          val_size: int = 512, run_dir=None, checkpoint_every: int = 50,
           max_seconds: float | None = None, warmed_up: SupernetScorer | None = None,
           progress: bool = True, **supernet_kwargs) -> STNASResult:
     """Warm up the supernet of ``space`` on ``task``, then learn an architecture distribution.
@@ -459,7 +460,7 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
         warmup_steps: steps of the uniform single-path warm-up (:func:`prednas.warmup`).
         search_steps: alternating (architecture step, weight step) pairs.
         fraction, batch_size, seed, device, lr, weight_decay, sampling, paths_per_step,
-        calib_size, val_size:
+        resolution, calib_size, val_size:
             as for :func:`prednas.warmup` (``lr``/``weight_decay`` also for the weight steps of the
             search, on a fresh cosine schedule).
         alpha_lr: Adam learning rate of the logits (betas 0.5, 0.999, as DARTS).
@@ -483,6 +484,7 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
     space = _spaces.get(space)
     task = _tasks.get(task)
     supernet_kwargs = {**warmup_defaults(space).get("supernet", {}), **supernet_kwargs}
+    task = _resize(task, resolution)  # the images pooled (0: as they are), for every step
     choices = choices_for(space)
     if warmed_up is None:
         check_param("stnas.train", "warmup_steps", warmup_steps, low=1)
@@ -505,8 +507,11 @@ def train(space, task, *, warmup_steps: int = 200, search_steps: int = 200,
                 "batch_size": batch_size, "seed": seed, "lr": float(lr),
                 "weight_decay": float(weight_decay), "alpha_lr": float(alpha_lr),
                 "st_terms": st_terms, "sampling": sampling, "supernet": dict(supernet_kwargs)}
-    if paths_per_step != 1:  # (a key of its own only then: earlier states stay readable)
+    # (keys of their own only when set: states saved before them stay readable)
+    if paths_per_step != 1:
         settings["paths_per_step"] = paths_per_step
+    if resolution:
+        settings["resolution"] = resolution
     state = _load_state(run_dir, settings) if run_dir is not None else None
     sub = task.subset(fraction, seed=seed)
     n = len(sub.y_train)

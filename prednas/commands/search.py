@@ -181,9 +181,13 @@ def _build(args):
         if args.strategy == "stnas":  # the supernet trains on --task, the benchmark answers
             from prednas.commands._common import task_options
 
+            # nb201: the best measured setting (benchmarks/stnas-nb201.md): the fair warm-up of
+            # prednas.warmup on 16x16 images, then 1,000 steps at alpha lr 0.05
+            best: dict = ({"warmup_steps": 300, "sampling": "fair", "paths_per_step": 5,
+                           "search_steps": 1000, "fraction": 1.0, "resolution": 16,
+                           "supernet": {"C": 8, "N": 2}} if space.name == "nb201" else {})
             mut = S.STNASMutator(samples=max(10, args.per_round or 5), task=args.task,
-                                 task_options=task_options(args) if args.task else None,
-                                 supernet={"C": 8, "N": 2} if space.name == "nb201" else None)
+                                 task_options=task_options(args) if args.task else None, **best)
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             flt_kw: dict = {"prior": args.prior} if args.prior else {}

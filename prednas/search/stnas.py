@@ -50,6 +50,9 @@ class STNASMutator(Mutator):
         task, task_options: the task (name and loader options) the supernet trains on; default:
             the search's task.
         supernet: keyword arguments of ``space.build_supernet`` (e.g. ``{"C": 8, "N": 2}``).
+        sampling, paths_per_step: the warm-up's path sampling (``"fair"`` with 5 paths trains
+            every nb201 op of every edge each step).
+        resolution: pool image tasks to at most this side (0: keep them).
     """
 
     _parameter_constraints = {"samples": [Interval(int, 1, None)],
@@ -61,12 +64,16 @@ class STNASMutator(Mutator):
                               "st_terms": [Options("all", "sampled")],
                               "task": [None, str],
                               "task_options": [None, "dict"],
-                              "supernet": [None, "dict"]}
+                              "supernet": [None, "dict"],
+                              "sampling": [Options("uniform", "fair")],
+                              "paths_per_step": [Interval(int, 1, None)],
+                              "resolution": [Interval(int, 0, None)]}
 
     def __init__(self, samples: int = 10, warmup_steps: int = 200, search_steps: int = 200,
                  fraction: float = 0.1, batch_size: int = 64, alpha_lr: float = 0.05,
                  st_terms: str = "all", task: str | None = None, task_options: dict | None = None,
-                 supernet: dict | None = None):
+                 supernet: dict | None = None, sampling: str = "uniform",
+                 paths_per_step: int = 1, resolution: int = 0):
         self.samples = samples
         self.warmup_steps = warmup_steps
         self.search_steps = search_steps
@@ -77,6 +84,9 @@ class STNASMutator(Mutator):
         self.task = task
         self.task_options = task_options
         self.supernet = supernet
+        self.sampling = sampling
+        self.paths_per_step = paths_per_step
+        self.resolution = resolution
 
     def pool_size(self) -> int:
         return self.samples
@@ -104,6 +114,8 @@ class STNASMutator(Mutator):
             context.space, task, warmup_steps=self.warmup_steps, search_steps=self.search_steps,
             fraction=self.fraction, batch_size=self.batch_size, seed=context.seed,
             device=context.device, alpha_lr=self.alpha_lr, st_terms=self.st_terms,
+            sampling=self.sampling, paths_per_step=self.paths_per_step,
+            resolution=self.resolution,
             run_dir=self.state_dir_ if resumed else None, progress=False,
             **(self.supernet or {}))
         self.saved_ = resumed

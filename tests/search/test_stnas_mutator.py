@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import prednas
 import spaces
@@ -42,6 +43,18 @@ def test_evaluates_the_argmax_first_and_saves_its_state(bench, tmp_path):
     assert space.canonical(space.parse(first.arch)) == space.canonical(dist.argmax())
     assert (tmp_path / "r" / STATE_DIR / stnas.STATE_FILE).is_file()
     assert len(res.records) == 4 and len({r.canonical for r in res.records}) == 4
+
+
+def test_fair_warmup_on_pooled_images(bench, tmp_path):
+    """The setting `prednas search --bench nb201 --strategy stnas` uses, scaled down."""
+    res = _search(bench, tmp_path / "r", sampling="fair", paths_per_step=5, resolution=4).run()
+    assert len(res.records) == 4
+    state = torch.load(tmp_path / "r" / STATE_DIR / stnas.STATE_FILE, weights_only=True)
+    settings = state["settings"]
+    assert (settings["sampling"], settings["paths_per_step"], settings["resolution"]) == (
+        "fair", 5, 4)
+    with pytest.raises(InvalidParameterError, match="paths_per_step"):
+        _search(bench, tmp_path / "bad", paths_per_step=0).run()
 
 
 class _Interrupt(BaseException):
