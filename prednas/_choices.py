@@ -17,7 +17,10 @@ import numpy as np
 
 from prednas.errors import InvalidParameterError
 
-__all__ = ["Decision", "Choices", "choices_for", "FairPicker"]
+__all__ = ["Decision", "Choices", "choices_for", "FairPicker", "SAMPLINGS"]
+
+#: path sampling rules of a supernet warm-up: uniform (SPOS) or fair (:class:`FairPicker`)
+SAMPLINGS = ("uniform", "fair")
 
 
 @dataclass(frozen=True)

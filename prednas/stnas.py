@@ -392,8 +392,9 @@ class STNASResult:
         return self.scorer.supernet
 
     def __getattr__(self, name: str):
-        # the learned distribution's own methods (argmax, sample, top, log_prob, save, ...) on the
-        # result, so ``prednas.stnas(space, task).argmax()`` reads as the API does
+        # the learned distribution's own methods (argmax, sample, top, log_prob, entropy, ...) on
+        # the result (its own save() keeps the whole state), so that
+        # ``prednas.stnas(space, task).argmax()`` reads as the API does
         if name.startswith("_") or name == "distribution":
             raise AttributeError(name)
         try:

@@ -40,6 +40,7 @@ from torch import nn
 
 import spaces as _spaces
 from prednas import tasks as _tasks
+from prednas._choices import SAMPLINGS
 from prednas.errors import (
     InvalidParameterError,
     PredNASError,
@@ -74,8 +75,6 @@ _SIGEO = ("sigeo_zico", "sigeo_fr", "sigeo_neg_loss", "sigeo")
 #: ZiCo) for a warmed-up supernet, the sub-one-shot setting of the paper and of its code (its
 #: zero-shot setting, without warm-up, is (1, 0))
 SIGEO_LAMBDAS: tuple[float, float] = (50.0, 1.0)
-#: path sampling rules of the warm-up
-SAMPLINGS = ("uniform", "fair")
 #: the file a finished warm-up is saved to (``SupernetScorer.save``) and resumed from
 WARMUP_FILE = "warmup.pt"
 _WARMUP_KIND, _WARMUP_FORMAT = "prednas-supernet-warmup", 1

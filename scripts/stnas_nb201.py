@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from supernet_scores import SETTINGS  # noqa: E402
 
+from prednas._choices import SAMPLINGS  # noqa: E402
+
 METRICS = SETTINGS["nb201"]["metrics"]
 TITLES = SETTINGS["nb201"]["titles"]
 TARGET = 93.0
@@ -121,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--label", default="default", help="names this configuration's table")
     ap.add_argument("--warmup-steps", type=int, default=1500)
     ap.add_argument("--search-steps", type=int, default=1000)
-    ap.add_argument("--sampling", default="uniform", choices=["uniform", "fair"])
+    ap.add_argument("--sampling", default="uniform", choices=list(SAMPLINGS))
     ap.add_argument("--paths-per-step", type=int, default=1, help="warm-up paths per step")
     ap.add_argument("--alpha-lr", type=float, default=0.05)
     ap.add_argument("--st-terms", default="all", choices=["all", "sampled"])

@@ -181,11 +181,15 @@ def _build(args):
         if args.strategy == "stnas":  # the supernet trains on --task, the benchmark answers
             from prednas.commands._common import task_options
 
-            # nb201: the best measured setting (benchmarks/stnas-nb201.md): the fair warm-up of
-            # prednas.warmup on 16x16 images, then 1,000 steps at alpha lr 0.05
-            best: dict = ({"warmup_steps": 300, "sampling": "fair", "paths_per_step": 5,
-                           "search_steps": 1000, "fraction": 1.0, "resolution": 16,
-                           "supernet": {"C": 8, "N": 2}} if space.name == "nb201" else {})
+            best: dict = {}
+            if space.name == "nb201":  # the best measured setting (benchmarks/stnas-nb201.md):
+                from prednas.supernet import warmup_defaults  # prednas.warmup's own warm-up,
+
+                w = warmup_defaults(space)  # then 1,000 steps at alpha lr 0.05
+                best = {"warmup_steps": w["steps"], "sampling": w["sampling"],
+                        "paths_per_step": w["paths_per_step"], "fraction": w["fraction"],
+                        "resolution": w["resolution"], "supernet": w["supernet"],
+                        "search_steps": 1000}
             mut = S.STNASMutator(samples=max(10, args.per_round or 5), task=args.task,
                                  task_options=task_options(args) if args.task else None, **best)
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)

@@ -169,8 +169,9 @@ class PredictorFilter(Filter):
             names>``) looks them up instead (no task needed; NaN for an architecture it lacks);
             ``None`` disables.
         supernet_features: which supernet scores are features (e.g. ``("supernet_acc",
-            "supernet_neg_loss")``; see :data:`prednas.supernet.FEATURES`); ``None``: the inherited
-            accuracy alone with ``"auto"``, every column of a CSV.
+            "supernet_neg_loss")``; see :data:`prednas.supernet.FEATURES`); ``None``: with
+            ``"auto"`` the space's measured ones (:data:`prednas.supernet.WARMUP_DEFAULTS`), every
+            column of a CSV.
         survivors: how many candidates reach stage 2 (at least the number evaluated per round).
         acquisition: ``"ucb"`` (mean + kappa * spread) or ``"mean"``.
         kappa: weight of the predictor's spread in the upper confidence bound.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from prednas._choices import SAMPLINGS
 from prednas.params import Interval, Options
 from prednas.search.base import Mutator
 from prednas.search.registries import register_mutator
@@ -65,7 +66,7 @@ class STNASMutator(Mutator):
                               "task": [None, str],
                               "task_options": [None, "dict"],
                               "supernet": [None, "dict"],
-                              "sampling": [Options("uniform", "fair")],
+                              "sampling": [Options(*SAMPLINGS)],
                               "paths_per_step": [Interval(int, 1, None)],
                               "resolution": [Interval(int, 0, None)]}
 
