@@ -29,6 +29,15 @@ class TrainRecord:
 
     ``status`` is ``"ok"``, ``"diverged"`` (non-finite loss) or ``"oom"``; ``reason`` says why.
     ``model`` (not serialised) holds the trained network when the run succeeded.
+
+    ``curve`` (with ``curve_every``) is the learning curve: parallel lists ``step``, ``val_acc``
+    and ``val_loss`` (on a fixed validation subset), ``train_loss`` (the mean training loss since
+    the previous point: SoTL-E) and ``seconds`` (wall time since the start, the points' own
+    evaluations included). ``curve_seconds`` is the time those evaluations took and
+    ``eval_seconds`` the time of the final evaluation on the full splits (both in ``wall_time``).
+    ``cpu_time`` is the process's CPU time over the same span as ``wall_time`` (with one torch
+    thread, the time the run would take on an idle core: robust to other processes' load), and
+    the curve's ``cpu`` list the same at each point.
     """
 
     arch: str
@@ -47,6 +56,10 @@ class TrainRecord:
     reason: str = ""
     device: str = "cpu"
     inherited: int = 0
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    curve_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    cpu_time: float = 0.0
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -161,7 +174,8 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
           seed: int = 0, data_seed: int | None = None, device: str | torch.device = "auto",
           parent_state: dict[str, torch.Tensor] | None = None, max_seconds: float | None = None,
           label_smoothing: float = 0.0, build_kwargs: dict | None = None,
-          keep_model: bool = True, progress: bool = False) -> TrainRecord:
+          keep_model: bool = True, progress: bool = False, curve_every: int | None = None,
+          curve_size: int = 1000) -> TrainRecord:
     """Train ``arch`` of ``space`` on ``task`` with AdamW and a one-cycle schedule.
 
     Args:
@@ -178,6 +192,10 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         build_kwargs: extra arguments for ``space.build``.
         keep_model: keep the trained model (on CPU) in ``record.model``.
         progress: show a progress bar.
+        curve_every: record a learning-curve point every this many steps and at the last step
+            (``record.curve``); ``None`` records none.
+        curve_size: the curve's validation subset: the first ``curve_size`` examples of the
+            validation split (final metrics always use the whole splits).
 
     Returns:
         A :class:`TrainRecord`. Divergence or out-of-memory gives ``status != "ok"`` rather than
@@ -194,6 +212,9 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         check_param("train", "steps", steps, low=1)
     if epochs is not None:
         check_param("train", "epochs", epochs, low=1)
+    if curve_every is not None:
+        check_param("train", "curve_every", curve_every, low=1)
+    check_param("train", "curve_size", curve_size, low=1)
     dev = resolve_device(device)
     n = len(task.y_train)
     if n == 0:
@@ -203,7 +224,7 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
     per_epoch = math.ceil(n / batch_size)
     total = steps if steps is not None else (epochs or 20) * per_epoch
     rec = TrainRecord(str(arch), space.name, task.name, int(seed), device=str(dev))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch_seed(seed, dev):
         model = space.build(arch, task.num_classes, task.input_shape, **(build_kwargs or {}))
     rec.params = sum(p.numel() for p in model.parameters())
@@ -225,6 +246,7 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"train {arch}"[:60], leave=False)
+    curve = None if curve_every is None else _Curve(rec, task, curve_size, dev, start, cpu_start)
     # stochastic layers (dropout) draw from a seeded stream too: a training is reproducible
     with torch_seed(int(seed) + 1, dev):
         model.train()
@@ -244,9 +266,16 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
                     loss_sum += loss.detach()
                     count += 1
                     step += 1
+                    if curve is not None:
+                        curve.add_loss(loss.detach())
                     if bar is not None:
                         bar.update(1)
-                    if step >= total or (max_seconds and time.perf_counter() - start > max_seconds):
+                    last = step >= total or bool(
+                        max_seconds and time.perf_counter() - start > max_seconds)
+                    if curve is not None and (step % curve_every == 0 or last):
+                        if not curve.point(model, step):
+                            raise _Stop
+                    if last:
                         total = step
                         break
                 mean_loss = float(loss_sum) / max(1, count)  # one host sync per epoch
@@ -264,13 +293,55 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
                 bar.close()
     rec.steps = step
     if rec.ok:
+        t_eval = time.perf_counter()
         rec.val_acc, rec.val_loss = evaluate(model, task.x_val, task.y_val, device=dev)
         rec.test_acc, _ = evaluate(model, task.x_test, task.y_test, device=dev)
+        rec.eval_seconds = time.perf_counter() - t_eval
         if keep_model:
             rec.model = model.cpu()
     rec.wall_time = time.perf_counter() - start
+    rec.cpu_time = time.process_time() - cpu_start
     return rec
 
 
 class _Stop(Exception):
     pass
+
+
+class _Curve:
+    """Collects the learning curve of one training into ``rec.curve`` (see :class:`TrainRecord`)."""
+
+    def __init__(self, rec: TrainRecord, task, size: int, device: torch.device, start: float,
+                 cpu_start: float):
+        self.rec, self.device, self.start, self.cpu_start = rec, device, start, cpu_start
+        self.x, self.y = task.x_val[:size], task.y_val[:size]
+        self.loss_sum: torch.Tensor | float = 0.0
+        self.count = 0
+        rec.curve = {k: [] for k in ("step", "val_acc", "val_loss", "train_loss", "seconds", "cpu")}
+
+    def add_loss(self, loss: torch.Tensor) -> None:
+        self.loss_sum = self.loss_sum + loss
+        self.count += 1
+
+    def point(self, model: nn.Module, step: int) -> bool:
+        """Record the point at ``step``; ``False`` (and the record marked diverged) when the
+        training loss since the last point is not finite."""
+        t = time.perf_counter()
+        sotl = float(self.loss_sum) / max(1, self.count)
+        self.loss_sum, self.count = 0.0, 0
+        if not math.isfinite(sotl):
+            self.rec.status = "diverged"
+            self.rec.reason = f"non-finite training loss ({sotl}) by step {step}"
+            return False
+        acc, loss = (evaluate(model, self.x, self.y, device=self.device) if len(self.y)
+                     else (math.nan, math.nan))
+        c = self.rec.curve
+        c["step"].append(step)
+        c["val_acc"].append(round(acc, 4))
+        c["val_loss"].append(round(loss, 5))
+        c["train_loss"].append(round(sotl, 5))
+        now = time.perf_counter()
+        self.rec.curve_seconds += now - t
+        c["seconds"].append(round(now - self.start, 4))
+        c["cpu"].append(round(time.process_time() - self.cpu_start, 4))
+        return True

@@ -1,10 +1,13 @@
 """Build (or continue building) the ``blocks1d-mnist1d`` benchmark table.
 
-Trains every architecture of the sub-space ``prednas.benchmarks.blocks1d_mnist1d.SUBSPACE`` with the
-fixed recipe ``RECIPE`` (seed 0; seeds 0-2 for the first 100 of a fixed shuffled order), then 200
-samples of the full ``blocks1d`` space. Records are appended to
-``prednas/benchmarks/data/blocks1d-mnist1d/records.jsonl`` as each training finishes; run the same
-command again after an interruption (``kill -9`` included) and it continues where it stopped.
+Trains every architecture of the sub-space ``prednas.benchmarks.blocks1d_mnist1d.SUBSPACE`` and
+200 samples of the full ``blocks1d`` space with one fixed recipe. Version 2 (the default):
+``RECIPE_V2`` (validation 5,000 and test 20,000 examples, a learning curve every 25 steps), seeds
+0-1 for every architecture, then seeds 0-4 for the best 100 (and the best 50 by the final means).
+Version 1 (``--version 1``, the first table): ``RECIPE``, seed 0 (seeds 0-2 for the first 100 of a
+fixed shuffled order). Records are appended to ``prednas/benchmarks/data/<name>/records.jsonl`` as
+each training finishes; run the same command again after an interruption (``kill -9`` included)
+and it continues where it stopped.
 
     python scripts/build_bench_blocks1d.py                     # every core, until done
     python scripts/build_bench_blocks1d.py --workers 1 --max-minutes 60
@@ -21,7 +24,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "prednas" / "benchmarks" / "data" / "blocks1d-mnist1d"
+DATA = ROOT / "prednas" / "benchmarks" / "data"
 
 
 def status(spec, out: Path) -> None:
@@ -41,7 +44,9 @@ def status(spec, out: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="build directory")
+    ap.add_argument("--version", type=int, default=2, choices=(1, 2), help="table version")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="build directory (default: the version's package data directory)")
     ap.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     ap.add_argument("--threads-per-worker", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many new jobs")
@@ -50,17 +55,37 @@ def main(argv=None) -> int:
     ap.add_argument("--status", action="store_true", help="print progress and exit")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from prednas.benchmarks.blocks1d_mnist1d import build_spec
-    from prednas.benchmarks.build import build
+    import time
 
-    spec = build_spec(command="python scripts/build_bench_blocks1d.py")
+    from prednas.benchmarks.blocks1d_mnist1d import DIRS, build_spec
+    from prednas.benchmarks.build import RECORDS, build
+    from prednas.utils import JsonlLog
+
+    out = args.out or DATA / DIRS[args.version]
+    command = "python scripts/build_bench_blocks1d.py" + (
+        "" if args.version == 2 else f" --version {args.version}")
+
+    spec = build_spec(command=command, version=args.version, records=JsonlLog(out / RECORDS).read())
     if args.status:
-        status(spec, args.out)
+        status(spec, out)
         return 0
     print("+", shlex.join(sys.argv), flush=True)
-    build(spec, args.out, workers=args.workers, threads_per_worker=args.threads_per_worker,
-          limit=args.limit, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
-    status(spec, args.out)
+    start, limit = time.monotonic(), args.limit
+    while True:  # version 2's second phase depends on the first's results: rebuild the job list
+        recs = JsonlLog(out / RECORDS).read()
+        spec = build_spec(command=command, version=args.version, records=recs)
+        done = {(r["arch"], int(r["seed"]), r.get("part", "sub")) for r in recs}
+        left = None if args.max_minutes is None else 60 * args.max_minutes - (time.monotonic() - start)
+        if all(j in done for j in spec.jobs) or (left is not None and left <= 0) or limit == 0:
+            break
+        build(spec, out, workers=args.workers, threads_per_worker=args.threads_per_worker,
+              limit=limit, max_seconds=left)
+        n_new = len(JsonlLog(out / RECORDS).read()) - len(recs)
+        if n_new == 0:
+            break
+        if limit is not None:
+            limit -= n_new
+    status(spec, out)
     return 0
 
 

@@ -42,6 +42,20 @@ RECIPE = {"task": "mnist1d", "task_options": {"num_samples": 10000, "seed": 42,
 NOISE_ARCHS = 100
 NOISE_SEEDS = (0, 1, 2)
 FULL_SAMPLES = 200
+#: version 2: the same architectures, larger evaluation splits (validation 5,000, test 20,000;
+#: the training split unchanged), seeds 0-1 for every architecture and seeds 0-4 for the best
+#: :data:`TOP_ARCHS` (and at least the best :data:`TOP_SURE`), and a learning curve per run
+RECIPE_V2 = {"task": "mnist1d",
+             "task_options": {"num_samples": 10000, "seed": 42, "val_fraction": 0.125,
+                              "val_size": 5000, "test_size": 20000},
+             "train": {**RECIPE["train"], "curve_every": 25, "curve_size": 1000}}
+RECIPES = {1: RECIPE, 2: RECIPE_V2}
+#: the directory of each version's records in the package data
+DIRS = {1: NAME, 2: f"{NAME}-v2"}
+BASE_SEEDS_V2 = (0, 1)
+TOP_SEEDS_V2 = (0, 1, 2, 3, 4)
+TOP_ARCHS = 100
+TOP_SURE = 50
 METRICS = ("test_acc", "val_acc", "test_acc_std", "n_seeds", "params", "flops", "latency_ms",
            "train_seconds")
 _NUMERIC = ("val_acc", "test_acc", "params", "flops", "latency_ms", "train_seconds")
@@ -167,18 +181,15 @@ def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub") -> 
     return bench
 
 
-def build_spec(command: str = ""):
-    """The :class:`~prednas.benchmarks.build.BuildSpec` of the shipped table (job order fixed)."""
+def _architectures() -> tuple[list[str], list[str]]:
+    """The sub-space in the build's fixed shuffled order, and the 200 full-space samples."""
     import spaces
-    from prednas.benchmarks.build import BuildSpec
 
     sub = spaces.get("blocks1d", **SUBSPACE)
     full = spaces.get("blocks1d")
     order = [str(a) for a in sub.enumerate()]
     perm = np.random.default_rng(0).permutation(len(order))
     order = [order[i] for i in perm]
-    jobs = [(a, s, "sub") for a in order[:NOISE_ARCHS] for s in NOISE_SEEDS]
-    jobs += [(a, 0, "sub") for a in order[NOISE_ARCHS:]]
     rng = np.random.default_rng(1)
     in_sub = set(order)
     full_archs: list[str] = []
@@ -186,6 +197,53 @@ def build_spec(command: str = ""):
         a = str(full.sample(rng))
         if a not in in_sub and a not in full_archs:
             full_archs.append(a)
-    jobs += [(a, 0, "full") for a in full_archs]
-    return BuildSpec(space=sub, recipe=RECIPE, jobs=jobs, spaces_by_part={"full": full},
-                     name=NAME, command=command)
+    return order, full_archs
+
+
+def top_seed_jobs(records: list[dict], top: int = TOP_ARCHS, sure: int = TOP_SURE,
+                  seeds: tuple[int, ...] = TOP_SEEDS_V2) -> list[tuple[str, int, str]]:
+    """Version 2's second phase: the jobs that give ``seeds`` to the ``top`` sub-space
+    architectures by mean test accuracy, and to every one of the best ``sure`` that still lacks
+    them (more seeds move the means, so a build calls this until it returns no new job)."""
+    recs = [r for r in records if r.get("part", "sub") == "sub"]
+    strings, table, by_arch = aggregate(recs)
+    acc = np.where(np.isfinite(table["test_acc"]), table["test_acc"], -np.inf)
+    ranked = [strings[i] for i in np.argsort(-acc, kind="stable")]
+    chosen = ranked[:top]
+    have = {(r["arch"], int(r["seed"])) for r in recs}
+    for a in ranked[:sure]:  # the best `sure` by the current means: all must have every seed
+        if a not in chosen:
+            chosen.append(a)
+    return [(a, s, "sub") for a in chosen for s in seeds if (a, s) not in have]
+
+
+def build_spec(command: str = "", version: int = 1, records: list[dict] | None = None):
+    """The :class:`~prednas.benchmarks.build.BuildSpec` of the shipped table (job order fixed).
+
+    Version 1: seed 0 for every architecture, seeds 0-2 for the first 100 of the shuffled order,
+    seed 0 for the 200 full-space samples. Version 2: seeds 0-1 for every architecture (both
+    seeds of one architecture together, so a partial build is a usable table), then, once
+    ``records`` hold the whole first phase, :func:`top_seed_jobs`.
+    """
+    import spaces
+    from prednas.benchmarks.build import BuildSpec
+
+    if version not in RECIPES:
+        raise InvalidParameterError(
+            f"The 'version' parameter of build_spec must be one of {sorted(RECIPES)}. Got "
+            f"{version!r} instead.")
+    order, full_archs = _architectures()
+    if version == 1:
+        jobs = [(a, s, "sub") for a in order[:NOISE_ARCHS] for s in NOISE_SEEDS]
+        jobs += [(a, 0, "sub") for a in order[NOISE_ARCHS:]]
+        jobs += [(a, 0, "full") for a in full_archs]
+    else:
+        jobs = [(a, s, "sub") for a in order for s in BASE_SEEDS_V2]
+        jobs += [(a, s, "full") for a in full_archs for s in BASE_SEEDS_V2]
+        if records is not None:
+            done = {(r["arch"], int(r["seed"]), r.get("part", "sub")) for r in records}
+            if all(j in done for j in jobs):
+                jobs += top_seed_jobs(records)
+    return BuildSpec(space=spaces.get("blocks1d", **SUBSPACE), recipe=RECIPES[version], jobs=jobs,
+                     spaces_by_part={"full": spaces.get("blocks1d")},
+                     name=NAME if version == 1 else f"{NAME}-v{version}", command=command)

@@ -119,6 +119,9 @@ def train_job(space_name: str, space_config: dict, arch: str, seed: int, recipe:
     out.update(status=rec.status, reason=rec.reason, val_acc=rec.val_acc, test_acc=rec.test_acc,
                val_loss=rec.val_loss, params=rec.params, flops=rec.flops, steps=rec.steps,
                train_seconds=rec.wall_time, device=rec.device)
+    if rec.curve:  # a recipe with curve_every: the learning curve and what recording it cost
+        out.update(curve=rec.curve, curve_seconds=round(rec.curve_seconds, 4),
+                   eval_seconds=round(rec.eval_seconds, 4), cpu_seconds=round(rec.cpu_time, 4))
     out["latency_ms"] = math.nan
     if rec.ok and rec.model is not None:
         try:

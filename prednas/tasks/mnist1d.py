@@ -4,41 +4,83 @@ from __future__ import annotations
 
 import torch
 
+from prednas.errors import InvalidParameterError, check_param
 from prednas.tasks import register_task
 from prednas.tasks.base import Task
 from prednas.utils import numpy_global_seed
 
-__all__ = ["load_mnist1d"]
+__all__ = ["load_mnist1d", "EXTRA_SEED_OFFSET"]
 
 _CACHE: dict[tuple, Task] = {}
+#: extra evaluation examples (``val_size``/``test_size`` beyond the base split) come from a second
+#: generation seeded ``seed + EXTRA_SEED_OFFSET``, so the base splits never change
+EXTRA_SEED_OFFSET = 100_003
 
 
-@register_task("mnist1d")
-def load_mnist1d(num_samples: int = 10000, seed: int = 42, val_fraction: float = 0.125) -> Task:
-    """Generate MNIST-1D deterministically (40-sample signals, 10 classes).
-
-    Args:
-        num_samples: total examples; 80% train (of which ``val_fraction`` is held out for
-            validation) and 20% test, as in the package's own split.
-        seed: generation seed (the package's default is 42).
-        val_fraction: share of the training split kept for validation.
-    """
-    key = (num_samples, seed, val_fraction)
-    if key in _CACHE:
-        return _CACHE[key]
+def _generate(num_samples: int, seed: int) -> dict:
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples = int(num_samples)
     args.seed = int(seed)
     with numpy_global_seed(seed):  # the package reseeds global np.random; put it back afterwards
-        data = make_dataset(args)
-    x = torch.tensor(data["x"], dtype=torch.float32).unsqueeze(1)
-    y = torch.tensor(data["y"], dtype=torch.long)
+        return make_dataset(args)
+
+
+def _tensor(x) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.float32).unsqueeze(1)
+
+
+@register_task("mnist1d")
+def load_mnist1d(num_samples: int = 10000, seed: int = 42, val_fraction: float = 0.125,
+                 val_size: int | None = None, test_size: int | None = None) -> Task:
+    """Generate MNIST-1D deterministically (40-sample signals, 10 classes).
+
+    Args:
+        num_samples: examples of the base generation; 80% train (of which ``val_fraction`` is
+            held out for validation) and 20% test, as in the package's own split.
+        seed: generation seed (the package's default is 42).
+        val_fraction: share of the base training split kept for validation; in ``(0, 1)``.
+        val_size: the validation split's size when larger (or smaller) than the held-out share:
+            the held-out examples first, then examples of a second generation (seeded ``seed +
+            EXTRA_SEED_OFFSET``). The training split never changes.
+        test_size: the same for the test split (base test examples first).
+    """
+    check_param("mnist1d", "num_samples", num_samples, low=10)
+    check_param("mnist1d", "seed", seed, low=0)
+    check_param("mnist1d", "val_fraction", val_fraction, kind=(float, int), low=0, high=1,
+                low_open=True)
+    for name, size in (("val_size", val_size), ("test_size", test_size)):
+        if size is not None:
+            check_param("mnist1d", name, size, low=1)
+    key = (num_samples, seed, val_fraction, val_size, test_size)
+    if key in _CACHE:
+        return _CACHE[key]
+    data = _generate(num_samples, seed)
+    x, y = _tensor(data["x"]), torch.tensor(data["y"], dtype=torch.long)
     n_val = int(round(len(y) * val_fraction))
-    task = Task("mnist1d", x[n_val:], y[n_val:], x[:n_val], y[:n_val],
-                torch.tensor(data["x_test"], dtype=torch.float32).unsqueeze(1),
-                torch.tensor(data["y_test"], dtype=torch.long), (1, x.shape[-1]), 10,
-                {"source": "mnist1d package (generated)", "num_samples": num_samples, "seed": seed})
+    if n_val < 1 or n_val >= len(y):
+        raise InvalidParameterError(
+            f"mnist1d with num_samples={num_samples} and val_fraction={val_fraction} leaves "
+            f"{n_val} validation and {len(y) - n_val} training examples; both must be >= 1")
+    x_val, y_val = x[:n_val], y[:n_val]
+    x_test, y_test = _tensor(data["x_test"]), torch.tensor(data["y_test"], dtype=torch.long)
+    extra_val = max(0, (val_size or 0) - n_val)
+    extra_test = max(0, (test_size or 0) - len(y_test))
+    if extra_val or extra_test:
+        # the package keeps 80% of a generation in "x" and 20% in "x_test": use both
+        more = _generate(extra_val + extra_test, seed + EXTRA_SEED_OFFSET)
+        xe = torch.cat([_tensor(more["x"]), _tensor(more["x_test"])])
+        ye = torch.cat([torch.tensor(more["y"]), torch.tensor(more["y_test"])]).long()
+        x_val, y_val = torch.cat([x_val, xe[:extra_val]]), torch.cat([y_val, ye[:extra_val]])
+        x_test = torch.cat([x_test, xe[extra_val:extra_val + extra_test]])
+        y_test = torch.cat([y_test, ye[extra_val:extra_val + extra_test]])
+    if val_size is not None:
+        x_val, y_val = x_val[:val_size], y_val[:val_size]
+    if test_size is not None:
+        x_test, y_test = x_test[:test_size], y_test[:test_size]
+    task = Task("mnist1d", x[n_val:], y[n_val:], x_val, y_val, x_test, y_test, (1, x.shape[-1]), 10,
+                {"source": "mnist1d package (generated)", "num_samples": num_samples, "seed": seed,
+                 "sizes": {"train": len(y) - n_val, "val": len(y_val), "test": len(y_test)}})
     _CACHE[key] = task
     return task
