@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prednas.benchmarks.base import Benchmark
 from prednas.benchmarks.blocks1d_mnist1d import load_blocks1d_mnist1d
 from prednas.benchmarks.nb201 import load_nb201
@@ -16,6 +18,7 @@ from prednas.registry import Registry
 _REGISTRY: Registry = Registry("benchmark")
 _REGISTRY.add("nb201", load_nb201)
 _REGISTRY.add("blocks1d-mnist1d", load_blocks1d_mnist1d)
+_REGISTRY.add("blocks1d-mnist1d-v2", functools.partial(load_blocks1d_mnist1d, version=2))
 
 
 def load(name: str, **kwargs) -> Benchmark:

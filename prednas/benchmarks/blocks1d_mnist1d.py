@@ -86,6 +86,15 @@ class Blocks1DBenchmark(Benchmark):
     def complete(self) -> bool:
         return self.expected is None or len(self) >= self.expected
 
+    @property
+    def version(self) -> int:
+        return int(self.meta.get("version", 1))
+
+    @property
+    def has_curves(self) -> bool:
+        """Whether the runs carry learning curves (version 2), as simulation mode needs."""
+        return any("curve" in r for recs in self._records.values() for r in recs)
+
     def seeds(self, arch) -> list[dict]:
         """The per-seed training records of ``arch``."""
         return list(self._records[self._strings[self.row(arch)]])
@@ -105,13 +114,13 @@ class Blocks1DBenchmark(Benchmark):
         return super()._missing(key)
 
 
-def _data_dir(path: str | Path | None) -> Path:
+def _data_dir(path: str | Path | None, name: str = NAME) -> Path:
     if path is not None:
         p = Path(path)
         if not (p / "records.jsonl").is_file():
             raise DataNotFoundError(f"no benchmark build at {str(p)!r} (no records.jsonl)")
         return p
-    return Path(str(resources.files("prednas.benchmarks").joinpath("data", NAME)))
+    return Path(str(resources.files("prednas.benchmarks").joinpath("data", name)))
 
 
 def aggregate(records: list[dict]) -> tuple[list[str], dict[str, np.ndarray], dict]:
@@ -139,13 +148,19 @@ def aggregate(records: list[dict]) -> tuple[list[str], dict[str, np.ndarray], di
     return strings, {k: np.asarray(v, float) for k, v in table.items()}, dict(by_arch)
 
 
-def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub") -> Blocks1DBenchmark:
+def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub",
+                         version: int = 1) -> Blocks1DBenchmark:
     """The ``blocks1d-mnist1d`` table (package data, or a build directory at ``path``).
 
     Args:
         path: a directory written by :func:`prednas.benchmarks.build.build`.
         part: ``"sub"`` (every architecture of :data:`SUBSPACE`, the benchmark proper) or
             ``"full"`` (architectures sampled from the full ``blocks1d`` space, same recipe).
+        version: which shipped table (without ``path``): 1, the first (one seed for most
+            architectures, validation 1,000 and test 2,000 examples; every figure published
+            with it stays reproducible from it), or 2 (``benchmarks.load("blocks1d-mnist1d-v2")``:
+            two to five seeds, validation 5,000 and test 20,000 examples, a learning curve per
+            run; what simulation mode needs).
     """
     import spaces
 
@@ -153,10 +168,14 @@ def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub") -> 
         raise InvalidParameterError(
             f"The 'part' parameter of load_blocks1d_mnist1d must be 'sub' or 'full'. Got "
             f"{part!r} instead.")
-    key = (str(path), part)
+    if version not in DIRS:
+        raise InvalidParameterError(
+            f"The 'version' parameter of load_blocks1d_mnist1d must be one of {sorted(DIRS)}. Got "
+            f"{version!r} instead.")
+    key = (str(path), part, version)
     if key in _CACHE:
         return _CACHE[key]
-    d = _data_dir(path)
+    d = _data_dir(path, DIRS[version])
     from prednas.utils import JsonlLog
 
     try:
@@ -172,7 +191,8 @@ def load_blocks1d_mnist1d(path: str | Path | None = None, part: str = "sub") -> 
         space = spaces.get("blocks1d")
         expected = None
     strings, table, by_arch = aggregate(records)
-    bench = Blocks1DBenchmark(NAME if part == "sub" else f"{NAME}-full", space, strings, table,
+    name = meta.get("name") or NAME
+    bench = Blocks1DBenchmark(name if part == "sub" else f"{name}-full", space, strings, table,
                               citation="prednas blocks1d-mnist1d (this package); MNIST-1D: "
                                        "Greydanus, 2020",
                               recipe=meta.get("recipe", RECIPE), meta=meta, records=by_arch,
@@ -246,4 +266,5 @@ def build_spec(command: str = "", version: int = 1, records: list[dict] | None =
                 jobs += top_seed_jobs(records)
     return BuildSpec(space=spaces.get("blocks1d", **SUBSPACE), recipe=RECIPES[version], jobs=jobs,
                      spaces_by_part={"full": spaces.get("blocks1d")},
-                     name=NAME if version == 1 else f"{NAME}-v{version}", command=command)
+                     name=NAME if version == 1 else f"{NAME}-v{version}", command=command,
+                     version=version)

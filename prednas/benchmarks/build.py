@@ -51,6 +51,7 @@ class BuildSpec:
         spaces_by_part: a space per part when parts differ (default: ``space`` for every part).
         latency_repeats: timed forward passes at batch 1 (after 5 warm-up passes).
         name: the benchmark's name, written to ``meta.json``.
+        version: the table's version, written to ``meta.json``.
         command: the command line that builds it, written to ``meta.json``.
     """
 
@@ -61,6 +62,7 @@ class BuildSpec:
     latency_repeats: int = 30
     name: str = ""
     command: str = ""
+    version: int = 1
 
     def space_for(self, part: str):
         return self.spaces_by_part.get(part, self.space)
@@ -72,7 +74,7 @@ class BuildSpec:
                 "recipe": self.recipe, "latency": {"batch": 1, "warmup": 5,
                                                    "repeats": self.latency_repeats,
                                                    "statistic": "median", "threads": 1},
-                "command": self.command}
+                "command": self.command, "version": self.version}
 
 
 def machine_name() -> str:

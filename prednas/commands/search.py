@@ -30,6 +30,15 @@ def add_arguments(p) -> None:
     add_task(p, default=None)
     p.add_argument("--bench", default=None,
                    help="search a tabular benchmark instead of training (oracle mode), e.g. nb201")
+    p.add_argument("--simulate", action="store_true",
+                   help="with --bench blocks1d-mnist1d-v2: replay real training from the table's "
+                        "recorded runs (one recorded seed per evaluation, its seconds charged to "
+                        "a simulated clock of --workers workers; --max-minutes is simulated "
+                        "time), with the same baseline, parameter cap, start and final pick as "
+                        "a real run")
+    p.add_argument("--decision-seconds", type=float, default=None, metavar="S",
+                   help="with --simulate: charge S seconds per decision of the strategy instead "
+                        "of its measured time (a run exactly reproducible from its seed)")
     p.add_argument("--metric", default=None,
                    help="benchmark metric to maximise (default: the benchmark's own, e.g. "
                         "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
@@ -170,6 +179,8 @@ def _build(args):
         if args.bench:
             raise InvalidParameterError("--latency-batch goes with training (--task); a "
                                         "benchmark's latency column is what it measured")
+    if args.simulate or args.decision_seconds is not None:
+        return _simulated(args, executor, common)
     if args.bench:
         from prednas import benchmarks
 
@@ -252,14 +263,86 @@ def _build(args):
                                     survivors=6, min_fit=6, prior=args.prior,
                                     distribution=args.stnas_feature,
                                     **_warmup_options(args, space))
-            if args.start:
-                start = tuple(str(space.coerce(a)) for a in args.start)
-            else:
-                start = () if args.no_start else _shrunk(space, baseline, max_params, task)
-            return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100,
-                                                             start=start,
-                                                             distribution=args.guide),
+            return S.Search(space, mutator=_mutator(args, space, baseline, max_params, task),
                             filter=flt, **common)
+    return _baseline_strategy(args, space, common)
+
+
+def _mutator(args, space, baseline, max_params, task):
+    """prednas's mutator: Model Search's start (``--start``, else the shrunk baseline)."""
+    from prednas import search as S
+
+    if args.start:
+        start = tuple(str(space.coerce(a)) for a in args.start)
+    else:
+        start = () if args.no_start else _shrunk(space, baseline, max_params, task)
+    return S.MutationMutator(parents=5, mutations=100, start=start, distribution=args.guide)
+
+
+def _simulated(args, executor, common):
+    """``--simulate``: the training-mode search (baseline, cap, start, final pick) replayed from
+    a benchmark's recorded runs on a simulated clock."""
+    from prednas import benchmarks
+    from prednas import search as S
+    from prednas.errors import InvalidParameterError, check_param
+    from prednas.search.simulate import check_simulable
+
+    if not args.simulate:
+        raise InvalidParameterError("--decision-seconds goes with --simulate")
+    if not args.bench:
+        raise InvalidParameterError("--simulate needs --bench, a benchmark with recorded seeds "
+                                    "and learning curves (blocks1d-mnist1d-v2)")
+    if args.task or args.task_opt or args.task_path or args.model:
+        raise InvalidParameterError("--simulate replays the benchmark's own training; it takes "
+                                    "no --task, --task-opt, --task-path or --model")
+    if args.executor not in (None, "inprocess") or args.ray_address is not None:
+        raise InvalidParameterError("--simulate evaluates in this process; its --workers are "
+                                    "simulated (no --executor or --ray-address)")
+    if args.objectives or args.strategy in ("stnas", "nsga2"):
+        raise InvalidParameterError(f"--simulate runs single-objective searches (--strategy "
+                                    f"prednas, modelsearch, random or rea); got "
+                                    f"{args.strategy}{' with --objectives' if args.objectives else ''}")
+    if args.decision_seconds is not None:
+        check_param(_OWNER, "--decision-seconds", args.decision_seconds, kind=(float, int), low=0)
+    bench = benchmarks.load(args.bench)
+    check_simulable(bench, args.steps)
+    space = bench.space
+    baseline = space.default_arch()
+    max_params = None
+    if args.param_cap:
+        check_param(_OWNER, "--param-cap", args.param_cap, kind=(float, int), low=0,
+                    low_open=True, high=10)
+        max_params = int(args.param_cap * _params(space, baseline))
+    max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
+    check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
+    workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
+    evaluator = S.SimulatedEvaluator(
+        steps=args.steps, workers=workers, max_params=max_params,
+        decision_seconds="measured" if args.decision_seconds is None else float(args.decision_seconds))
+    common.update(oracle=bench, simulate=True, evaluator=evaluator, baseline=baseline,
+                  max_params=max_params, max_seconds=60.0 * max_minutes, executor=None,
+                  budget=args.budget or 24, per_round=args.per_round or max(2, workers))
+    common.pop("metric", None)
+    if args.strategy == "prednas":
+        flt = S.PredictorFilter(proxy_table=None, live_proxies=(), survivors=6, min_fit=6,
+                                prior=args.prior)
+        return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
+                        filter=flt, **common)
+    return _baseline_strategy(args, space, common)
+
+
+def _params(space, arch, task=None) -> int:
+    """Parameters of ``arch`` for ``task`` (default: the space's input, 10 classes)."""
+    from prednas.search.evaluators import model_cost
+
+    if task is None:
+        return int(model_cost(space, arch, "params"))
+    return int(model_cost(space, arch, "params", task.input_shape, task.num_classes))
+
+
+def _baseline_strategy(args, space, common):
+    from prednas import search as S
+
     if args.strategy == "random":
         return S.random_search(space, **common)
     if args.strategy == "modelsearch":
@@ -339,8 +422,7 @@ def _shrunk(space, baseline, max_params, task) -> tuple[str, ...]:
     for w in sorted(widths, reverse=True):
         arch = dataclasses.replace(baseline, blocks=tuple(
             dataclasses.replace(b, width=min(w, b.width)) for b in blocks))
-        model = space.build(arch, task.num_classes, task.input_shape)
-        if sum(p.numel() for p in model.parameters()) <= max_params:
+        if _params(space, arch, task) <= max_params:
             return (str(arch),)
     return ()
 

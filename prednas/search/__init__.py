@@ -56,6 +56,7 @@ from prednas.search.registries import (
     register_filter,
     register_mutator,
 )
+from prednas.search.simulate import SimClock, SimulatedEvaluator
 from prednas.search.stnas import STNASMutator
 
 __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator", "Executor",
@@ -64,7 +65,8 @@ __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator
            "GivenMutator",
            "STNASMutator",
            "PredictorFilter", "NoFilter", "default_predictor",
-           "OracleEvaluator", "TrainingEvaluator", "InProcessExecutor", "PoolExecutor",
+           "OracleEvaluator", "TrainingEvaluator", "SimulatedEvaluator", "SimClock",
+           "InProcessExecutor", "PoolExecutor",
            "RayExecutor", "ReplicaEnsembler", "MUTATORS", "FILTERS", "EVALUATORS", "EXECUTORS",
            "ENSEMBLERS", "random_search", "regularized_evolution", "model_search", "nsga2",
            "NSGA2Mutator", "STRATEGIES",

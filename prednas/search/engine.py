@@ -30,6 +30,7 @@ from prednas.search.base import (
     encode_param,
 )
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
+from prednas.search.study import mirror as mirror_study
 
 __all__ = ["Search", "SearchResult", "RESUMABLE_OVERRIDES"]
 
@@ -132,6 +133,12 @@ class Search:
             reads them back), e.g. how a space was generated, so that a command line can
             regenerate it on resume. They do not define the search: a resumed search keeps the
             run's notes and neither needs nor compares them.
+        simulate: replay real training from ``oracle``'s recorded runs (a benchmark with seeds
+            and learning curves, e.g. ``"blocks1d-mnist1d-v2"``): each evaluation draws one
+            recorded seed and charges its seconds to a simulated clock, on which ``max_seconds``
+            is measured (:mod:`prednas.search.simulate`; pass
+            ``evaluator=SimulatedEvaluator(workers=2, ...)`` for more simulated workers). The
+            baseline is evaluated as in training mode; candidates are evaluated in this process.
     """
 
     _parameter_constraints = {
@@ -146,6 +153,7 @@ class Search:
         "objectives": [None, SequenceOf(str, min_len=1)],
         "constraints": [None, "dict"],
         "hv_reference": [None, SequenceOf(Interval(float, None, None))],
+        "simulate": ["boolean"],
     }
 
     def __init__(self, space, *, task=None, oracle=None, metric: str | None = None,
@@ -156,7 +164,7 @@ class Search:
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
                  objectives=None, constraints: dict | None = None, hv_reference=None,
-                 notes: dict | None = None):
+                 notes: dict | None = None, simulate: bool = False):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -167,7 +175,8 @@ class Search:
         validate_params("Search", self._parameter_constraints, {
             "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
             "max_params": max_params, "metric": metric, "device": device, "progress": progress,
-            "objectives": objectives, "constraints": constraints, "hv_reference": hv_reference})
+            "objectives": objectives, "constraints": constraints, "hv_reference": hv_reference,
+            "simulate": simulate})
         for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
                                ("evaluator", evaluator, Evaluator),
                                ("executor", executor, Executor)):
@@ -202,6 +211,11 @@ class Search:
                 raise InvalidParameterError(
                     f"Search got metric={metric!r} and objectives starting with "
                     f"{objectives[0]!r}; the first objective is the metric")
+            if simulate or getattr(evaluator, "simulated", False):
+                from prednas.search.simulate import check_simulable
+
+                check_simulable(oracle)  # before its metrics: say what a simulation lacks
+                metric = metric or "val_acc"  # a simulated training's objective
             metric = (objectives[0] if objectives else None) or metric or oracle.default_metric
             oracle._check_metric(metric)  # an unknown metric is an error now, not mid-run
         self.metric = metric
@@ -229,10 +243,13 @@ class Search:
         self.max_params = max_params
         self.mutator = mutator if mutator is not None else MutationMutator()
         self.filter = filter if filter is not None else PredictorFilter()
-        if evaluator is None:
+        if simulate or getattr(evaluator, "simulated", False):
+            evaluator = _simulated_evaluator(oracle, evaluator, executor, max_params)
+        elif evaluator is None:
             evaluator = (OracleEvaluator() if oracle is not None
                          else TrainingEvaluator(max_params=max_params, device=device))
         self.evaluator = evaluator
+        self.simulated = bool(getattr(evaluator, "simulated", False))
         self.executor = executor if executor is not None else InProcessExecutor()
         if ensembler is None and not evaluator.is_oracle:
             from prednas.search.ensemblers import ReplicaEnsembler
@@ -256,6 +273,7 @@ class Search:
         self._rundir: RunDir | None = None
         self._records: list[Record] = []
         self._param_cache: dict[str, int] = {}
+        self._clock = None  # the simulated clock (simulation mode)
 
     # -- config / resume ------------------------------------------------------------------------
     def strategies(self) -> dict[str, Any]:
@@ -267,7 +285,8 @@ class Search:
         return {
             "space": self.space.name,
             "space_config": self.space.config(),
-            "mode": "oracle" if self.evaluator.is_oracle else "train",
+            "mode": ("simulate" if self.simulated else
+                     "oracle" if self.evaluator.is_oracle else "train"),
             "bench": getattr(self.oracle, "name", None),
             "metric": self.metric,
             "task": getattr(self.task, "name", None),
@@ -319,7 +338,7 @@ class Search:
                 max_params=cfg.get("max_params"), device=cfg.get("device", "auto"),
                 objectives=cfg.get("objectives"), constraints=cfg.get("constraints") or None,
                 hv_reference=cfg.get("hv_reference"))
-            if cfg["mode"] == "oracle":
+            if cfg["mode"] in ("oracle", "simulate"):
                 kw.update(oracle=cfg["bench"], metric=cfg.get("metric"))
             elif cfg.get("task_options") is None and "task" not in overrides:
                 raise RunDirectoryError(
@@ -372,9 +391,17 @@ class Search:
     def _count_params(self, arch) -> int:
         key = str(arch)
         if key not in self._param_cache:
-            model = self.space.build(arch, self.task.num_classes, self.task.input_shape)
-            self._param_cache[key] = sum(p.numel() for p in model.parameters())
+            if self.task is None:  # simulation: the table's own count
+                self._param_cache[key] = int(self.oracle.query(arch, "params"))
+            else:
+                model = self.space.build(arch, self.task.num_classes, self.task.input_shape)
+                self._param_cache[key] = sum(p.numel() for p in model.parameters())
         return self._param_cache[key]
+
+    def _param_counter(self):
+        if self.max_params is None or (self.task is None and not self.simulated):
+            return None
+        return self._count_params
 
     def context(self) -> SearchContext:
         """The read-only view of this run handed to strategies."""
@@ -382,7 +409,8 @@ class Search:
             space=self.space, task=self.task, oracle=self.oracle, metric=self.metric,
             seed=self.seed, device=self.device, run_dir=self.run_dir, max_params=self.max_params,
             records=lambda: tuple(self._records), evaluate=self._evaluate_extras,
-            count_params=self._count_params if self.task is not None else None,
+            count_params=self._param_counter() or (
+                self._count_params if self.task is not None else None),
             objectives=self.objectives, constraints=self.constraints)
 
     def _new_state(self) -> dict[str, Any]:
@@ -398,6 +426,7 @@ class Search:
         record = Record.from_json(rec)
         rd.append(record.to_json())
         self._records.append(record)
+        mirror_study(self, rd, self._records)  # the run's Optuna study (study.log) follows
         return record
 
     def _base_record(self, arch_str: str, kind: str, rnd: int, slot: int, **extra) -> dict:
@@ -432,11 +461,16 @@ class Search:
             save = self._weights_path(rd, f"{kind}-{slot}-{arch_str}")
             jobs.append(((i, arch_str, kind, slot, seed, save),
                          (self.evaluator, self.space, arch_str, seed, None, save), {}))
+        if self._clock is not None:
+            self._clock.start_batch()
         for (i, arch_str, kind, slot, seed, save), result in self.executor.map_unordered(
                 _evaluate_job, jobs):
             base = self._base_record(arch_str, kind, -1, slot, weights=save)
             base["seed"] = seed
+            self._place(result)
             out[i] = self._record(rd, base, result)
+        if self._clock is not None:
+            self._clock.end_batch()
         return [r for r in out if r is not None]
 
     # -- the loop -------------------------------------------------------------------------------
@@ -495,12 +529,37 @@ class Search:
         if state.get("done") and self.budget > n:
             state.update(done=False, phase="search", ensemble=None)
 
+    def _elapsed(self, t_start: float) -> float:
+        """Seconds of the search so far: simulated in simulation mode, else wall time."""
+        if self._clock is not None:
+            return self._clock.now
+        return time.perf_counter() - t_start
+
+    def _charge_decision(self, measured: float) -> None:
+        """Simulation: the strategy's own time (measured, or the modelled cost) moves the clock."""
+        if self._clock is not None:
+            cost = self.evaluator.decision_seconds
+            self._clock.charge(measured if cost == "measured" else float(cost))
+
+    def _place(self, result: dict) -> None:
+        """Simulation: schedule one evaluation on the simulated workers and stamp its times."""
+        if self._clock is not None:
+            result["sim_start"], result["sim_end"] = self._clock.place(
+                float(result.get("seconds") or 0.0))
+
     def _run(self, rd: RunDir, state: dict, finished: bool) -> SearchResult:
         t_start = time.perf_counter() - float(state.get("elapsed", 0.0))
+        if self.simulated:
+            from prednas.search.simulate import SimClock
+
+            ends = [float(r.get("sim_end")) for r in self._records
+                    if r.kind != "candidate" and r.get("sim_end") is not None]
+            self._clock = SimClock(self.evaluator.workers,
+                                   max([float(state.get("sim_clock", 0.0)), *ends]))
         bar = self._progress_bar() if self.progress and not finished else None
         try:
             if not finished:
-                if self.baseline is not None and not self.evaluator.is_oracle:
+                if self.baseline is not None and (self.simulated or not self.evaluator.is_oracle):
                     if bar is not None:
                         (bar.set_description_str if self.max_seconds is not None
                          else bar.set_postfix_str)("training the baseline")
@@ -539,6 +598,7 @@ class Search:
             write_report(self, result)
         except OSError as exc:  # the report must not lose a finished search
             log.warning("could not write report.md: %s", exc)
+        mirror_study(self, rd, self._records, state)
         return result
 
     def _progress_bar(self):
@@ -559,7 +619,7 @@ class Search:
             ok = [r.objective for r in self._records if r.kind == "candidate" and r.ok]
             best = f"best {max(ok):.2f}" if ok else "no result yet"
             if self.max_seconds is not None:
-                elapsed = time.perf_counter() - t_start
+                elapsed = self._elapsed(t_start)
                 bar.n = round(100 * min(1.0, max(n_done() / self.budget,
                                                  elapsed / self.max_seconds)))
                 bar.set_description_str(f"{n_done()}/{self.budget} evaluations, {_mmss(elapsed)} "
@@ -576,19 +636,29 @@ class Search:
             if plan is None or plan.get("round") != rnd:
                 if n_done() >= self.budget:
                     break
-                if self.max_seconds is not None and time.perf_counter() - t_start > self.max_seconds:
-                    log.info("wall-time budget reached after %d evaluations", n_done())
+                if self.max_seconds is not None and self._elapsed(t_start) > self.max_seconds:
+                    log.info("%s budget reached after %d evaluations",
+                             "simulated time" if self.simulated else "wall-time", n_done())
                     break
                 t0 = time.perf_counter()
                 plan = self._plan(rnd)
                 plan["overhead"] = time.perf_counter() - t0
+                if self._clock is not None:
+                    self._charge_decision(plan["overhead"])
+                    plan["sim_start"] = state["sim_clock"] = self._clock.now
                 state["plan"] = plan
                 state["elapsed"] = time.perf_counter() - t_start
                 rd.write_state(state)
                 if not plan["candidates"]:
                     log.warning("no new candidates could be proposed; stopping")
                     break
-            done = {r.slot for r in self._records if r.kind == "candidate" and r.round == rnd}
+            done_recs = sorted((r for r in self._records if r.kind == "candidate" and r.round == rnd),
+                               key=lambda r: r.slot)
+            done = {r.slot for r in done_recs}
+            if self._clock is not None:  # a resumed round replays the placements it had made
+                self._clock.now = float(plan.get("sim_start", self._clock.now))
+                self._clock.start_batch([float(r.get("sim_end", self._clock.now))
+                                         for r in done_recs])
             jobs = []
             for slot, c in enumerate(plan["candidates"]):
                 if slot in done:
@@ -607,9 +677,13 @@ class Search:
                                          predicted_std=c.get("predicted_std"))
                 if result.get("status") == "ok" and not self.evaluator.is_oracle:
                     base["weights"] = self._weights_path(rd, c["arch"])
+                self._place(result)
                 self._record(rd, base, result)
                 update_bar()
             eval_wall = time.perf_counter() - t_eval
+            if self._clock is not None:
+                self._clock.end_batch()
+                state["sim_clock"] = self._clock.now
             state["overhead"].append({"round": rnd, "pool": plan.get("pool", 0),
                                       "seconds": plan.get("overhead", 0.0),
                                       "eval_seconds": eval_wall})
@@ -619,6 +693,7 @@ class Search:
             if len(self.objectives) > 1:
                 self._update_front(rd, state, rnd)
             rd.write_state(state)
+            mirror_study(self, rd, self._records, state)  # the study's note and figures, when due
 
     def _update_front(self, rd: RunDir, state: dict, rnd: int) -> None:
         """Rewrite ``pareto.jsonl`` (one object per front member) and log the hypervolume."""
@@ -658,8 +733,7 @@ class Search:
         history = History(self.space, cands)
         rng = np.random.default_rng([self.seed, rnd])
         k = min(self.per_round, self.budget - len(cands))
-        counter = (self._count_params if self.max_params is not None and self.task is not None
-                   else None)
+        counter = self._param_counter()
         pool = self.mutator.propose(self.space, history, rng, max_params=self.max_params,
                                     param_counter=counter)
         chosen = self.filter.select(self.space, pool, history, k, rng) if pool else []
@@ -677,6 +751,29 @@ _TRAIN_COSTS = ("params", "flops", "latency_ms", "latency_batch_ms")
 #: benchmark columns that are costs (minimised); params and FLOPs are computed where missing
 _COST_COLUMNS = ("params", "flops", "latency_ms", "train_seconds")
 _ALIASES = {"latency": "latency_ms"}
+
+
+def _simulated_evaluator(oracle, evaluator, executor, max_params):
+    """The evaluator of a simulated search (``Search(simulate=True)``), checked."""
+    from prednas.search.executors import InProcessExecutor
+    from prednas.search.simulate import SimulatedEvaluator, check_simulable
+
+    if oracle is None:
+        raise InvalidParameterError(
+            "Search(simulate=True) needs oracle=, a benchmark with recorded seeds and learning "
+            "curves (e.g. 'blocks1d-mnist1d-v2')")
+    if executor is not None and not isinstance(executor, InProcessExecutor):
+        raise InvalidParameterError(
+            f"a simulated search evaluates in this process (its workers are simulated: "
+            f"SimulatedEvaluator(workers=N)); got executor {type(executor).__name__}")
+    if evaluator is None:
+        evaluator = SimulatedEvaluator(max_params=max_params)
+    elif not getattr(evaluator, "simulated", False):
+        raise InvalidParameterError(
+            f"Search(simulate=True) evaluates with a SimulatedEvaluator; got "
+            f"{type(evaluator).__name__}")
+    check_simulable(oracle, evaluator.steps)
+    return evaluator
 
 
 def _check_objectives(objectives, constraints, oracle, metric):

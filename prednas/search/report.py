@@ -38,14 +38,16 @@ def write_report(search, result) -> None:
     rd = result.run_dir
     recs = sorted(result.records, key=lambda r: r.query)
     ok = [r for r in recs if r.ok]
-    oracle = search.evaluator.is_oracle
+    simulated = bool(getattr(search, "simulated", False))
+    oracle = search.evaluator.is_oracle and not simulated
     ylabel = f"{search.metric} (%)" if oracle else "objective (val acc %, penalised over the cap)"
     lines = ["# prednas search report", ""]
     cfg = search.config()
     lines += [f"- space: `{cfg['space']}`"
               + (f" ({search.space.describe()})" if cfg.get("space_config") else "") + "; "
               + (f"benchmark `{cfg['bench']}` ({cfg['metric']}), one query per evaluation"
-                 if oracle else f"task `{cfg['task']}`"
+                 if oracle else _simulation_line(search, cfg) if simulated
+                 else f"task `{cfg['task']}`"
                  + (f" with {cfg['task_options']}" if cfg.get("task_options") else "")),
               f"- seed {search.seed}, budget {search.budget} evaluations, {search.per_round} per "
               "round" + (f", time cap {search.max_seconds:.0f} s" if search.max_seconds else "")
@@ -112,6 +114,19 @@ def write_report(search, result) -> None:
     from prednas.utils import atomic_write_text
 
     atomic_write_text(rd / "report.md", "\n".join(lines))
+
+
+def _simulation_line(search, cfg) -> str:
+    """What a simulated run replayed, and how its clock ran."""
+    ev = search.evaluator
+    clock = getattr(search, "_clock", None)
+    cost = ("the strategy's measured time" if ev.decision_seconds == "measured"
+            else f"a modelled {float(ev.decision_seconds):g} s per decision")
+    return (f"**simulated** training: each evaluation replays one recorded run of benchmark "
+            f"`{cfg['bench']}` ({ev.steps_ if hasattr(ev, 'steps_') else ev.steps} steps), its "
+            f"recorded {ev.seconds} seconds charged to a simulated clock of {ev.workers} "
+            f"worker(s), plus {cost}"
+            + (f"; simulated time {clock.now / 60:.1f} min" if clock is not None else ""))
 
 
 def _pareto_section(search, result, ok) -> list[str]:

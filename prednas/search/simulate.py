@@ -1,0 +1,214 @@
+"""Simulation mode: real-training behaviour replayed from a table of recorded runs.
+
+A benchmark built with seeds and learning curves (``blocks1d-mnist1d-v2``) answers each
+evaluation as one recorded training would: :class:`SimulatedEvaluator` draws one of the
+architecture's recorded seeds (a different one each time the run evaluates it again, until they
+run out), answers with that run's curve up to the steps asked, and charges the run's recorded
+seconds, pro rata, to a :class:`SimClock` of ``workers`` simulated workers. The clock also
+advances by the strategy's own time between evaluations (measured, or a fixed modelled cost per
+decision when a run must be exactly reproducible from its seed), so a strategy's overhead costs
+what it would cost in a real run, and ``max_seconds`` is simulated time.
+
+>>> search = prednas.Search(space, oracle="blocks1d-mnist1d-v2", simulate=True, max_seconds=360)
+
+Like Syne Tune's simulator backend over tabulated learning curves; the table (its seeds, curves
+and timings) is the ground truth, so strategies can be compared over many seeds in minutes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+
+from prednas.errors import InvalidParameterError
+from prednas.params import Interval, Options
+from prednas.search.base import Evaluator
+from prednas.search.registries import register_evaluator
+
+__all__ = ["SimulatedEvaluator", "SimClock", "check_simulable"]
+
+
+def check_simulable(bench, steps: int | None = None) -> None:
+    """Refuse (one line naming what is missing) a benchmark without the recorded seeds and
+    learning curves that simulation needs, or ``steps`` beyond what its runs recorded."""
+    name = getattr(bench, "name", repr(bench))
+    if not callable(getattr(bench, "seeds", None)) or not getattr(bench, "has_curves", False):
+        raise InvalidParameterError(
+            f"simulation needs a benchmark with per-seed runs and learning curves; {name!r} has "
+            "none (use blocks1d-mnist1d-v2, built by scripts/build_bench_blocks1d.py)")
+    if steps is not None:
+        total = int(bench.recipe.get("train", {}).get("steps", 0))
+        every = int(bench.recipe.get("train", {}).get("curve_every", 0) or total)
+        if steps > total or (steps != total and steps % every):
+            points = sorted({*range(every, total + 1, every), total})
+            raise InvalidParameterError(
+                f"benchmark {name!r} recorded runs of {total} steps with a curve point every "
+                f"{every}; cannot simulate {steps} steps (valid: {', '.join(map(str, points))})")
+
+
+class SimClock:
+    """A simulated wall clock with ``workers`` workers (list scheduling: a job starts when a
+    worker is free, in the order it is submitted).
+
+    ``now`` is the time at which the next decision is made; :meth:`charge` advances it by the
+    strategy's own time; :meth:`start_batch` begins a batch of jobs at ``now`` and :meth:`place`
+    schedules one job, returning its ``(start, end)``; :meth:`end_batch` waits for all of them.
+    """
+
+    def __init__(self, workers: int = 1, now: float = 0.0):
+        self.workers = int(workers)
+        self.now = float(now)
+        self._free: list[float] = []
+
+    def charge(self, seconds: float) -> None:
+        self.now += max(0.0, float(seconds))
+
+    def start_batch(self, done_ends: list[float] | None = None) -> None:
+        """Begin a batch at ``now``; ``done_ends`` are the end times of jobs of this batch that
+        were already placed (a resumed batch replays them)."""
+        self._free = [self.now] * self.workers
+        heapq.heapify(self._free)
+        for end in done_ends or ():
+            heapq.heapreplace(self._free, float(end))
+
+    def place(self, seconds: float) -> tuple[float, float]:
+        start = self._free[0]
+        end = start + max(0.0, float(seconds))
+        heapq.heapreplace(self._free, end)
+        return start, end
+
+    def end_batch(self) -> None:
+        if self._free:
+            self.now = max(self.now, max(self._free))
+        self._free = []
+
+
+@register_evaluator("simulate")
+class SimulatedEvaluator(Evaluator):
+    """Answers an evaluation with one recorded training of the architecture (simulation mode).
+
+    The objective is the drawn run's validation accuracy (as :class:`TrainingEvaluator`'s is,
+    with the same penalty above ``max_params``); at fewer steps than the table's recipe it is the
+    run's curve point (validation accuracy on the curve's fixed subset), a real lower fidelity.
+    Each record says it was simulated, which table seed answered (``table_seed``), whether the
+    seeds had run out (``seed_reused``), and the seconds charged (``seconds``).
+
+    Args:
+        benchmark: a benchmark name (``None``: the search's ``oracle``).
+        steps: training steps to simulate (``None``: the table's full recipe).
+        workers: simulated workers evaluating candidates at once.
+        decision_seconds: ``"measured"`` charges the strategy's measured time to the clock;
+            a number charges that many seconds per decision (a round's planning, one
+            scheduling decision), so that a run is exactly reproducible from its seed.
+        max_params: parameter cap; candidates above it are penalised like in training mode.
+        over_penalty: objective points lost per 1% over the cap.
+        seconds: ``"cpu"`` charges each run's CPU seconds (one thread: the time on an idle core,
+            robust to what else ran during the build), ``"wall"`` its wall seconds.
+    """
+
+    is_oracle = True
+    simulated = True
+    _parameter_constraints = {"benchmark": [None, str],
+                              "steps": [None, Interval(int, 1, None)],
+                              "workers": [Interval(int, 1, None)],
+                              "decision_seconds": [Options("measured"),
+                                                   Interval(float, 0, None)],
+                              "max_params": [None, Interval(int, 1, None)],
+                              "over_penalty": [Interval(float, 0, None)],
+                              "seconds": [Options("cpu", "wall")]}
+
+    def __init__(self, benchmark: str | None = None, steps: int | None = None, workers: int = 1,
+                 decision_seconds: str | float = "measured", max_params: int | None = None,
+                 over_penalty: float = 0.2, seconds: str = "cpu"):
+        self.benchmark = benchmark
+        self.steps = steps
+        self.workers = workers
+        self.decision_seconds = decision_seconds
+        self.max_params = max_params
+        self.over_penalty = over_penalty
+        self.seconds = seconds
+
+    def setup(self, context) -> None:
+        bench = self.benchmark if self.benchmark is not None else context.oracle
+        if bench is None:
+            raise InvalidParameterError("SimulatedEvaluator needs a benchmark: Search(oracle=...)")
+        if isinstance(bench, str):
+            from prednas import benchmarks
+
+            bench = benchmarks.load(bench)
+        check_simulable(bench, self.steps)
+        self.bench_ = bench
+        self.total_steps_ = int(bench.recipe["train"]["steps"])
+        self.steps_ = self.steps or self.total_steps_
+        self.context_ = context
+        self.run_seed_ = int(context.seed)
+
+    # -- which recorded run answers ----------------------------------------------------------
+    def draw(self, arch_str: str, k: int) -> tuple[dict, bool]:
+        """The ``k``-th evaluation (0-based) of ``arch_str`` in this run: a seed not drawn before
+        while any is left (a permutation of the recorded runs, from the run's seed), then draws
+        with replacement. Returns the run's record and whether it had been drawn before."""
+        runs = sorted(self.bench_.seeds(arch_str), key=lambda r: int(r["seed"]))
+        if not runs:
+            raise InvalidParameterError(f"benchmark {self.bench_.name!r} has no run of {arch_str}")
+        key = zlib.crc32(arch_str.encode())
+        perm = np.random.default_rng([self.run_seed_, key]).permutation(len(runs))
+        if k < len(runs):
+            return runs[int(perm[k])], False
+        j = int(np.random.default_rng([self.run_seed_, key, k]).integers(len(runs)))
+        return runs[j], True
+
+    def _times_evaluated(self, canonical: str) -> int:
+        return sum(1 for r in self.context_.get_records(kind=None) if r.canonical == canonical)
+
+    def objective(self, val_acc: float, params: float) -> float:
+        if not math.isfinite(val_acc):
+            return math.nan
+        if self.max_params is not None and params > self.max_params:
+            return val_acc - self.over_penalty * 100.0 * (params / self.max_params - 1.0)
+        return val_acc
+
+    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
+        arch_str = str(self.bench_.space.coerce(arch))
+        canonical = str(space.canonical(space.coerce(arch)))
+        k = self._times_evaluated(canonical)
+        run, reused = self.draw(arch_str, k)
+        curve = run.get("curve") or {}
+        out: dict[str, Any] = {"simulated": True, "table_seed": int(run["seed"]),
+                               "seed_reused": reused, "fidelity": self.steps_,
+                               "params": run.get("params"), "flops": run.get("flops"),
+                               "latency_ms": run.get("latency_ms")}
+        sec_key, curve_key = ("cpu_seconds", "cpu") if self.seconds == "cpu" else (
+            "train_seconds", "seconds")
+        if self.steps_ >= self.total_steps_ and run.get("steps", 0) >= self.total_steps_:
+            cut = len(curve.get("step", ()))
+            charged = float(run.get(sec_key, run.get("train_seconds", 0.0)))
+            val_acc, val_loss = float(run.get("val_acc", math.nan)), run.get("val_loss")
+            test_acc = float(run.get("test_acc", math.nan))
+            steps = self.total_steps_
+        else:
+            steps_rec = list(curve.get("step", ()))
+            cut = next((i + 1 for i, s in enumerate(steps_rec) if s >= self.steps_), 0)
+            if cut == 0 or steps_rec[cut - 1] != self.steps_:  # a run that stopped earlier
+                cut = len(steps_rec)
+            charged = float(curve[curve_key][cut - 1]) if cut else 0.0
+            val_acc = float(curve["val_acc"][cut - 1]) if cut else math.nan
+            val_loss = curve["val_loss"][cut - 1] if cut else None
+            test_acc = math.nan
+            steps = int(steps_rec[cut - 1]) if cut else 0
+        out["curve"] = {k2: list(v[:cut]) for k2, v in curve.items()}
+        out["seconds"] = charged
+        out["steps"] = steps
+        if run.get("status") != "ok" or steps < self.steps_:  # the recorded failure, charged too
+            status = run.get("status") if run.get("status") != "ok" else "failed"
+            out.update(status=status or "failed", objective=math.nan,
+                       reason=f"recorded run (table seed {run['seed']}) {status}: "
+                              f"{run.get('reason', '')} (simulated)"[:500])
+            return out
+        out.update(status="ok", reason="", val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
+                   objective=self.objective(val_acc, float(run.get("params") or 0)))
+        return out
