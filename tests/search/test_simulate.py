@@ -19,7 +19,7 @@ import spaces
 from prednas.benchmarks import blocks1d_mnist1d as b1d
 from prednas.benchmarks.build import BuildSpec, build
 from prednas.errors import InvalidParameterError
-from prednas.search import SimClock, SimulatedEvaluator
+from prednas.search import MutationMutator, SimClock, SimulatedEvaluator
 
 SUB = {"ops": ["conv3", "mlp"], "widths": [16, 32], "max_blocks": 2, "min_blocks": 1,
        "skips": False}
@@ -41,6 +41,7 @@ def table(tmp_path_factory):
 
 def search(table, tmp_path, name="run", **kw):
     kw.setdefault("evaluator", SimulatedEvaluator(workers=2, decision_seconds=0.5))
+    kw.setdefault("mutator", MutationMutator(mutations=30, max_tries=3))  # a 20-arch space
     kw.setdefault("budget", 8)
     kw.setdefault("per_round", 2)
     return prednas.Search(table.space, oracle=table, simulate=True, run_dir=tmp_path / name,
@@ -114,6 +115,7 @@ def test_a_resumed_simulation_ends_where_an_uninterrupted_one_does(table, tmp_pa
     whole = search(table, tmp_path, "whole", budget=8).run()
     search(table, tmp_path, "part", budget=4).run()
     resumed = prednas.Search.resume(tmp_path / "part", budget=8, oracle=table).run()
+    assert resumed.records[0].get("simulated")
     key = [(r.arch, r.get("table_seed"), round(r.get("sim_end"), 6)) for r in whole.records]
     assert key == [(r.arch, r.get("table_seed"), round(r.get("sim_end"), 6))
                    for r in resumed.records]
