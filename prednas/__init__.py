@@ -2,7 +2,8 @@
 
 Entry points: :func:`train` (one architecture), :func:`rank` (score candidates with a predictor),
 :func:`warmup` (weight-sharing supernet), :class:`Search` (the main loop), :class:`Pipeline`
-(search, retrain, tune, ensemble, export), and the ``prednas`` CLI.
+(search, retrain, tune, ensemble, export), :func:`study` (a search run as an Optuna study), and
+the ``prednas`` CLI.
 
 Importing ``prednas`` is cheap: every public name is loaded on first use (PEP 562), so
 ``prednas --help`` imports no torch or scikit-learn, and ``import spaces`` (which needs only
@@ -37,6 +38,7 @@ _LAZY: dict[str, str] = {
     "load_model": "prednas.export",
     "Pipeline": "prednas.pipeline",
     "PipelineResult": "prednas.pipeline",
+    "study": "prednas.search.study",
 }
 # Submodules reachable as attributes after a plain ``import prednas``.
 _SUBMODULES = ("benchmarks", "tasks", "ensemble", "search", "supernet", "stnas", "ranking",
@@ -47,7 +49,7 @@ __all__ = ["PredNASError", "UnknownNameError", "InvalidArchitectureError", "Inva
            "DataNotFoundError", "NotFittedError", "IncompatibleArtifactError", "RunDirectoryError",
            "CandidateError", "benchmarks", "tasks", "train", "TrainRecord", "rank", "warmup",
            "Search", "SearchContext", "Record", "ensemble", "export", "load_model", "Pipeline",
-           "PipelineResult", "stnas", "__version__"]
+           "PipelineResult", "stnas", "study", "__version__"]
 
 if TYPE_CHECKING:  # what static tools see; at run time these names come from __getattr__
     from prednas import benchmarks, ensemble, export, stnas, tasks
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # what static tools see; at run time these names come from __
     from prednas.pipeline import Pipeline, PipelineResult
     from prednas.ranking import rank
     from prednas.search import Record, Search, SearchContext
+    from prednas.search.study import study
     from prednas.supernet import warmup
     from prednas.training import TrainRecord, train
 

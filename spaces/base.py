@@ -88,6 +88,13 @@ class Space(abc.ABC):
         cost the same), so counts can be cached; the architecture itself by default."""
         return str(arch)
 
+    def to_optuna(self, arch: Architecture) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The architecture's choices as Optuna parameters: ``(params, distributions)``, the
+        distributions being ``optuna.distributions`` objects keyed like the params (a run's
+        Optuna study, :func:`prednas.study`, shows them). ``({}, {})`` for a space that names no
+        choices; the architecture's text is in the trial's user attributes either way."""
+        return {}, {}
+
     def config(self) -> dict[str, Any]:
         """The constructor settings that make this instance differ from ``spaces.get(name)``;
         part of the space's identity and stored in every saved artifact. ``{}`` by default."""

@@ -16,6 +16,7 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -423,6 +424,22 @@ class Blocks1DSpace(Space):
     def canonical(self, arch: Blocks1DArch) -> Blocks1DArch:
         """Block stacks have one labelling each; validity is checked and the arch returned."""
         return self._validate(self.coerce(arch).blocks, str(arch))
+
+    def to_optuna(self, arch: Blocks1DArch | str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``depth``, then per block ``op_i`` and ``width_i`` (and ``skip_i``, the skip source
+        node or None, from the second block on when the space has skips)."""
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        arch = self.coerce(arch)
+        params: dict[str, Any] = {"depth": len(arch)}
+        dists: dict[str, Any] = {"depth": IntDistribution(self.min_blocks, self.max_blocks)}
+        for i, b in enumerate(arch.blocks, start=1):
+            params[f"op_{i}"], dists[f"op_{i}"] = b.op, CategoricalDistribution(self.ops)
+            params[f"width_{i}"], dists[f"width_{i}"] = b.width, CategoricalDistribution(self.widths)
+            if self.skips and i >= 2:
+                params[f"skip_{i}"] = b.skip
+                dists[f"skip_{i}"] = CategoricalDistribution((None, *range(i - 1)))
+        return params, dists
 
     # -- encodings ------------------------------------------------------------------------------
     def to_vector(self, arch: Blocks1DArch, encoding: str = "onehot") -> np.ndarray:

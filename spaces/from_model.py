@@ -409,6 +409,14 @@ class ModelSpace(Space):
         round to the same channel count were merged when the space was generated."""
         return self.coerce(arch)
 
+    def to_optuna(self, arch: ModelArch | str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Each slot's choice label, under the slot's name, among the slot's labels."""
+        from optuna.distributions import CategoricalDistribution
+
+        arch = self.coerce(arch)
+        return (dict(arch.choices),
+                {s.name: CategoricalDistribution(s.labels) for s in self.slots})
+
     # -- networks -------------------------------------------------------------------------------
     def _values(self, arch: ModelArch) -> dict[str, dict]:
         values = dict(self._fixed)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -289,6 +290,15 @@ class NB201Space(Space):
             swapped = [ops[1], ops[0], ops[2], ops[3], ops[5], ops[4]]
             ops = min(ops, swapped)
         return NB201Arch(tuple(ops))
+
+    def to_optuna(self, arch: NB201Arch | str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The op on each edge, ``edge_j_i`` for the edge from node ``j`` to node ``i``, in
+        :data:`EDGES` order."""
+        from optuna.distributions import CategoricalDistribution
+
+        arch = self.coerce(arch)
+        names = [f"edge_{j}_{i}" for i, j in EDGES]
+        return dict(zip(names, arch.ops)), {n: CategoricalDistribution(OPS) for n in names}
 
     # -- encodings ------------------------------------------------------------------------------
     def to_vector(self, arch: NB201Arch, encoding: str = "onehot") -> np.ndarray:
