@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from prednas import benchmarks, tasks
-from prednas.errors import DataNotFoundError, InvalidArchitectureError, UnknownNameError
+from prednas.errors import (
+    DataNotFoundError,
+    InvalidArchitectureError,
+    InvalidParameterError,
+    UnknownNameError,
+)
 
 
 def test_mnist1d_shapes_and_determinism():
@@ -96,3 +101,40 @@ def test_nb201_table():
         bench.query("|x~0|", "cifar10_test_200ep")
     with pytest.raises(UnknownNameError, match="nb201"):
         benchmarks.load("nb101")
+
+
+def test_mnist1d_larger_evaluation_splits_keep_the_training_split():
+    base = tasks.get("mnist1d", num_samples=400)
+    big = tasks.get("mnist1d", num_samples=400, val_size=120, test_size=250)
+    assert torch.equal(base.x_train, big.x_train) and torch.equal(base.y_train, big.y_train)
+    assert len(big.y_val) == 120 and len(big.y_test) == 250
+    assert torch.equal(big.x_val[:len(base.y_val)], base.x_val)  # the held-out examples first
+    assert torch.equal(big.x_test[:len(base.y_test)], base.x_test)
+    assert big.info["sizes"] == {"train": len(base.y_train), "val": 120, "test": 250}
+
+
+@pytest.mark.parametrize("opts, match", [({"val_fraction": 0}, "val_fraction"),
+                                         ({"val_fraction": 1.5}, "val_fraction"),
+                                         ({"num_samples": 0}, "num_samples"),
+                                         ({"val_size": 0}, "val_size")])
+def test_mnist1d_options_are_checked(opts, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        tasks.get("mnist1d", **opts)
+
+
+def test_v2_second_phase_gives_the_best_architectures_five_seeds():
+    from prednas.benchmarks.blocks1d_mnist1d import top_seed_jobs
+
+    recs = [{"arch": f"a{i}", "seed": s, "part": "sub", "status": "ok", "test_acc": float(i),
+             "val_acc": float(i)} for i in range(10) for s in (0, 1)]
+    jobs = top_seed_jobs(recs, top=3, sure=2, seeds=(0, 1, 2, 3, 4))
+    assert sorted({a for a, _, _ in jobs}) == ["a7", "a8", "a9"]
+    assert sorted(s for a, s, _ in jobs if a == "a9") == [2, 3, 4]
+    # more seeds moved a9 out of the best two and a6 in: a6 must get them as well
+    recs += [{"arch": "a9", "seed": s, "part": "sub", "status": "ok", "test_acc": 0.0,
+              "val_acc": 0.0} for s in (2, 3, 4)]
+    recs += [{"arch": a, "seed": s, "part": "sub", "status": "ok", "test_acc": float(a[1]),
+              "val_acc": 0.0} for a in ("a7", "a8") for s in (2, 3, 4)]
+    recs += [{"arch": "a6", "seed": 1, "part": "sub", "status": "ok", "test_acc": 20.0,
+              "val_acc": 0.0}]
+    assert {a for a, _, _ in top_seed_jobs(recs, top=3, sure=2)} == {"a6"}

@@ -73,3 +73,30 @@ def test_bad_parameters(synthetic_task):
         prednas.train("blocks1d", "mlp:16", synthetic_task, steps=1, device="tpu")
     with pytest.raises(InvalidParameterError, match="'lr' parameter"):
         prednas.train("blocks1d", "mlp:16", synthetic_task, steps=1, lr=float("nan"))
+
+
+def test_learning_curve_points_do_not_change_the_training(synthetic_task):
+    plain = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, steps=12, seed=1,
+                          device="cpu")
+    rec = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, steps=12, seed=1,
+                        device="cpu", curve_every=5, curve_size=20)
+    assert rec.val_acc == plain.val_acc and rec.test_acc == plain.test_acc
+    c = rec.curve
+    assert c["step"] == [5, 10, 12]  # every 5 steps and the last
+    assert all(len(c[k]) == 3 for k in ("val_acc", "val_loss", "train_loss", "seconds", "cpu"))
+    assert all(0 <= a <= 100 for a in c["val_acc"]) and all(x > 0 for x in c["train_loss"])
+    assert c["seconds"] == sorted(c["seconds"]) and c["seconds"][-1] <= rec.wall_time
+    assert 0 < rec.curve_seconds < rec.wall_time and 0 < rec.eval_seconds < rec.wall_time
+    assert rec.cpu_time > 0 and not plain.curve
+
+
+def test_a_diverging_training_keeps_its_curve_until_it_diverged(synthetic_task):
+    rec = prednas.train("blocks1d", "conv3:16", synthetic_task, steps=20, lr=1e30, seed=0,
+                        device="cpu", curve_every=2)
+    assert rec.status == "diverged" and "non-finite" in rec.reason
+    assert len(rec.curve["step"]) < 10
+
+
+def test_curve_parameters_are_checked(synthetic_task):
+    with pytest.raises(InvalidParameterError, match="curve_every"):
+        prednas.train("blocks1d", "conv3:16", synthetic_task, steps=4, curve_every=0)
