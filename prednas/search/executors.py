@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from prednas._parent_watch import pool_initializer
 from prednas.errors import InvalidParameterError
 from prednas.params import Interval, Options
 from prednas.search.base import Executor
@@ -44,6 +47,9 @@ def _limit_threads(n: int) -> None:
 class PoolExecutor(Executor):
     """A local process pool: several candidates train at once; results come back as they finish.
 
+    Workers die with the process that owns the pool (within a second of a ``kill -9`` of it:
+    :func:`prednas._parent_watch.die_with_parent`), so a killed search leaves nothing training.
+
     Args:
         workers: number of worker processes.
         threads_per_worker: torch intra-op threads in each worker.
@@ -63,9 +69,13 @@ class PoolExecutor(Executor):
     def _get_pool(self):
         if self._pool is None:
             ctx = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                             initializer=_limit_threads,
-                                             initargs=(self.threads_per_worker,))
+            # The kernel's parent-death signal follows the thread that starts the workers (the
+            # one submitting jobs): use it only when that thread is the main one.
+            main = threading.current_thread() is threading.main_thread()
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=pool_initializer,
+                initargs=(os.getpid(), main, f"{__name__}:_limit_threads",
+                          (self.threads_per_worker,)))
         return self._pool
 
     def map_unordered(self, fn, jobs) -> Iterator:
