@@ -347,24 +347,13 @@ def test_owned_run_is_read_without_writing(finished, tmp_path, no_warnings):
     assert_study_equals_records(journal(path), path, spaces.get("nb201"))
 
 
-WRITER = textwrap.dedent("""
-    import sys, time
-    from prednas.search import NoFilter, OracleEvaluator, RandomSampler, Search
-    class Slow(OracleEvaluator):
-        name = "oracle"
-        def evaluate(self, space, arch, **kw):
-            time.sleep(float(sys.argv[3]))
-            return super().evaluate(space, arch, **kw)
-    Search("nb201", oracle="nb201", seed=0, run_dir=sys.argv[1], budget=int(sys.argv[2]),
-           per_round=2, evaluator=Slow(), mutator=RandomSampler(samples=2),
-           filter=NoFilter()).run()
-""")
+WRITER = Path(__file__).resolve().parents[1] / "search" / "_writing_search.py"
 
 
 def start_writer(path: Path, budget: int, delay: float = 0.15) -> subprocess.Popen:
     """A search in another process that takes ``delay`` seconds per evaluation; returns once its
     study has a trial."""
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(budget), str(delay)],
+    proc = subprocess.Popen([sys.executable, str(WRITER), str(path), str(budget), str(delay)],
                             env=_child_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (path / "study.log").exists() or not journal_trials(path):
