@@ -68,8 +68,11 @@ def add_arguments(p) -> None:
                    help="wall-time guard of the search phase (default 20 when training); the "
                         "budget in evaluations is what normally ends a search")
     p.add_argument("--per-round", type=int, default=None, help="evaluations per round")
-    p.add_argument("--steps", type=int, default=300,
-                   help="training steps per candidate (300, the recipe of blocks1d-mnist1d)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per candidate (default 300, the recipe of "
+                        "blocks1d-mnist1d; with --simulate, the benchmark's full training: a "
+                        "smaller recorded curve point simulates a partial training, e.g. 12 "
+                        "epochs of nb201)")
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
@@ -239,6 +242,7 @@ def _build(args):
                         low_open=True, high=10)
             model = space.build(baseline, task.num_classes, task.input_shape)
             max_params = int(args.param_cap * sum(p.numel() for p in model.parameters()))
+        args.steps = 300 if args.steps is None else args.steps
         check_param(_OWNER, "--steps", args.steps, low=1)
         check_param(_OWNER, "--top-k", args.top_k, low=1)
         check_param(_OWNER, "--replicas", args.replicas, low=0)

@@ -200,6 +200,7 @@ class Search:
             self.task = _tasks.get(task, **self.task_options) if task is not None else None
         if self.task is not None:
             self.space.check_input_shape(self.task.input_shape, task=self.task.name)
+            self.task.check_splits("Search")  # an empty split: the objective is undefined
         if oracle is not None and isinstance(oracle, str):
             from prednas import benchmarks
 
@@ -217,7 +218,8 @@ class Search:
                 check_simulable(oracle)  # before its metrics: say what a simulation lacks
                 metric = metric or "val_acc"  # a simulated training's objective
             metric = (objectives[0] if objectives else None) or metric or oracle.default_metric
-            oracle._check_metric(metric)  # an unknown metric is an error now, not mid-run
+            if metric != "val_acc" or not (simulate or getattr(evaluator, "simulated", False)):
+                oracle._check_metric(metric)  # an unknown metric is an error now, not mid-run
         self.metric = metric
         self.objectives, self.constraints = _check_objectives(
             objectives, constraints, oracle, metric)
@@ -391,8 +393,12 @@ class Search:
     def _count_params(self, arch) -> int:
         key = str(arch)
         if key not in self._param_cache:
-            if self.task is None:  # simulation: the table's own count
-                self._param_cache[key] = int(self.oracle.query(arch, "params"))
+            if self.task is None:  # simulation: the table's own count, else the model's
+                from prednas.search.evaluators import model_cost
+
+                self._param_cache[key] = int(
+                    self.oracle.query(arch, "params") if "params" in self.oracle.metrics
+                    else model_cost(self.space, arch, "params"))
             else:
                 model = self.space.build(arch, self.task.num_classes, self.task.input_shape)
                 self._param_cache[key] = sum(p.numel() for p in model.parameters())

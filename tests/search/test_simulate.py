@@ -20,6 +20,7 @@ from prednas.benchmarks import blocks1d_mnist1d as b1d
 from prednas.benchmarks.build import BuildSpec, build
 from prednas.errors import InvalidParameterError
 from prednas.search import MutationMutator, SimClock, SimulatedEvaluator
+from prednas.search.simulate import NB201_EPOCH_SECONDS, recorded_runs
 
 SUB = {"ops": ["conv3", "mlp"], "widths": [16, 32], "max_blocks": 2, "min_blocks": 1,
        "skips": False}
@@ -86,7 +87,7 @@ def test_a_simulated_search_replays_recorded_runs_on_a_clock(table, tmp_path):
 
 def test_seeds_are_drawn_without_replacement_until_they_run_out(table):
     ev = SimulatedEvaluator()
-    ev.bench_, ev.run_seed_ = table, 3
+    ev.bench_, ev.run_seed_, ev.runs_ = table, 3, recorded_runs(table)
     arch = table.arch_strings()[0]
     n = len(table.seeds(arch))
     draws = [ev.draw(arch, k) for k in range(n + 2)]
@@ -133,7 +134,7 @@ def test_a_lower_fidelity_answers_with_the_curve(table, tmp_path):
 
 
 @pytest.mark.parametrize("steps, match", [(25, "cannot simulate 25 steps"),
-                                          (7, "valid: 5, 10, 15, 20")])
+                                          (7, "curve points at 5, 10, 15, 20; cannot")])
 def test_steps_the_table_did_not_record_are_refused(table, tmp_path, steps, match):
     with pytest.raises(InvalidParameterError, match=match):
         search(table, tmp_path, evaluator=SimulatedEvaluator(steps=steps))
@@ -141,8 +142,9 @@ def test_steps_the_table_did_not_record_are_refused(table, tmp_path, steps, matc
 
 
 def test_simulation_needs_a_table_with_curves(tmp_path):
-    with pytest.raises(InvalidParameterError, match="'nb201' has none"):
-        prednas.Search("nb201", oracle="nb201", simulate=True, run_dir=tmp_path / "r")
+    with pytest.raises(InvalidParameterError, match="'blocks1d-mnist1d' has none"):
+        prednas.Search(b1d.load_blocks1d_mnist1d().space, oracle="blocks1d-mnist1d",
+                       simulate=True, run_dir=tmp_path / "r")
     with pytest.raises(InvalidParameterError, match="needs oracle="):
         prednas.Search("blocks1d", task="synthetic", simulate=True, run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
@@ -160,9 +162,26 @@ def test_the_clock_schedules_on_free_workers():
     assert clock.now == 4.5
 
 
+def test_nb201_simulates_two_fidelities_with_a_modelled_cost(tmp_path):
+    bench = prednas.benchmarks.load("nb201")
+    for steps, key in ((12, "cifar10_valid_12ep"), (200, "cifar10_test_200ep")):
+        res = prednas.Search("nb201", oracle="nb201", simulate=True, budget=4, per_round=2,
+                             evaluator=SimulatedEvaluator(steps=steps, workers=2,
+                                                          decision_seconds=0.0),
+                             run_dir=tmp_path / str(steps)).run()
+        for r in res.records:
+            assert r.get("val_acc") == bench.query(r.arch, key) and r.get("simulated")
+            mflops = r.get("flops") / 1e6
+            per_epoch = NB201_EPOCH_SECONDS[0] + NB201_EPOCH_SECONDS[1] * mflops
+            assert r.get("seconds") == pytest.approx(steps * per_epoch)
+    with pytest.raises(InvalidParameterError, match="at 12, 200; cannot simulate 50"):
+        prednas.Search("nb201", oracle="nb201", evaluator=SimulatedEvaluator(steps=50),
+                       run_dir=tmp_path / "x")
+
+
 @pytest.mark.parametrize("argv, match", [
     (["--bench", "blocks1d-mnist1d", "--simulate"], "has none"),
-    (["--bench", "nb201", "--simulate"], "has none"),
+    (["--bench", "nb201", "--simulate", "--steps", "300"], "cannot simulate 300"),
     (["--simulate"], "needs --bench"),
     (["--bench", "blocks1d-mnist1d-v2", "--simulate", "--executor", "pool"], "--workers are"),
     (["--bench", "blocks1d-mnist1d-v2", "--simulate", "--steps", "310"], "cannot simulate 310"),
