@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,7 @@ class TrainRecord:
     curve_seconds: float = 0.0
     eval_seconds: float = 0.0
     cpu_time: float = 0.0
+    paused: bool = False
     model: nn.Module | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -175,7 +177,9 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
           parent_state: dict[str, torch.Tensor] | None = None, max_seconds: float | None = None,
           label_smoothing: float = 0.0, build_kwargs: dict | None = None,
           keep_model: bool = True, progress: bool = False, curve_every: int | None = None,
-          curve_size: int = 1000) -> TrainRecord:
+          curve_size: int = 1000, stop_at: int | None = None,
+          checkpoint: str | os.PathLike | None = None,
+          resume: str | os.PathLike | None = None) -> TrainRecord:
     """Train ``arch`` of ``space`` on ``task`` with AdamW and a one-cycle schedule.
 
     Args:
@@ -196,6 +200,16 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
             (``record.curve``); ``None`` records none.
         curve_size: the curve's validation subset: the first ``curve_size`` examples of the
             validation split (final metrics always use the whole splits).
+        stop_at: a partial training: stop after this many of the schedule's steps (the
+            learning-rate schedule is still that of the whole training) and return a record
+            with ``paused=True`` whose ``val_acc`` and ``val_loss`` are the curve's last point
+            (no test accuracy); ``checkpoint`` saves what continuing needs.
+        checkpoint: where a paused training saves its state (weights, optimiser, schedule,
+            random streams, position in the data, curve so far; a ``torch.save`` file of
+            tensors and numbers that loads with ``weights_only=True``).
+        resume: a checkpoint to continue from (same architecture, task and recipe): the
+            continued training is the one that was never paused. The record's times and curve
+            include the part before the pause.
 
     Returns:
         A :class:`TrainRecord`. Divergence or out-of-memory gives ``status != "ok"`` rather than
@@ -215,6 +229,8 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
     if curve_every is not None:
         check_param("train", "curve_every", curve_every, low=1)
     check_param("train", "curve_size", curve_size, low=1)
+    if stop_at is not None:
+        check_param("train", "stop_at", stop_at, low=1)
     dev = resolve_device(device)
     n = len(task.y_train)
     if n == 0:
@@ -240,6 +256,19 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
                                                 pct_start=0.15 if parent_state is None else 0.05)
     gen = torch.Generator().manual_seed(int(seed if data_seed is None else data_seed))
     x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
+    saved = None
+    if resume is not None:
+        saved = _load_checkpoint(resume, rec, total)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        gen.set_state(saved["data_rng"])
+        rec.loss_curve = list(saved["loss_curve"])
+        start -= float(saved["seconds"])
+        cpu_start -= float(saved["cpu"])
+        rec.curve_seconds = float(saved["curve_seconds"])
+    if stop_at is not None and stop_at >= total:
+        stop_at = None  # the whole training
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     bar = None
     if progress:
@@ -247,15 +276,24 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
 
         bar = tqdm(total=total, desc=f"train {arch}"[:60], leave=False)
     curve = None if curve_every is None else _Curve(rec, task, curve_size, dev, start, cpu_start)
+    if curve is not None and saved is not None and saved.get("curve"):
+        rec.curve = {k: list(v) for k, v in saved["curve"].items()}
     # stochastic layers (dropout) draw from a seeded stream too: a training is reproducible
     with torch_seed(int(seed) + 1, dev):
         model.train()
-        step = 0
+        step, pos = 0, 0
+        if saved is not None:
+            torch.set_rng_state(saved["torch_rng"])
+            step, pos = int(saved["step"]), int(saved["pos"])
         try:
             while step < total:
+                epoch_rng = gen.get_state()
                 perm = torch.randperm(n, generator=gen).to(dev)
                 loss_sum, count = torch.zeros((), device=dev), 0
-                for i in range(0, n, batch_size):
+                if pos:  # resumed mid-epoch: the epoch's own order and running loss
+                    loss_sum += float(saved["epoch_loss"])
+                    count = int(saved["epoch_count"])
+                for i in range(pos, n, batch_size):
                     idx = perm[i:i + batch_size]
                     loss = loss_fn(model(x_train[idx]), y_train[idx])
                     opt.zero_grad(set_to_none=True)
@@ -272,12 +310,22 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
                         bar.update(1)
                     last = step >= total or bool(
                         max_seconds and time.perf_counter() - start > max_seconds)
-                    if curve is not None and (step % curve_every == 0 or last):
+                    pause = stop_at is not None and step >= stop_at and not last
+                    if curve is not None and (step % curve_every == 0 or last or pause):
                         if not curve.point(model, step):
                             raise _Stop
+                    if pause:
+                        rec.paused = True
+                        if checkpoint is not None:
+                            _save_checkpoint(checkpoint, rec, model, opt, sched, epoch_rng,
+                                             step, i + batch_size, loss_sum, count,
+                                             time.perf_counter() - start,
+                                             time.process_time() - cpu_start)
+                        raise _Stop
                     if last:
                         total = step
                         break
+                pos = 0
                 mean_loss = float(loss_sum) / max(1, count)  # one host sync per epoch
                 if not math.isfinite(mean_loss):
                     rec.status = "diverged"
@@ -292,7 +340,15 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
             if bar is not None:
                 bar.close()
     rec.steps = step
-    if rec.ok:
+    if rec.ok and rec.paused:  # a partial training answers with its curve's last point
+        if rec.curve.get("val_acc"):
+            rec.val_acc, rec.val_loss = rec.curve["val_acc"][-1], rec.curve["val_loss"][-1]
+        else:
+            rec.val_acc, rec.val_loss = evaluate(model, task.x_val[:curve_size],
+                                                 task.y_val[:curve_size], device=dev)
+        if keep_model:
+            rec.model = model.cpu()
+    elif rec.ok:
         t_eval = time.perf_counter()
         rec.val_acc, rec.val_loss = evaluate(model, task.x_val, task.y_val, device=dev)
         rec.test_acc, _ = evaluate(model, task.x_test, task.y_test, device=dev)
@@ -306,6 +362,50 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
 
 class _Stop(Exception):
     pass
+
+
+#: the format of a paused training's checkpoint
+CHECKPOINT_FORMAT = 1
+
+
+def _save_checkpoint(path, rec: TrainRecord, model, opt, sched, epoch_rng, step: int, pos: int,
+                     loss_sum, count: int, seconds: float, cpu: float) -> None:
+    """Everything a paused training needs to continue as if never paused (atomically)."""
+    from prednas.utils import atomic_path
+
+    state = {"format": CHECKPOINT_FORMAT, "arch": rec.arch, "seed": rec.seed, "step": step,
+             "pos": pos, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "data_rng": epoch_rng,
+             "torch_rng": torch.get_rng_state(), "epoch_loss": float(loss_sum),
+             "epoch_count": int(count), "loss_curve": list(rec.loss_curve),
+             "curve": {k: list(v) for k, v in rec.curve.items()}, "seconds": float(seconds),
+             "cpu": float(cpu), "curve_seconds": float(rec.curve_seconds)}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path, rec: TrainRecord, total: int) -> dict:
+    """A paused training's state, checked against the training that continues it."""
+    from prednas.errors import IncompatibleArtifactError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways; all mean one thing
+        raise IncompatibleArtifactError(
+            f"training checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: "
+            f"{str(exc)[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise IncompatibleArtifactError(f"{str(path)!r} is not a prednas training checkpoint "
+                                        f"(format {CHECKPOINT_FORMAT})")
+    for key, mine in (("arch", rec.arch), ("seed", rec.seed)):
+        if state.get(key) != mine:
+            raise IncompatibleArtifactError(
+                f"training checkpoint {str(path)!r} is of {key} {state.get(key)!r}, not {mine!r}")
+    if not 0 < int(state["step"]) < total:
+        raise IncompatibleArtifactError(
+            f"training checkpoint {str(path)!r} paused at step {state['step']}, outside this "
+            f"training's {total} steps")
+    return state
 
 
 class _Curve:

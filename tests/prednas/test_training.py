@@ -100,3 +100,36 @@ def test_a_diverging_training_keeps_its_curve_until_it_diverged(synthetic_task):
 def test_curve_parameters_are_checked(synthetic_task):
     with pytest.raises(InvalidParameterError, match="curve_every"):
         prednas.train("blocks1d", "conv3:16", synthetic_task, steps=4, curve_every=0)
+
+
+def test_a_paused_training_continues_as_if_never_paused(synthetic_task, tmp_path):
+    kw = dict(steps=23, seed=3, device="cpu", curve_every=5, curve_size=20, batch_size=16)
+    whole = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, **kw)
+    ck = tmp_path / "ck.pt"
+    first = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, stop_at=10,
+                          checkpoint=ck, **kw)
+    assert first.paused and first.steps == 10 and math.isnan(first.test_acc)
+    assert first.val_acc == whole.curve["val_acc"][1]  # the curve's point at step 10
+    second = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, stop_at=15,
+                           checkpoint=ck, resume=ck, **kw)  # a second rung, mid-epoch
+    assert second.paused and second.steps == 15
+    last = prednas.train("blocks1d", "conv3:16|mlp:16", synthetic_task, resume=ck, **kw)
+    assert not last.paused and last.steps == 23
+    assert last.val_acc == whole.val_acc and last.test_acc == whole.test_acc
+    assert last.loss_curve == whole.loss_curve
+    for key in ("step", "val_acc", "val_loss", "train_loss"):
+        assert last.curve[key] == whole.curve[key]
+    assert last.curve["seconds"] == sorted(last.curve["seconds"])
+
+
+def test_a_checkpoint_of_another_training_is_refused(synthetic_task, tmp_path):
+    from prednas.errors import IncompatibleArtifactError
+
+    ck = tmp_path / "ck.pt"
+    prednas.train("blocks1d", "conv3:16", synthetic_task, steps=12, stop_at=4, checkpoint=ck,
+                  device="cpu")
+    with pytest.raises(IncompatibleArtifactError, match="arch"):
+        prednas.train("blocks1d", "mlp:16", synthetic_task, steps=12, resume=ck, device="cpu")
+    ck.write_bytes(b"not a checkpoint")
+    with pytest.raises(IncompatibleArtifactError, match="cannot be read"):
+        prednas.train("blocks1d", "conv3:16", synthetic_task, steps=12, resume=ck, device="cpu")
