@@ -589,7 +589,7 @@ def mirror(search, rd: RunDir, records: Sequence[Record],
             return
         m.sync(records, live=True)
         if state is not None:
-            m.views(records, state, search.filter.signals())
+            m.views(records, state, _signals(search))
     except Exception as exc:  # noqa: BLE001 - the study mirrors the records; it must not stop a search
         if m is not None:
             m.broken = True
@@ -597,6 +597,15 @@ def mirror(search, rd: RunDir, records: Sequence[Record],
                     "prednas.study(run) rebuilds it from %s", JOURNAL, type(exc).__name__, exc,
                     EVALUATIONS)
         log.debug("study mirror failure", exc_info=True)
+
+
+def _signals(search) -> dict | None:
+    """What the search's filter ranked with (for the note); None if it cannot say."""
+    try:
+        return dict(search.filter.signals())
+    except Exception:  # noqa: BLE001 - a filter's description must not stop the mirror
+        log.debug("the filter's signals could not be read", exc_info=True)
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -647,6 +656,9 @@ class StudyView:
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path = Path(run_dir)
+        if (self.path / "pipeline.json").is_file() and not (self.path / "state.json").exists():
+            raise RunDirectoryError(f"{self.path} is a pipeline run; its search run is "
+                                    f"{self.path / 'search'}")
         _, state, _ = RunDir.open(self.path, lock=False)
         self.config: dict[str, Any] = state["config"]
         self.seed = int(state["seed"])
