@@ -15,29 +15,15 @@ import numpy as np
 import pytest
 
 import prednas
-import spaces
 from prednas.benchmarks import blocks1d_mnist1d as b1d
-from prednas.benchmarks.build import BuildSpec, build
 from prednas.errors import InvalidParameterError
 from prednas.search import MutationMutator, SimClock, SimulatedEvaluator
 from prednas.search.simulate import NB201_EPOCH_SECONDS, recorded_runs
 
-SUB = {"ops": ["conv3", "mlp"], "widths": [16, 32], "max_blocks": 2, "min_blocks": 1,
-       "skips": False}
-RECIPE = {"task": "synthetic", "task_options": {"n": 160, "seed": 0},
-          "train": {"steps": 20, "batch_size": 32, "lr": 3e-3, "device": "cpu",
-                    "curve_every": 5, "curve_size": 32}}
 
-
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    out = tmp_path_factory.mktemp("simtable")
-    space = spaces.get("blocks1d", **SUB)
-    archs = [str(a) for a in space.enumerate()]
-    jobs = [(a, s, "sub") for a in archs for s in (0, 1)] + [(a, 2, "sub") for a in archs[:3]]
-    build(BuildSpec(space=space, recipe=RECIPE, jobs=jobs, latency_repeats=1, name="simtiny",
-                    version=2), out, workers=0, progress=False)
-    return b1d.load_blocks1d_mnist1d(out)
+@pytest.fixture
+def table(sim_table):
+    return sim_table
 
 
 def search(table, tmp_path, name="run", **kw):

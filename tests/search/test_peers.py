@@ -1,0 +1,62 @@
+"""The peers on the simulated clock: one evaluation function, a discrete-event simulation."""
+
+from __future__ import annotations
+
+import pytest
+
+from prednas.errors import InvalidParameterError
+from prednas.search.peers import PEERS, ASHAMethod, TPEMethod, simulate_method
+
+
+@pytest.fixture
+def table(sim_table):
+    return sim_table
+
+
+def _mean_seconds(table):
+    runs = [r for rs in table._records.values() for r in rs]
+    return sum(float(r["cpu_seconds"]) for r in runs) / len(runs)
+
+
+def methods():
+    return {"random": PEERS["random"](), "asha": ASHAMethod(rungs=(5, 10, 20)),
+            "tpe": TPEMethod(), "tpe-hyperband": TPEMethod(hyperband=True, min_resource=5)}
+
+
+def _busy(out, t):
+    return sum(1 for tr in out["trials"] for a, b in tr["jobs"] if a <= t < b)
+
+
+@pytest.mark.parametrize("name", ["random", "asha", "tpe", "tpe-hyperband"])
+def test_each_peer_runs_on_two_workers_and_picks_a_full_training(table, name):
+    total = _mean_seconds(table)
+    out = simulate_method(methods()[name], table, seed=1, workers=2, max_seconds=6 * total,
+                          decision_seconds=0.01)
+    assert out["pick"] is not None and out["evaluations"] >= 1
+    starts = sorted(a for tr in out["trials"] for a, _ in tr["jobs"])
+    assert max(_busy(out, t) for t in starts) <= 2  # never more than two trainings at once
+    assert all(b is not None and b >= a for tr in out["trials"] for a, b in tr["jobs"])
+    done = [tr for tr in out["trials"] if tr["status"] == "done"]
+    assert out["pick"] in {tr["arch"] for tr in done}
+
+
+def test_asha_pauses_most_and_promotes_the_best(table):
+    total = _mean_seconds(table)
+    out = simulate_method(ASHAMethod(rungs=(5, 10, 20), reduction_factor=3), table, seed=0,
+                          workers=2, max_seconds=8 * total, decision_seconds=0.0)
+    status = [tr["status"] for tr in out["trials"]]
+    assert status.count("paused") > status.count("done") >= 1
+    assert any(len(tr["jobs"]) > 1 for tr in out["trials"])  # continued from its checkpoint
+
+
+def test_a_fixed_decision_cost_makes_a_simulation_reproducible(table):
+    a = simulate_method(TPEMethod(hyperband=True, min_resource=5), table, seed=3,
+                        max_seconds=30, decision_seconds=0.05)
+    b = simulate_method(TPEMethod(hyperband=True, min_resource=5), table, seed=3,
+                        max_seconds=30, decision_seconds=0.05)
+    assert a == b
+
+
+def test_asha_rungs_must_be_curve_points(table):
+    with pytest.raises(InvalidParameterError, match="not curve points"):
+        simulate_method(ASHAMethod(rungs=(7, 20)), table, max_seconds=10)
