@@ -1,0 +1,175 @@
+"""prednas against its peers on the simulated clock: ``benchmarks/search-blocks1d-simulated.md``.
+
+Every method searches the ``blocks1d-mnist1d-v2`` sub-space with the training-mode settings
+(60% parameter cap of the baseline, 2 simulated workers) for 2, 5, 10 and 20 simulated minutes,
+over many seeds: prednas, Model Search's loop and REA through the engine
+(``Search(simulate=True)``), and random search, random search with ASHA, Optuna TPE and TPE with
+HyperbandPruner through :mod:`prednas.search.peers`. Final protocol: each pick is scored by the
+table's mean test accuracy over its recorded seeds (2 to 5 trainings the search never saw
+averaged with the one it did); reported: the mean, the paired difference to prednas over seeds
+with a 90% bootstrap interval, and the share of seeds whose pick lies in the table's top 1% by
+mean test accuracy.
+
+Runs are appended to ``benchmarks/search-blocks1d-simulated.jsonl`` (resumable); the strategies'
+own time is measured (so timings of a loaded machine cost the strategies more simulated time:
+run it alone, and the report says what the load was).
+
+    python scripts/benchmark_search_simulated.py --seeds 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
+LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
+ENGINE = ("prednas", "modelsearch", "rea")
+PEERS = ("random", "asha", "tpe", "tpe-hyperband")
+MINUTES = (2, 5, 10, 20)
+
+
+def _cap(bench) -> int:
+    from prednas.search.evaluators import model_cost
+
+    return int(0.6 * model_cost(bench.space, bench.space.default_arch(), "params"))
+
+
+def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
+    from prednas import search as S
+    from prednas.commands.search import _shrunk
+
+    space, cap = bench.space, _cap(bench)
+    common = dict(oracle=bench, simulate=True, max_params=cap, max_seconds=60.0 * minutes,
+                  budget=min(len(bench), 1000), per_round=workers, seed=seed,
+                  baseline=space.default_arch(),
+                  evaluator=S.SimulatedEvaluator(workers=workers, max_params=cap))
+    with tempfile.TemporaryDirectory() as tmp:
+        common["run_dir"] = f"{tmp}/run"
+        if method == "prednas":
+            search = S.Search(space, mutator=S.MutationMutator(
+                parents=5, mutations=100, start=_shrunk(space, space.default_arch(), cap, None)),
+                filter=S.PredictorFilter(proxy_table=None, live_proxies=(), survivors=6,
+                                         min_fit=6), **common)
+        elif method == "modelsearch":
+            search = S.model_search(space, **common)
+        else:
+            search = S.regularized_evolution(space, **common)
+        result = search.run()
+    best = result.best
+    return {"pick": None if best is None else best.arch,
+            "pick_val": None if best is None else best.get("val_acc"),
+            "evaluations": len(result.records), "seconds": search._clock.now}
+
+
+def run_peer(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
+    from prednas.search.peers import PEERS as P
+    from prednas.search.peers import ASHAMethod, TPEMethod, simulate_method
+
+    m = {"asha": lambda: ASHAMethod(rungs=(50, 100, 300)),
+         "tpe-hyperband": lambda: TPEMethod(hyperband=True, min_resource=25)}.get(
+        method, P[method])()
+    out = simulate_method(m, bench, seed=seed, workers=workers, max_seconds=60.0 * minutes,
+                          max_params=_cap(bench))
+    out.pop("trials")
+    return out
+
+
+def summary(rows: list[dict], bench) -> str:
+    from prednas.benchmarks.build import machine_summary
+
+    means = {a: bench.query(a, "test_acc") for a in bench.arch_strings()}
+    vals = np.array(list(means.values()))
+    top1 = np.quantile(vals[np.isfinite(vals)], 0.99)
+    methods = [m for m in (*ENGINE, *PEERS) if any(r["method"] == m for r in rows)]
+    lines = ["# Search under simulated training: blocks1d-mnist1d-v2", "",
+             f"Command: `python {Path(__file__).relative_to(ROOT)}`. Machine: "
+             f"{machine_summary()}; load while running: "
+             f"{np.median([r.get('load') or 0 for r in rows]):.2f} (median of the 1-minute "
+             "load average at each run's end).", "",
+             "2 simulated workers; the final protocol scores a pick by its mean test accuracy "
+             "over the table's recorded seeds. Top 1%: the pick's mean is in the table's top 1% "
+             f"(≥ {top1:.2f}).", ""]
+    for minutes in MINUTES:
+        at = [r for r in rows if r["minutes"] == minutes and r.get("pick")]
+        if not at:
+            continue
+        lines += [f"## {minutes} simulated minutes", "",
+                  "| method | seeds | final protocol (mean) | vs prednas (paired, 90% CI) | "
+                  "top 1% share | evaluations (mean) |", "|---|---:|---:|---:|---:|---:|"]
+        ref = {r["seed"]: means[r["pick"]] for r in at if r["method"] == "prednas"}
+        for m in methods:
+            rs = {r["seed"]: r for r in at if r["method"] == m}
+            if not rs:
+                continue
+            acc = np.array([means[r["pick"]] for r in rs.values()])
+            share = float(np.mean(acc >= top1))
+            diff = "" if m == "prednas" else _paired(ref, {s: means[r["pick"]]
+                                                           for s, r in rs.items()})
+            lines.append(f"| {m} | {len(rs)} | {acc.mean():.2f} | {diff} | {100 * share:.0f}% | "
+                         f"{np.mean([r['evaluations'] for r in rs.values()]):.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _paired(ref: dict, other: dict) -> str:
+    seeds = sorted(set(ref) & set(other))
+    if len(seeds) < 2:
+        return "n/a"
+    d = np.array([ref[s] - other[s] for s in seeds])
+    rng = np.random.default_rng(0)
+    boot = rng.choice(d, (2000, len(d))).mean(1)
+    lo, hi = np.quantile(boot, [0.05, 0.95])
+    return f"prednas {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=50)
+    ap.add_argument("--methods", default=",".join((*ENGINE, *PEERS)))
+    ap.add_argument("--minutes", default=",".join(map(str, MINUTES)))
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    from prednas import benchmarks
+
+    bench = benchmarks.load("blocks1d-mnist1d-v2")
+    if not bench.complete:
+        print(f"blocks1d-mnist1d-v2 is not complete ({len(bench)} of {bench.expected} "
+              "architectures): finish it with scripts/build_bench_blocks1d.py first",
+              file=sys.stderr)
+        return 2
+    rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.exists() else []
+    have = {(r["method"], r["seed"], r["minutes"]) for r in rows}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for seed in range(args.seeds):  # methods interleaved seed by seed
+        for minutes in (float(m) for m in args.minutes.split(",")):
+            for m in methods:
+                if (m, seed, minutes) in have:
+                    continue
+                t = time.perf_counter()
+                out = (run_engine if m in ENGINE else run_peer)(m, bench, seed, minutes)
+                row = {"method": m, "seed": seed, "minutes": minutes, **out,
+                       "wall_seconds": time.perf_counter() - t,
+                       "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+                with open(LOG, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        OUT.write_text(summary(rows, bench))
+    print(OUT.read_text())
+    return 0 if not any(math.isnan(r.get("seconds", 0)) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
