@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,9 @@ def defer_arguments(p: argparse.ArgumentParser,
 
 
 def parse_task_options(items: list[str] | None) -> dict[str, Any]:
-    """``["path=x.npz", "num_samples=5000"]`` -> ``{"path": "x.npz", "num_samples": 5000}``."""
+    """``["path=x.npz", "num_samples=5000", "image=true"]`` -> ``{"path": "x.npz",
+    "num_samples": 5000, "image": True}``: an int, else a float, else ``true``/``false``, else the
+    string (each task then checks its options' types and ranges)."""
     from prednas.errors import InvalidParameterError
 
     out: dict[str, Any] = {}
@@ -42,7 +43,8 @@ def parse_task_options(items: list[str] | None) -> dict[str, Any]:
             except ValueError:
                 continue
         else:
-            out[key] = value
+            booleans = {"true": True, "false": False}
+            out[key] = booleans.get(value.lower(), value)
     return out
 
 
@@ -54,29 +56,20 @@ def add_task(p: argparse.ArgumentParser, default: str | None = "mnist1d") -> Non
 
 
 def check_task_options(task: str, opts: dict[str, Any], *, path_from_flag: bool = False) -> None:
-    """Raise :class:`InvalidParameterError` naming any option the task's loader does not take.
+    """Check ``--task`` and its options against the task's declared ones (names, types, ranges:
+    :func:`prednas.tasks.check_options`), before anything is loaded or created.
 
-    Also raises :class:`UnknownNameError` for an unknown task name.
+    Raises :class:`UnknownNameError` for an unknown task name, :class:`InvalidParameterError`
+    for an option the loader does not take or a value it does not accept.
     """
     from prednas import tasks
-    from prednas.errors import InvalidParameterError, choices_message
+    from prednas.errors import InvalidParameterError
 
-    loader = tasks._REGISTRY.get(task)  # the registered loader; tasks.get would call it
-    params = inspect.signature(loader).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    valid = [p.name for p in params
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
-    for key in opts:
-        if key in valid:
-            continue
-        if key == "path" and path_from_flag:
-            prefix = f"--task-path: task {task!r} reads no data path; its options"
-            raise InvalidParameterError(f"{prefix} are: {', '.join(sorted(valid)) or 'none'}")
-        if not valid:
-            raise InvalidParameterError(f"Unknown --task-opt {key!r}: task {task!r} takes none")
-        raise InvalidParameterError(
-            choices_message(f"Unknown --task-opt {key!r} for task {task!r}", key, valid))
+    valid = sorted(tasks.constraints(task))
+    if "path" in opts and "path" not in valid and path_from_flag:
+        raise InvalidParameterError(f"--task-path: task {task!r} reads no data path; its options "
+                                    f"are: {', '.join(valid) or 'none'}")
+    tasks.check_options(task, opts, label="--task-opt")
 
 
 def task_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -46,6 +46,22 @@ class Task:
             raise UnknownNameError("split", which, splits)
         return splits[which]
 
+    def check_splits(self, owner: str = "Search") -> None:
+        """Raise :class:`prednas.InvalidParameterError` when a split is empty: training needs
+        examples, and a search's objective (the validation accuracy) and its test figures are
+        undefined without them."""
+        from prednas.errors import InvalidParameterError
+
+        sizes = {"train": len(self.y_train), "validation": len(self.y_val),
+                 "test": len(self.y_test)}
+        empty = [k for k, n in sizes.items() if n == 0]
+        if empty:
+            how = ", ".join(f"{k} {n}" for k, n in sizes.items())
+            raise InvalidParameterError(
+                f"{owner}: task {self.name!r} has an empty {' and '.join(empty)} split ({how} "
+                "examples); every split needs at least one example (the objective is the "
+                "validation accuracy)")
+
     def batch(self, n: int = 64, split: str = "train", seed: int = 0,
               balanced: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed random batch of ``n`` examples (for zero-cost proxies and supernet scoring)."""

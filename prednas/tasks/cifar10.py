@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prednas.errors import DataNotFoundError
+from prednas.errors import DataNotFoundError, InvalidParameterError
+from prednas.params import PATH, Interval
 from prednas.tasks import register_task
 from prednas.tasks.base import Task
 from prednas.utils import prednas_home
@@ -30,14 +31,17 @@ _BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 _CHW, _HWC = (3, 32, 32), (32, 32, 3)
 
 
-@register_task("cifar10")
+@register_task("cifar10", constraints={"path": [None, PATH],
+                                      "val_fraction": [Interval(float, 0, 1, "neither")],
+                                      "seed": [Interval(int, 0, 2**63 - 1)]})
 def load_cifar10(path: str | os.PathLike | None = None, val_fraction: float = 0.1,
                  seed: int = 0) -> Task:
     """CIFAR-10 from ``path`` (argument, else ``$PREDNAS_HOME/cifar10``), normalised per channel.
 
     ``path`` may be the official ``cifar-10-batches-py`` folder or an ``.npz`` holding
     ``x_train, y_train, x_test, y_test`` (uint8 images, NCHW or NHWC). A ``val_fraction`` of
-    the training images is held out (seeded) for validation. Malformed data raises
+    the training images is held out (seeded) for validation; both parts must keep at least one
+    image (:class:`prednas.InvalidParameterError` otherwise). Malformed data raises
     :class:`prednas.DataNotFoundError` naming the file, the key and the bad value; nothing in the
     files is executed.
     """
@@ -67,6 +71,11 @@ def load_cifar10(path: str | os.PathLike | None = None, val_fraction: float = 0.
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(y_train), generator=g)
     n_val = int(round(len(perm) * val_fraction))
+    if n_val < 1 or n_val >= len(perm):
+        raise InvalidParameterError(
+            f"cifar10 at {str(p)!r} has {len(perm)} training images; val_fraction={val_fraction} "
+            f"leaves {n_val} for validation and {len(perm) - n_val} for training; both must be "
+            ">= 1")
     val, tr = perm[:n_val], perm[n_val:]
     return Task("cifar10", x_train[tr], y_train[tr], x_train[val], y_train[val], x_test, y_test,
                 (3, 32, 32), 10, {"source": str(p)})
