@@ -15,7 +15,7 @@ from torch import nn
 
 import spaces as _spaces
 from prednas import tasks as _tasks
-from prednas.errors import InvalidParameterError, check_param
+from prednas.errors import CandidateError, InvalidParameterError, check_param
 from prednas.utils import DEFAULT_LATENCY_BATCH, resolve_device, torch_seed
 
 __all__ = ["train", "TrainRecord", "evaluate", "count_flops", "inherit_weights",
@@ -244,6 +244,9 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
     with torch_seed(seed, dev):
         model = space.build(arch, task.num_classes, task.input_shape, **(build_kwargs or {}))
     rec.params = sum(p.numel() for p in model.parameters())
+    if not any(p.requires_grad for p in model.parameters()):
+        raise CandidateError(f"{arch} has no trainable parameter (none, or every one frozen with "
+                             "requires_grad=False): there is nothing to train")
     try:
         rec.flops = count_flops(model, task.input_shape)
     except Exception as exc:  # FLOP counting is informative only

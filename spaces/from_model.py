@@ -58,6 +58,7 @@ from torch import nn
 
 from prednas.errors import InvalidArchitectureError, InvalidParameterError, UnknownNameError, choices_message
 from spaces._graph_choices import CELLS, layer_spec, parse_choices, sorted_with
+from spaces._graph_flow import check_static_flow
 from spaces._graph_rebuild import Assembler, lcm, same_padding, shapes_of
 from spaces._graph_trace import Analysis, Layer, analyse
 from spaces.base import Space
@@ -830,7 +831,9 @@ def from_model(model: nn.Module, example_input, choices: Mapping | None = None) 
 
     Raises:
         InvalidParameterError: the model does not run on the example input, its output is not
-            a tensor, it has no replaceable layer, or ``choices=`` is malformed.
+            a tensor, it has no replaceable layer, every parameter is frozen, its forward pass
+            depends on the input's values (an ``if`` on a tensor: tracing cannot capture it), or
+            ``choices=`` is malformed.
         UnknownNameError: a layer name (or option) in ``choices=`` that does not exist.
     """
     if not isinstance(model, nn.Module):
@@ -840,12 +843,19 @@ def from_model(model: nn.Module, example_input, choices: Mapping | None = None) 
     cls = type(model).__name__
     example = _as_example(example_input)
     template = copy.deepcopy(model).cpu()
+    params = list(template.parameters())
+    if params and not any(p.requires_grad for p in params):
+        raise InvalidParameterError(
+            f"Every parameter of {cls} is frozen (requires_grad=False), so no variant of it could "
+            "be trained; unfreeze the layers to search (a frozen part beside trainable layers is "
+            "fine)")
     try:
         ana = analyse(template, example)
     except Exception as exc:  # noqa: BLE001 - the user's forward failing is a user error
         raise InvalidParameterError(
             f"{cls} cannot be run on the example input of shape {tuple(example[0].shape)}, so no "
             f"space can be generated from it: {type(exc).__name__}: {exc}") from exc
+    check_static_flow(template, example, cls)  # a forward that branches on values: refused
     if not isinstance(ana.output, torch.Tensor) or ana.output.dim() < 2:
         raise InvalidParameterError(
             f"The output of {cls} must be a tensor of logits (batch, classes, ...); got "

@@ -348,7 +348,8 @@ def test_build_checks_classes_and_input_shape():
 
 
 class Branchy(nn.Module):
-    """Data-dependent control flow: torch.fx cannot trace it."""
+    """Control flow on the input's shape: torch.fx cannot trace it, yet for one input shape the
+    network is fixed (a branch on the input's values is refused: see below)."""
 
     def __init__(self):
         super().__init__()
@@ -358,7 +359,7 @@ class Branchy(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.conv1(x))
-        if x.mean() > -1e9:
+        if x.shape[-1] > 1:
             x = F.relu(self.conv2(x))
         return self.head(x.flatten(1))
 
@@ -464,3 +465,93 @@ def test_example_is_five_lines_or_fewer():
     text = (EXAMPLES / "search_my_model.py").read_text()
     body = text.split("what a user writes")[1].splitlines()[1:]
     assert 0 < len([line for line in body if line.strip()]) <= 5
+
+
+# -- networks from_model must refuse (issue 21) -------------------------------------------------
+class ValueBranch(nn.Module):
+    """The reproduction of issue 21: which layers run depends on the activations' values."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 40, 10)
+
+    def forward(self, x):
+        h = F.relu(self.c1(x))
+        if h.mean() > 0.1:
+            h = self.c2(h)
+        return self.head(h.flatten(1))
+
+
+class ItemLoop(nn.Module):
+    """A Python value read from an activation decides how often a layer runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(1, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 40, 10)
+
+    def forward(self, x):
+        h = self.c1(x)
+        for _ in range(1 + int(h.abs().max().item() > 1e9)):
+            h = torch.tanh(h)
+        return self.head(h.flatten(1))
+
+
+class ConstantBranch(nn.Module):
+    """A branch on a constant buffer and on shapes: the same for every input, so accepted."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(1, 8, 3, padding=1)
+        self.head = nn.Linear(8 * 40, 10)
+        self.register_buffer("scale", torch.tensor(2.0))
+
+    def forward(self, x):
+        h = self.c1(x)
+        if float(self.scale) > 1 and h.shape[1] == 8:
+            h = h * self.scale
+        return self.head(h.flatten(1))
+
+
+@pytest.mark.parametrize("net, layer, code", [(ValueBranch, "'c1'", "h.mean() > 0.1"),
+                                              (ItemLoop, "'c1'", ".item()")])
+def test_input_dependent_control_flow_is_refused_naming_the_layer(net, layer, code):
+    with pytest.raises(InvalidParameterError) as info:
+        spaces.from_model(net(), torch.randn(2, 1, 40))
+    msg = str(info.value)
+    assert "\n" not in msg and net.__name__ in msg and layer in msg and code in msg
+    assert "input-dependent control flow" in msg
+
+
+def test_control_flow_found_by_running_other_inputs(monkeypatch):
+    """Without the conversion watch (a decision it cannot see), comparing the layers run for
+    other inputs still finds the branch and names where the paths part."""
+    import spaces._graph_flow as flow
+
+    monkeypatch.setattr(flow, "_TO_PYTHON", frozenset())
+    torch.manual_seed(0)
+    net = ValueBranch()
+    with torch.no_grad():  # the example takes the branch; zeros (bias 0) do not
+        net.c1.bias.zero_()
+        net.c1.weight.abs_()
+    with pytest.raises(InvalidParameterError, match=r"after 'c1'.*'c2'.*'head'"):
+        spaces.from_model(net, torch.rand(2, 1, 40) + 1)
+
+
+def test_value_independent_branches_are_accepted():
+    space = spaces.from_model(ConstantBranch(), torch.randn(2, 1, 40))
+    assert [s.name for s in space.slots] == ["c1"]
+
+
+def test_a_network_whose_parameters_are_all_frozen_is_refused():
+    net = models.SmallCNN1d()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(InvalidParameterError, match="SmallCNN1d is frozen") as info:
+        spaces.from_model(net, torch.randn(2, 1, 40))
+    assert "\n" not in str(info.value)
+    for p in net.classifier.parameters():  # a frozen part beside trainable layers is fine
+        p.requires_grad_(True)
+    assert spaces.from_model(net, torch.randn(2, 1, 40)).slots
