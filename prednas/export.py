@@ -45,6 +45,7 @@ from prednas.errors import (
     check_param,
     choices_message,
 )
+from prednas.params import Interval, Options, SequenceOf, validate_params
 from prednas.utils import (
     DEFAULT_LATENCY_BATCH,
     atomic_path,
@@ -68,6 +69,39 @@ _MODEL_FILE = {"torchscript": "model.pt", "state_dict": "model.pt", "onnx": "mod
 _OWN_FILES = (META, EXAMPLE, CARD, "model.pt", "model.onnx")
 _ONNX_INSTALL = 'pip install "prednas[onnx]"'
 _TOLERANCE = 1e-4  # an export that differs more from the evaluated model is refused
+#: files that mark a directory as a run (a search's or a pipeline's): never an export's --out
+_RUN_FILES = ("state.json", "evaluations.jsonl", "pipeline.json", "stages.jsonl")
+
+# What an export.json may hold: every field is checked (type, range, plausible size) before any
+# file it names is read or any network is built. Bounds are far above any real export.
+_MAX_META_BYTES = 1_000_000
+_MAX_CLASSES = 100_000
+_MAX_MEMBERS = 256
+_MAX_INPUT_VALUES = 100_000_000  # values of one example
+_MAX_ARCH_CHARS = 10_000
+_META_CONSTRAINTS: dict[str, list] = {
+    "format": [Options(*FORMATS)],
+    "file": [str],
+    "model": [Options("single", "ensemble")],
+    "arch": [None, str],
+    "archs": [SequenceOf(str, min_len=1)],
+    "num_classes": [Interval(int, 1, _MAX_CLASSES)],
+    "input_shape": [SequenceOf(Interval(int, 1, _MAX_INPUT_VALUES), min_len=1)],
+    "output": [Options("logits", "probabilities")],
+    "ensemble_weights": [SequenceOf(Interval(float, 0, 1), min_len=1)],
+    "build_kwargs": [None, "dict"],
+    "space": [str],
+    "space_config": [None, "dict"],
+    "method": [str],
+    "cpu_only": ["boolean"],
+    "max_abs_diff": [Interval(float, 0, None)],
+    "latency_ms": ["dict"],
+    "prednas_version": [str],
+    "torch_version": [str],
+    "run_dir": [str],
+    "exported_at": [str],
+}
+_META_REQUIRED = ("format", "file", "model", "archs", "num_classes", "input_shape", "space")
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,7 +194,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
     if format == "onnx":
         _import_onnx(export=True)
     run_dir, out = Path(run_dir), Path(out_dir)
-    _check_out(out, force)
+    _check_out(out, force, run_dir)
     config, records = _load_run(run_dir)
     if config.get("mode") == "oracle":
         raise RunDirectoryError(
@@ -182,6 +216,13 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *, arch: str 
     else:
         if pareto is not None:
             members = _pareto_of(run_dir)
+            if not members:
+                bounds = ", ".join(f"{k} <= {_num(v)}" for k, v in
+                                   (config.get("constraints") or {}).items())
+                raise RunDirectoryError(
+                    f"{run_dir / 'pareto.jsonl'} is empty: no candidate "
+                    + (f"met the run's constraints ({bounds})" if bounds else
+                       "was evaluated successfully") + "; there is no Pareto member to export")
             if (not isinstance(pareto, (int, np.integer)) or isinstance(pareto, bool)
                     or not 1 <= pareto <= len(members)):
                 raise InvalidParameterError(
@@ -230,9 +271,15 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     path = Path(path)
     from prednas.utils import read_versioned_json
 
-    meta = read_versioned_json(path / META, kind=_KIND, version=FORMAT_VERSION,
+    meta_path = _inside(path, META)
+    if meta_path.is_file() and meta_path.stat().st_size > _MAX_META_BYTES:
+        raise IncompatibleArtifactError(
+            f"{meta_path} holds {meta_path.stat().st_size:,} bytes; an export description is "
+            f"a few hundred (at most {_MAX_META_BYTES:,})")
+    meta = read_versioned_json(meta_path, kind=_KIND, version=FORMAT_VERSION,
                                error=IncompatibleArtifactError, what="prednas export",
                                version_key="format_version")
+    _check_meta(path, meta)
     return _load(path, meta, device, space)
 
 
@@ -392,7 +439,12 @@ def _example_input(task, meta: dict, n: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
-def _check_out(out: Path, force: bool) -> None:
+def _check_out(out: Path, force: bool, run_dir: Path | None = None) -> None:
+    if out.is_dir() and ((run_dir is not None and run_dir.is_dir() and out.samefile(run_dir))
+                         or any((out / f).exists() for f in _RUN_FILES)):
+        raise InvalidParameterError(
+            f"Output {out} is a run directory; an export goes to a directory of its own (e.g. "
+            f"{out / 'export'}), even with --force")
     if out.exists() and not out.is_dir():
         raise InvalidParameterError(f"Output {out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not force:
@@ -560,9 +612,18 @@ class OnnxModule(nn.Module):
         options = ort.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = options.inter_op_num_threads = int(num_threads)
-        self._session = ort.InferenceSession(self.path, options,
-                                             providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
+        try:
+            self._session = ort.InferenceSession(self.path, options,
+                                                 providers=["CPUExecutionProvider"])
+            inputs = self._session.get_inputs()
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, ...)
+            raise IncompatibleArtifactError(
+                f"{self.path} is not a readable ONNX model: {_first_line(exc)}") from None
+        if len(inputs) != 1:
+            raise IncompatibleArtifactError(
+                f"{self.path} takes {len(inputs)} inputs; a prednas export takes one")
+        self.input_dims = list(inputs[0].shape)
+        self._input = inputs[0].name
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -575,10 +636,10 @@ class OnnxModule(nn.Module):
 
 def _load(path: Path, meta: dict, device, space=None) -> nn.Module:
     fmt = meta.get("format")
-    file = path / str(meta.get("file", ""))
     if fmt not in FORMATS:
         raise IncompatibleArtifactError(
             choices_message(f"{path} has an unknown export format {fmt!r}", fmt, FORMATS))
+    file = _inside(path, str(meta.get("file", "")))
     if not file.is_file():
         raise IncompatibleArtifactError(f"{path} is incomplete: {file.name} is missing")
     if fmt == "onnx":
@@ -587,7 +648,14 @@ def _load(path: Path, meta: dict, device, space=None) -> nn.Module:
             raise InvalidParameterError(
                 f"ONNX exports run on CPU through onnxruntime; got device {device!r}; valid "
                 "choices: cpu")
-        return OnnxModule(file)
+        module = OnnxModule(file)
+        dims, shape = module.input_dims[1:], list(meta["input_shape"])
+        if len(dims) != len(shape) or any(isinstance(d, int) and d != s
+                                          for d, s in zip(dims, shape)):
+            raise IncompatibleArtifactError(
+                f"{file} takes inputs of shape {module.input_dims}; {META} says (batch, "
+                f"{', '.join(map(str, shape))})")
+        return module
     dev = resolve_device(device)
     if fmt == "torchscript":
         if meta.get("cpu_only") and dev.type != "cpu":
@@ -602,6 +670,7 @@ def _load(path: Path, meta: dict, device, space=None) -> nn.Module:
             raise IncompatibleArtifactError(f"{file} is not a readable TorchScript file: "
                                             f"{_first_line(exc)}") from None
         return model.eval()
+    _check_plausible(meta, space, file)
     model = _rebuild(meta, space)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -624,11 +693,90 @@ def _rebuild(meta: dict, space=None) -> nn.Module:
         num_classes, shape = int(meta["num_classes"]), tuple(meta["input_shape"])
         kwargs = meta.get("build_kwargs") or {}
         nets = [space.build(space.parse(a), num_classes, shape, **kwargs) for a in meta["archs"]]
-    except (KeyError, TypeError) as exc:
-        raise IncompatibleArtifactError(f"the export description is incomplete: {exc!r}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IncompatibleArtifactError(
+            f"the export description does not build a network: {_first_line(exc)}") from None
     if meta.get("model") == "ensemble":
         return _ProbabilityMixture(nets, meta["ensemble_weights"])
     return nets[0]
+
+
+def _inside(path: Path, name: str) -> Path:
+    """``path / name`` when it stays inside the export directory: a plain name (no folder, no
+    ``..``, not absolute) that is not a symbolic link; else :class:`IncompatibleArtifactError`."""
+    pure = Path(name)
+    if (not name or pure.is_absolute() or len(pure.parts) != 1 or name in (".", "..")
+            or pure.name != name):
+        raise IncompatibleArtifactError(
+            f"{path / META} names the file {name!r}, which is not a file of the export "
+            "directory itself; an export never refers outside its directory")
+    full = path / name
+    if full.is_symlink():
+        raise IncompatibleArtifactError(
+            f"{full} is a symbolic link (to {os.readlink(full)!r}); an export never refers "
+            "outside its directory")
+    return full
+
+
+def _check_meta(path: Path, meta: dict) -> None:
+    """Every field of an export description: type, range, plausible size, consistency."""
+    where = path / META
+    missing = [k for k in _META_REQUIRED if k not in meta]
+    if missing:
+        raise IncompatibleArtifactError(f"{where} lacks {', '.join(missing)}")
+    try:
+        validate_params(str(where), _META_CONSTRAINTS, meta)
+    except InvalidParameterError as exc:
+        raise IncompatibleArtifactError(
+            str(exc).replace("parameter of", "field of", 1)) from None
+    expected = _MODEL_FILE[meta["format"]]
+    if meta["file"] != expected:
+        raise IncompatibleArtifactError(
+            f"{where} names the file {meta['file']!r}; a {meta['format']} export is {expected!r}")
+    _inside(path, meta["file"])
+    archs = meta["archs"]
+    if len(archs) > _MAX_MEMBERS or any(len(a) > _MAX_ARCH_CHARS for a in archs):
+        raise IncompatibleArtifactError(
+            f"{where} lists {len(archs)} architectures of up to {max(map(len, archs)):,} "
+            f"characters; an export holds at most {_MAX_MEMBERS} of at most {_MAX_ARCH_CHARS:,}")
+    shape = meta["input_shape"]
+    if len(shape) > 4 or math.prod(shape) > _MAX_INPUT_VALUES:
+        raise IncompatibleArtifactError(
+            f"{where} gives the input shape {shape}; at most 4 dimensions and "
+            f"{_MAX_INPUT_VALUES:,} values")
+    if meta["model"] == "single" and len(archs) != 1:
+        raise IncompatibleArtifactError(
+            f"{where} describes a single network with {len(archs)} architectures")
+    if meta["model"] == "ensemble":
+        w = meta.get("ensemble_weights")
+        if w is None or len(w) != len(archs) or abs(sum(w) - 1) > 1e-3:
+            raise IncompatibleArtifactError(
+                f"{where} describes an ensemble of {len(archs)} without {len(archs)} weights "
+                f"summing to 1 (ensemble_weights: {w!r})")
+    for key, value in (meta.get("build_kwargs") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise IncompatibleArtifactError(
+                f"{where} has a build option {key!r} of type {type(value).__name__}")
+
+
+def _check_plausible(meta: dict, space, file: Path) -> None:
+    """A state dict export describes a network its file can hold: the network is built on the
+    ``meta`` device (no memory) and counted, and one that needs more values than the file has
+    bytes is refused before it is built for real."""
+    try:
+        with torch.device("meta"):
+            net = _rebuild(meta, space)
+    except PredNASError:
+        raise
+    except Exception:  # noqa: BLE001 - a space that cannot build on ``meta`` is built for real
+        return
+    values = sum(t.numel() for t in net.state_dict().values())
+    size = file.stat().st_size
+    if values > size:
+        raise IncompatibleArtifactError(
+            f"{file.parent / META} describes a network of {values:,} values ({meta['archs'][0]!r}, "
+            f"{meta['num_classes']} classes, input shape {meta['input_shape']}), more than "
+            f"{file.name} ({size:,} bytes) can hold; {META} was changed after the export")
 
 
 # --------------------------------------------------------------------------------------------

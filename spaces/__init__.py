@@ -41,10 +41,14 @@ def restore(name: str, config: dict | None = None, given: Space | str | None = N
     With ``given`` (a space made from a model cannot be rebuilt by name), it is checked to be that
     space and returned; otherwise the space is rebuilt with ``get(name, **config)``. Raises
     ``error`` with ``where`` in the message (and ``how`` to pass the space again) when the given
-    space differs or the recorded one is not registered.
+    space differs, the recorded one is not registered, or its configuration is not one the
+    space accepts (checked by the space's constructor before anything is built).
     """
-    config = dict(config or {})
     prefix = f"{where}: " if where else ""
+    if config is not None and not isinstance(config, dict):
+        raise error(f"{prefix}the recorded configuration of space {name!r} is a "
+                    f"{type(config).__name__}, not a dict")
+    config = dict(config or {})
     if given is not None:
         given = get(given)
         if given.name != name or given.config() != config:
@@ -54,7 +58,16 @@ def restore(name: str, config: dict | None = None, given: Space | str | None = N
     if name not in _REGISTRY:
         raise error(f"{prefix}the recorded space {name!r} is not registered by name (a space "
                     f"made by spaces.from_model, say); pass it again: {how}")
-    return get(name, **config)
+    try:
+        return get(name, **config)
+    except TypeError as exc:  # an option the space does not take
+        raise error(f"{prefix}the recorded configuration of space {name!r} is not valid: "
+                    f"{exc}") from None
+    except PredNASError as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{prefix}the recorded configuration of space {name!r} is not valid: "
+                    f"{exc}") from None
 
 
 def list_spaces() -> list[str]:

@@ -29,6 +29,7 @@ from prednas.errors import (
     check_param,
     choices_message,
 )
+from prednas.params import Interval, SequenceOf, validate_params
 from spaces import register_space
 from spaces.base import Space
 
@@ -170,9 +171,21 @@ class Blocks1DSpace(Space):
     #: architectures (0.869 vs 0.878 Spearman) and cost 0.07 at 20 (benchmarks/predictors-blocks1d.md)
     live_proxies = ()
 
+    #: types first (a configuration read from a file may hold anything); the subsets and the
+    #: block counts are checked against the space's own values below
+    _parameter_constraints = {"ops": [SequenceOf(str, min_len=1)],
+                              "widths": [SequenceOf(Interval(int, 1, None), min_len=1)],
+                              "max_blocks": [Interval(int, 1, None)],
+                              "min_blocks": [Interval(int, 1, None)],
+                              "skips": ["boolean"],
+                              "skip_prob": [Interval(float, 0, 1)]}
+
     def __init__(self, ops: Sequence[str] = OPS, widths: Sequence[int] = WIDTHS,
                  max_blocks: int = MAX_BLOCKS, min_blocks: int = 1, skips: bool = True,
                  skip_prob: float = 0.25):
+        validate_params("Blocks1DSpace", self._parameter_constraints, {
+            "ops": ops, "widths": widths, "max_blocks": max_blocks, "min_blocks": min_blocks,
+            "skips": skips, "skip_prob": skip_prob})
         ops, widths = tuple(ops), tuple(int(w) for w in widths)
         bad = [o for o in ops if o not in OPS]
         if not ops or bad:

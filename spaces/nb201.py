@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from prednas.errors import InvalidArchitectureError, choices_message
+from prednas.params import Interval, validate_params
 from spaces import register_space
 from spaces.base import Space
 
@@ -205,7 +206,13 @@ class NB201Space(Space):
     encodings = ("onehot", "path")
     default_input_shape = (3, 32, 32)
 
+    #: the macro skeleton: a stem of C channels (doubled at each of the two reductions), N cells
+    #: per stage; bounded to sizes a network can have (a configuration read from a file may hold
+    #: anything)
+    _parameter_constraints = {"C": [Interval(int, 1, 1024)], "N": [Interval(int, 1, 64)]}
+
     def __init__(self, C: int = 16, N: int = 5):
+        validate_params("NB201Space", self._parameter_constraints, {"C": C, "N": N})
         self.C = C
         self.N = N
 

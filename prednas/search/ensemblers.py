@@ -82,7 +82,20 @@ class ReplicaEnsembler(Ensembler):
             with torch.no_grad():
                 return np.stack([torch.softmax(m(x), 1).numpy() for m in members])
 
-        pv, pt = probs(task.x_val), probs(task.x_test)
+        if len(task.y_val) == 0:  # Search refuses such a task; a strategy may not assume it
+            return {"status": "failed", "reason": f"task {task.name!r} has no validation "
+                    "examples to fit the ensemble's weights on"}
+        pv = probs(task.x_val)
+        finite = [i for i in range(len(members)) if np.isfinite(pv[i]).all()]
+        if len(finite) < len(members):  # a diverged member (NaN outputs) would poison the mix
+            for i in sorted(set(range(len(members))) - set(finite)):
+                log.warning("ensemble member %s (seed %s) has non-finite outputs on the "
+                            "validation split; left out", recs[i].arch, recs[i].seed)
+            members, recs, pv = [members[i] for i in finite], [recs[i] for i in finite], pv[finite]
+        if not members:
+            return {"status": "failed",
+                    "reason": "every member has non-finite outputs on the validation split"}
+        pt = probs(task.x_test)
         w = fit_weights(pv, task.y_val.numpy())
         ens = Ensemble(members, w, meta={
             "space": space.name, "space_config": space.config(), "archs": [r.arch for r in recs],

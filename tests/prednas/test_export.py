@@ -334,3 +334,116 @@ def test_cli_module_imports_only_the_stdlib():
            for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
            for a in n.names}
     assert top <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+# -- tampered exports (issue 21): a prednas error in one line, before anything is built ---------
+@pytest.fixture(scope="module")
+def exports(run, tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("exports")
+    return {fmt: ex.export(run, base / fmt, format=fmt) for fmt in ("state_dict", "onnx")}
+
+
+def tampered(exports, tmp_path, fmt: str = "state_dict", **fields) -> Path:
+    out = Path(shutil.copytree(exports[fmt], tmp_path / f"t-{fmt}"))
+    meta = json.loads((out / "export.json").read_text())
+    meta.update(fields)
+    (out / "export.json").write_text(json.dumps(meta))
+    return out
+
+
+def refused(path: Path, *fragments: str) -> str:
+    with pytest.raises(IncompatibleArtifactError) as info:
+        prednas.load_model(path)
+    msg = str(info.value)
+    assert "\n" not in msg and all(f in msg for f in fragments), msg
+    return msg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "replaced"])
+def test_tampered_onnx_file_is_a_prednas_error(exports, tmp_path, damage):
+    out = Path(shutil.copytree(exports["onnx"], tmp_path / "onnx"))
+    model = out / "model.onnx"
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 3] if damage == "truncated" else b"not onnx" * 100)
+    refused(out, "model.onnx", "not a readable ONNX model")
+
+
+def test_onnx_file_of_another_network_is_refused(exports, tmp_path):
+    """A valid ONNX model taking other inputs than export.json says."""
+    out = tampered(exports, tmp_path, "onnx", input_shape=[3, 32, 32])
+    refused(out, "model.onnx", "takes inputs of shape")
+
+
+@pytest.mark.parametrize("fields, fragments", [
+    ({"num_classes": 10**12}, ("'num_classes'", "1000000000000")),
+    ({"num_classes": "10"}, ("'num_classes'",)),
+    ({"num_classes": 90_000}, ("90000 classes", "more than model.pt")),
+    ({"input_shape": [1, 10**9]}, ("'input_shape'",)),
+    ({"input_shape": [1000, 1000, 1000]}, ("input shape",)),
+    ({"space_config": {"widths": "evil"}}, ("'widths'",)),
+    ({"space_config": {"widths": [10**9]}}, ("'widths'",)),
+    ({"space_config": {"evil": 1}}, ("evil",)),
+    ({"space_config": "evil"}, ("'space_config'",)),
+    ({"space": "nb201", "space_config": {"C": 10**9}}, ("'C'",)),
+    ({"archs": []}, ("'archs'",)),
+    ({"archs": ["conv3:16", "conv3:16"]}, ("single network with 2",)),
+    ({"format": "pickle"}, ("'format'", "torchscript")),
+    ({"model": "ensemble", "ensemble_weights": [2.0]}, ("'ensemble_weights'",)),
+    ({"model": "ensemble", "ensemble_weights": [0.5]}, ("summing to 1",)),
+    ({"build_kwargs": {"dropout": [1]}}, ("build option 'dropout'",)),
+    ({"cpu_only": "yes"}, ("'cpu_only'",)),
+])
+def test_tampered_export_json_fields_are_refused_before_anything_is_built(
+        exports, tmp_path, fields, fragments):
+    refused(tampered(exports, tmp_path, **fields), *fragments)
+
+
+def test_missing_and_huge_export_json(exports, tmp_path):
+    out = Path(shutil.copytree(exports["state_dict"], tmp_path / "m"))
+    meta = json.loads((out / "export.json").read_text())
+    del meta["num_classes"]
+    (out / "export.json").write_text(json.dumps(meta))
+    refused(out, "lacks num_classes")
+    (out / "export.json").write_text(json.dumps({**meta, "pad": "x" * 2_000_000}))
+    refused(out, "bytes")
+
+
+@pytest.mark.parametrize("file", ["/etc/hostname", "../model.pt", "sub/model.pt", "..", "",
+                                  "weights.pt"])
+def test_export_file_must_be_the_exports_own(exports, tmp_path, file):
+    out = tampered(exports, tmp_path, file=file)
+    refused(out, "export.json")
+
+
+def test_symbolic_links_out_of_the_export_are_refused(exports, tmp_path):
+    out = Path(shutil.copytree(exports["state_dict"], tmp_path / "s"))
+    outside = tmp_path / "elsewhere.pt"
+    (out / "model.pt").rename(outside)
+    (out / "model.pt").symlink_to(outside)
+    refused(out, "symbolic link")
+    (out / "model.pt").unlink()
+    outside.rename(out / "model.pt")
+    prednas.load_model(out)  # the same files, no link: loads
+    meta = tmp_path / "meta.json"
+    (out / "export.json").rename(meta)
+    (out / "export.json").symlink_to(meta)
+    refused(out, "symbolic link")
+
+
+def test_export_into_the_run_directory_is_refused(run, tmp_path, capsys):
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["export", str(run), "--out", str(run), "--force"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "is a run directory" in err
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_empty_pareto_front_says_no_candidate_met_the_constraints(run, tmp_path):
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    (copy / "pareto.jsonl").write_text("")
+    state = json.loads((copy / "state.json").read_text())
+    state["config"]["constraints"] = {"latency_ms": 0.001}
+    (copy / "state.json").write_text(json.dumps(state))
+    with pytest.raises(RunDirectoryError, match=r"empty: no candidate met the run's constraints "
+                                                r"\(latency_ms <= 0\.00"):
+        ex.export(copy, tmp_path / "e", pareto=1)
