@@ -56,6 +56,7 @@ from typing import Any
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
 from prednas.params import Interval, Options, SequenceOf, validate_params
 from prednas.utils import fmt_number as _num
+from prednas.utils import quiet_optuna
 
 __all__ = ["Pipeline", "PipelineResult", "STAGES"]
 
@@ -715,29 +716,11 @@ def _open_study(journal: Path, seed: int):
         from optuna.storages.journal import JournalFileBackend
     except ImportError:  # optuna < 4
         from optuna.storages import JournalFileStorage as JournalFileBackend
-    with _quiet_optuna():
+    with quiet_optuna():
         storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
         return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler,
                                    direction="maximize", load_if_exists=True)
-
-
-@contextlib.contextmanager
-def _quiet_optuna():
-    """Optuna logs every trial and warns about experimental features at INFO/WARNING level; our
-    own progress bar and report say what matters."""
-    import warnings
-
-    import optuna
-
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)
 
 
 def _finished_trials(study) -> int:

@@ -171,6 +171,24 @@ class JsonlLog:
             os.fsync(f.fileno())
 
 
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs every trial and warns about experimental features at INFO/WARNING level; our
+    own progress bar and report say what matters."""
+    import warnings
+
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
 def new_figure(figsize=(5, 3.5)):
     """``(figure, axes)`` drawn with Agg, without pyplot's global state or the user's backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

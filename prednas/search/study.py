@@ -84,8 +84,10 @@ def _params(space, arch: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _values(record: Record, objectives: Sequence[str]) -> tuple[list[float] | None, str]:
     """The trial's values, or ``(None, why)`` for a failed trial."""
-    if not record.ok:
+    if record.status != "ok":
         return None, f"{record.status}: {record.reason}" if record.reason else record.status
+    if not record.ok:  # "ok" with no finite objective
+        return None, f"the objective is {record.objective!r}"
     vals = [record.objective]
     for c in objectives[1:]:
         v = record.get(c)
@@ -123,7 +125,7 @@ def _attrs(record: Record, index: int, why: str) -> dict[str, Any]:
             continue
         attrs[k] = v
     attrs[INDEX] = index
-    if why and record.ok:  # a successful record the study cannot place (a missing cost)
+    if why and record.status == "ok":  # a record the study cannot place (a missing cost)
         attrs["not_placed"] = why
     return attrs
 
@@ -242,9 +244,9 @@ def _owner_backend() -> type:
 
 
 def _quiet():
-    from prednas.pipeline import _quiet_optuna
+    from prednas.utils import quiet_optuna
 
-    return _quiet_optuna()
+    return quiet_optuna()
 
 
 def _load_journal(path: Path):
@@ -420,7 +422,7 @@ class _Writer:
         for gid, fig in figures.items():
             save_plotly_graph_object(self.study, fig, graph_object_id=gid)
         best = _best(records)
-        marks = {"winner" if state.get("done") else "best": best, "baseline": next(
+        marks = {"best": best, "winner": best if state.get("done") else None, "baseline": next(
             (i for i, r in enumerate(records) if r.kind == "baseline"), None)}
         for k, i in marks.items():
             if i is not None:
@@ -525,9 +527,8 @@ class _Mirror:
         if self.writer is None:
             self._open(records)
         assert self.writer is not None
-        with _quiet():
-            return self.writer.views(records, state, signals or self.writer._signals,
-                                     elapsed=time.perf_counter() - self.t0 if budget else None)
+        return self.writer.views(records, state, signals or self.writer._signals,
+                                 elapsed=time.perf_counter() - self.t0 if budget else None)
 
 
 def _repair(path: Path) -> None:
@@ -708,8 +709,10 @@ class StudyView:
             m = _Mirror(self.path, self.space, self.config, self.seed, rebuild=False)
             m.sync(records, live=False)
             m.views(records, state, None, budget=False)
-        except OSError as exc:
-            raise RunDirectoryError(f"cannot write {self.path / JOURNAL}: {exc}") from None
+        except OSError as exc:  # e.g. a journal this user may not write: read it as it is
+            log.warning("cannot update %s (%s); reading the run as it is", self.path / JOURNAL,
+                        exc)
+            return False
         finally:
             lock.release()
         return True
@@ -727,9 +730,8 @@ class StudyView:
             return 0
         _, state, raw = RunDir.open(self.path, lock=False)
         records = _records(raw, self.path)
-        with _quiet():
-            n = self._writer.add(records, live=False)
-            self._writer.views(records, state, None)
+        n = self._writer.add(records, live=False)
+        self._writer.views(records, state, None)
         self._seen = seen
         return n
 

@@ -440,3 +440,49 @@ def test_model_space_choices_are_optuna_distributions():
     assert list(params) == [s.name for s in space.slots]
     assert all(dists[s.name].choices == s.labels for s in space.slots)
     assert space.parse("|".join(f"{k}={v}" for k, v in params.items())) == arch
+
+
+# ------------------------------------------------------------------------------------------------
+# the prednas views (note and figures), from hand-made records
+# ------------------------------------------------------------------------------------------------
+def test_views_name_the_winner_baseline_front_and_failures():
+    pytest.importorskip("plotly", reason="the figures need the dashboard extra")
+    from prednas.search._study_views import FIGURES, render
+
+    def rec(i, kind, arch, acc, params, predicted=None, status="ok", rnd=0):
+        return Record(arch=arch, canonical=arch, kind=kind, round=rnd if kind == "candidate" else -1,
+                      slot=i, status=status, objective=acc if status == "ok" else math.nan,
+                      query=i, reason="" if status == "ok" else "diverged",
+                      predicted=predicted, predicted_std=0.5 if predicted else None,
+                      metrics={"params": params, "sim_end": 10.0 * (i + 1)})
+
+    records = [rec(0, "baseline", "conv5:64|conv5:64", 80.0, 900),
+               rec(0, "candidate", "conv3:16", 70.0, 100, 72.0),
+               rec(1, "candidate", "conv3:32", 85.0, 300, 80.0),
+               rec(2, "candidate", "gru:32", 88.0, 2000, 84.0, rnd=1),  # over the constraint
+               rec(3, "candidate", "attn:16", 0.0, 150, 75.0, status="failed", rnd=1),
+               rec(4, "candidate", "conv7:32", 86.0, 250, 86.5, rnd=1)]
+    config = {"space": "blocks1d", "mode": "train", "task": "mnist1d", "budget": 5,
+              "per_round": 3, "objectives": ["val_acc", "params"],
+              "constraints": {"params": 1000}, "strategies": {"filter": {"name": "predictor"}}}
+    state = {"seed": 0, "round": 2, "done": True, "hv_reference": [0, 4000],
+             "overhead": [{"round": 0, "pool": 40, "seconds": 0.1},
+                          {"round": 1, "pool": 60, "seconds": 0.2}],
+             "hypervolume": [{"round": 1, "evaluations": 5, "front": 3, "hypervolume": 1.5e5}]}
+    note, figs = render(records, [1.0 * i for i in range(len(records))], config, state,
+                        {"encodings": ["onehot"]})
+    assert "### Winner\n\nTrial 3: `gru:32`" in note  # as the engine's best.json: by objective
+    assert "Baseline (trial 0)" in note
+    assert "### Pareto front" in note and "| baseline 0 |" in note and "Hypervolume" in note
+    assert "### Failed (1)" in note and "diverged" in note
+    assert "encodings: ['onehot']" in note and "Kendall tau" in note
+    assert set(figs) == set(FIGURES)
+    pareto = figs["pareto-front"]
+    names = [t.name for t in pareto.data]
+    assert {"baseline", "Pareto front", "over a constraint"} <= set(names)
+    front = next(t for t in pareto.data if t.name == "Pareto front")
+    assert list(front.x) == [100, 250]  # conv3:16 (70) then conv7:32 (86); conv3:32 is dominated
+    best = figs["best-so-far"]
+    assert best.layout.xaxis.title.text == "simulated seconds"
+    assert list(next(t for t in best.data if t.name == "best so far").y) == [70.0, 85.0, 88.0, 88.0]
+    json.loads(pareto.to_json())  # what optuna-dashboard stores
