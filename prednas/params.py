@@ -26,8 +26,8 @@ from typing import Any
 
 from prednas.errors import InvalidParameterError
 
-__all__ = ["Interval", "Options", "HasMethods", "InstanceOf", "SequenceOf", "validate_params",
-           "check_param"]
+__all__ = ["Interval", "Options", "HasMethods", "InstanceOf", "SequenceOf", "Device", "DEVICE",
+           "PATH", "validate_params", "check_param"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,33 @@ class SequenceOf:
 
 
 PATH = InstanceOf(str, os.PathLike, label="a path")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device name this machine has: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"``... (:func:`prednas.utils.resolve_device`; checked when used, so that a typo is an
+    error before a run starts, not when its first candidate trains)."""
+
+    def accepts(self, v: Any) -> bool:
+        if not isinstance(v, str):
+            return False
+        from prednas.utils import resolve_device
+
+        try:
+            resolve_device(v)
+        except InvalidParameterError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        return "a device of this machine (auto, cpu" + (", cuda, cuda:N)" if cuda else ")")
+
+
+DEVICE = Device()
 
 
 def _accepts(c: Any, v: Any) -> bool:

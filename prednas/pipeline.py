@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from prednas.errors import InvalidParameterError, PredNASError, RunDirectoryError
-from prednas.params import Interval, Options, SequenceOf, validate_params
+from prednas.params import DEVICE, Interval, Options, SequenceOf, validate_params
 from prednas.utils import fmt_number as _num
 from prednas.utils import quiet_optuna
 
@@ -158,7 +158,7 @@ class Pipeline:
         "export_format": [Options("torchscript", "onnx", "state_dict")],
         "workers": [Interval(int, 1, None)],
         "seed": [Interval(int, 0, None)],
-        "device": [str],
+        "device": [DEVICE],  # a typo is an error now, not when the first candidate trains
         "progress": ["boolean"],
         "stages": [None, SequenceOf(str)],
         "notes": [None, "dict"],

@@ -68,9 +68,17 @@ def add_arguments(p) -> None:
 
 
 def _stages(args):
+    """``--stages`` as a list: comma-separated names, none of them empty."""
+    from prednas.errors import InvalidParameterError
+
     if args.stages is None:
         return None
-    return [s.strip() for s in args.stages.split(",") if s.strip()]
+    names = [s.strip() for s in args.stages.split(",")]
+    if not all(names):
+        raise InvalidParameterError(
+            f"--stages {args.stages!r} has an empty name; give a comma-separated subset of "
+            f"{','.join(_STAGES)}")
+    return names
 
 
 def _announce(stage: str, event: str, info) -> None:
@@ -153,7 +161,10 @@ def _build(args, stages, workers):
 def run(args) -> int:
     import torch
 
-    if args.threads and args.threads > 0:
+    from prednas.errors import check_param
+
+    check_param("prednas pipeline", "--threads", args.threads, low=0)  # 0: torch's own default
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     workers = args.workers if args.workers is not None else max(1, min(os.cpu_count() or 1, 8))
     stages = _stages(args)

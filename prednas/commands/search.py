@@ -148,6 +148,9 @@ def _build(args):
         raise InvalidParameterError("--task-opt and --task-path go with --task")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
+    if args.per_round is not None:  # 0 would silently mean the default below
+        check_param(_OWNER, "--per-round", args.per_round, low=1)
+    check_param(_OWNER, "--warmup-seconds", args.warmup_seconds, kind=(float, int), low=0)
     for flag, value, what in (("--guide", args.guide, "its mutations"),
                               ("--stnas-feature", args.stnas_feature, "its filter")):
         if value is not None and args.strategy != "prednas":
@@ -475,7 +478,10 @@ def _resume(run_dir, overrides):
 def run(args) -> int:
     import torch
 
-    if args.threads and args.threads > 0:
+    from prednas.errors import check_param
+
+    check_param(_OWNER, "--threads", args.threads, low=0)  # 0: torch's own default
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     if args.resume:
@@ -495,6 +501,13 @@ def run(args) -> int:
     if best is None:
         print("no candidate was evaluated successfully")
         return 1
+    if search.constraints:
+        from prednas.search.pareto import feasible
+
+        if not feasible(result.records, search.constraints):
+            bounds = ", ".join(f"{k} <= {v:g}" for k, v in search.constraints.items())
+            print(f"no candidate met the constraints ({bounds}): pareto.jsonl is empty, and "
+                  "the best below (and its ensemble) ignore them")
     if search.evaluator.is_oracle:
         print(f"best: {best.arch}  {search.metric} {best.objective:.4f} "
               f"(query {best.query + 1} of {len(result.records)})")
@@ -509,5 +522,7 @@ def run(args) -> int:
             e = result.ensemble
             print(f"ensemble of {len(e['archs'])}: test {e['test_acc']:.2f}% "
                   f"({e['gain']:+.2f} over the single model) -> {e['path']}")
+        elif result.ensemble and result.ensemble.get("status") == "failed":
+            print(f"ensemble: not built ({result.ensemble.get('reason')})")
     print(f"report: {result.run_dir / 'report.md'}")
     return 0

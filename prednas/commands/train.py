@@ -26,8 +26,10 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import spaces
+    from prednas.errors import check_param
     from prednas.training import train
 
+    check_param("prednas train", "--seed", args.seed, low=0)
     space = spaces.get(args.space)
     arch = space.parse(args.arch) if args.arch else space.default_arch()
     task = load_task(args)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from prednas.errors import InvalidParameterError, RunDirectoryError
-from prednas.params import Interval, SequenceOf, validate_params
+from prednas.params import DEVICE, Interval, SequenceOf, validate_params
 from prednas.search.base import (
     Ensembler,
     Evaluator,
@@ -148,7 +148,7 @@ class Search:
         "seed": [Interval(int, 0, None)],
         "max_params": [None, Interval(int, 1, None)],
         "metric": [None, str],
-        "device": [str],
+        "device": [DEVICE],  # a typo is an error now, not when the first candidate trains
         "progress": ["boolean"],
         "objectives": [None, SequenceOf(str, min_len=1)],
         "constraints": [None, "dict"],
