@@ -90,3 +90,20 @@ def test_a_network_with_nothing_to_train_is_a_candidate_failure():
         mp.setattr(type(space), "build", frozen)
         with pytest.raises(CandidateError, match="no trainable parameter"):
             train(space, "mlp:16", task, steps=2, device="cpu")
+
+
+def test_an_impossible_constraint_is_said_not_hidden(tmp_path, capsys, one_thread):
+    """Under a latency bound no candidate meets, the front is empty, and the command says so
+    beside the best it still reports (issue 21)."""
+    from prednas.cli import main
+
+    out = tmp_path / "run"
+    code = main(["search", "--task", "synthetic", "--task-opt", "n=64", "--steps", "2",
+                 "--budget", "2", "--replicas", "1", "--param-cap", "0", "--executor",
+                 "inprocess", "--objectives", "val_acc,latency_ms", "--max-latency-ms", "1e-9",
+                 "--no-start", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert (out / "pareto.jsonl").read_text() == ""
+    assert "no candidate met the constraints (latency_ms <= 1e-09)" in printed
+    assert printed.index("no candidate met") < printed.index("best:")
