@@ -664,7 +664,7 @@ class StudyView:
         self.config: dict[str, Any] = state["config"]
         self.seed = int(state["seed"])
         self.space = _restore_space(self.config)
-        loaded = _load_journal(self.path / JOURNAL)
+        self._loaded = loaded = _load_journal(self.path / JOURNAL)
         if loaded is not None:  # records read after the journal: never behind it
             _, _, raw = RunDir.open(self.path, lock=False)
             why = disagreement(loaded[1].get_trials(deepcopy=False), _records(raw, self.path),
@@ -682,7 +682,8 @@ class StudyView:
         import optuna
 
         self._write_if_free()
-        loaded = _load_journal(self.path / JOURNAL)
+        # a journal storage rereads its file as it grows: the one read to check it serves
+        loaded = self._loaded or _load_journal(self.path / JOURNAL)
         if loaded is not None:
             self.source, inner = "journal", loaded[0]
         else:
