@@ -282,7 +282,8 @@ class _Run:
                             text=[f"trial {self.n(r)}, round {r.round}" for r in recs],
                             error_x={"type": "data", "array": std, "visible": True,
                                      "thickness": 0.8})
-            lo, hi = min(min(p), min(t)), max(max(p), max(t))
+            ends = [float(r.predicted) for r in recs] + [r.objective for r in recs]
+            lo, hi = _r(min(ends)), _r(max(ends))
             fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="predicted = measured",
                             line={"dash": "dash", "color": "black", "width": 1})
             if len(recs) > 2:

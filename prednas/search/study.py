@@ -270,9 +270,9 @@ def _create_study(storage, config: Mapping[str, Any], seed: int):
     import optuna
 
     objectives = _objectives(config)
+    directions: list[Any] = ["maximize"] + ["minimize"] * (len(objectives) - 1)
     with _quiet():
-        st = optuna.create_study(study_name=STUDY_NAME, storage=storage,
-                                 directions=["maximize"] + ["minimize"] * (len(objectives) - 1))
+        st = optuna.create_study(study_name=STUDY_NAME, storage=storage, directions=directions)
         st.set_metric_names(objectives)
         st.set_user_attr("prednas", {
             "format": FORMAT_VERSION, "space": config.get("space"), "mode": config.get("mode"),
@@ -739,7 +739,7 @@ class StudyView:
 
 def _stamp(run: Path) -> tuple:
     """What changes when a run's records or state do."""
-    out = []
+    out: list[tuple[int, int] | None] = []
     for name in (EVALUATIONS, "state.json"):
         try:
             st = (run / name).stat()
