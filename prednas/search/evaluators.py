@@ -48,14 +48,7 @@ class OracleEvaluator(Evaluator):
         self.metric = metric
 
     def setup(self, context) -> None:
-        bench = self.benchmark if self.benchmark is not None else context.oracle
-        if bench is None:
-            raise InvalidParameterError("OracleEvaluator needs a benchmark: Search(oracle=...)")
-        if isinstance(bench, str):
-            from prednas import benchmarks
-
-            bench = benchmarks.load(bench)
-        self.bench_ = bench
+        self.bench_ = bench = benchmark_of(self, context)
         self.metric_ = self.metric or context.metric or bench.default_metric
         bench._check_metric(self.metric_)  # unknown metric -> UnknownNameError now, not mid-run
         self.costs_ = list(dict.fromkeys([*context.costs, *context.constraints]))
@@ -156,12 +149,8 @@ class TrainingEvaluator(Evaluator):
                     f"The 'dropout' parameter of TrainingEvaluator needs a space whose build "
                     f"takes dropout=; space {context.space.name!r} does not (use dropout=None)")
 
-    def objective(self, val_acc: float, params: int) -> float:
-        if not math.isfinite(val_acc):
-            return math.nan
-        if self.max_params is not None and params > self.max_params:
-            return val_acc - self.over_penalty * 100.0 * (params / self.max_params - 1.0)
-        return val_acc
+    def objective(self, val_acc: float, params: float) -> float:
+        return capped_objective(val_acc, params, self.max_params, self.over_penalty)
 
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         import torch
@@ -209,6 +198,30 @@ class TrainingEvaluator(Evaluator):
             torch.save(rec.model.state_dict(), save_path)
         return d
 
+
+
+def capped_objective(val_acc: float, params: float, max_params: int | None,
+                     over_penalty: float) -> float:
+    """Validation accuracy, less ``over_penalty`` points per 1% of parameters above
+    ``max_params`` (NaN for a failed training)."""
+    if not math.isfinite(val_acc):
+        return math.nan
+    if max_params is not None and params > max_params:
+        return val_acc - over_penalty * 100.0 * (params / max_params - 1.0)
+    return val_acc
+
+
+def benchmark_of(evaluator, context):
+    """The evaluator's ``benchmark`` (a name is loaded), else the search's oracle."""
+    bench = evaluator.benchmark if evaluator.benchmark is not None else context.oracle
+    if bench is None:
+        raise InvalidParameterError(
+            f"{type(evaluator).__name__} needs a benchmark: Search(oracle=...)")
+    if isinstance(bench, str):
+        from prednas import benchmarks
+
+        bench = benchmarks.load(bench)
+    return bench
 
 
 #: how torch words a shape error from a network that cannot take its input (an invalid candidate)

@@ -194,13 +194,9 @@ class SimulatedEvaluator(Evaluator):
         self.seconds = seconds
 
     def setup(self, context) -> None:
-        bench = self.benchmark if self.benchmark is not None else context.oracle
-        if bench is None:
-            raise InvalidParameterError("SimulatedEvaluator needs a benchmark: Search(oracle=...)")
-        if isinstance(bench, str):
-            from prednas import benchmarks
+        from prednas.search.evaluators import benchmark_of
 
-            bench = benchmarks.load(bench)
+        bench = benchmark_of(self, context)
         check_simulable(bench, self.steps)
         self.bench_ = bench
         self.runs_ = recorded_runs(bench)
@@ -228,11 +224,9 @@ class SimulatedEvaluator(Evaluator):
         return sum(1 for r in self.context_.get_records(kind=None) if r.canonical == canonical)
 
     def objective(self, val_acc: float, params: float) -> float:
-        if not math.isfinite(val_acc):
-            return math.nan
-        if self.max_params is not None and params > self.max_params:
-            return val_acc - self.over_penalty * 100.0 * (params / self.max_params - 1.0)
-        return val_acc
+        from prednas.search.evaluators import capped_objective
+
+        return capped_objective(val_acc, params, self.max_params, self.over_penalty)
 
     def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
         arch_str = str(self.bench_.space.coerce(arch))
