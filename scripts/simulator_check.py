@@ -175,12 +175,13 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from prednas import benchmarks
+    from prednas.errors import DataNotFoundError
 
     bench = benchmarks.load("blocks1d-mnist1d-v2")
-    if not bench.complete:
-        print(f"blocks1d-mnist1d-v2 is not complete ({len(bench)} of {bench.expected} "
-              "architectures): finish it with scripts/build_bench_blocks1d.py first",
-              file=sys.stderr)
+    try:
+        bench.require_complete()
+    except DataNotFoundError as exc:
+        print(exc, file=sys.stderr)
         return 2
     rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.exists() else []
     have = {(r["strategy"], r["seed"], r["minutes"], r["simulated"]) for r in rows}

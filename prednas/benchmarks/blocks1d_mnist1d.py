@@ -86,6 +86,14 @@ class Blocks1DBenchmark(Benchmark):
     def complete(self) -> bool:
         return self.expected is None or len(self) >= self.expected
 
+    def require_complete(self) -> None:
+        """Raise :class:`DataNotFoundError` (naming how far the build is) unless every
+        architecture is recorded: for measurements that need the whole table."""
+        if not self.complete:
+            raise DataNotFoundError(
+                f"{self.name} is not complete ({len(self)} of {self.expected} architectures): "
+                "finish it with scripts/build_bench_blocks1d.py first")
+
     @property
     def version(self) -> int:
         return int(self.meta.get("version", 1))
