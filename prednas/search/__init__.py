@@ -45,17 +45,21 @@ from prednas.search.registries import (
     create_executor,
     create_filter,
     create_mutator,
+    create_scheduler,
     list_ensemblers,
     list_evaluators,
     list_executors,
     list_filters,
     list_mutators,
+    list_schedulers,
     register_ensembler,
     register_evaluator,
     register_executor,
     register_filter,
     register_mutator,
+    register_scheduler,
 )
+from prednas.search.schedulers import ASHAScheduler, Scheduler
 from prednas.search.simulate import SimClock, SimulatedEvaluator
 from prednas.search.stnas import STNASMutator
 
@@ -73,7 +77,8 @@ __all__ = ["Search", "SearchResult", "Strategy", "Mutator", "Filter", "Evaluator
            "register_mutator", "register_filter", "register_evaluator", "register_executor",
            "register_ensembler", "list_mutators", "list_filters", "list_evaluators",
            "list_executors", "list_ensemblers", "create_mutator", "create_filter",
-           "create_evaluator", "create_executor", "create_ensembler"]
+           "create_evaluator", "create_executor", "create_ensembler", "Scheduler",
+           "ASHAScheduler", "register_scheduler", "list_schedulers", "create_scheduler"]
 
 #: the named search strategies of the CLI and the benchmark script
 STRATEGIES = ("prednas", "modelsearch", "nsga2", "random", "rea")

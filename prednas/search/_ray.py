@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import ray
@@ -114,25 +114,39 @@ def _ship(value: Any, shared: dict[int, tuple[Any, Any]]) -> Any:
     return entry[1]
 
 
-def map_unordered(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple, dict]], *,
+def map_unordered(fn: Callable[..., Any], jobs: Iterable[tuple[Any, tuple, dict]], *,
                   num_cpus: float, num_gpus: float, max_retries: int,
                   max_in_flight: int | None, pending: dict) -> Iterator[tuple[Any, Any]]:
     """Run each job as a Ray task; yield ``(key, result)`` as each completes, each key once.
+
+    ``jobs`` may be a lazy iterator: a job is taken from it only when fewer than
+    ``max_in_flight`` tasks are running (``None``: the cluster's CPUs over ``num_cpus``), so a
+    caller can decide each job when a worker frees up (an asynchronous scheduler).
 
     ``pending`` (object reference -> job index) is the caller's, so that it can cancel what is
     still running when it shuts down.
     """
     remote = _remote().options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries,
                                retry_exceptions=False)
-    jobs = list(jobs)
+    source = iter(jobs)
+    taken: list[tuple[Any, tuple, dict]] = []  # the jobs taken from ``source`` so far
     shared: dict[int, tuple[Any, Any]] = {}
-    resubmitted = [0] * len(jobs)
-    waiting = deque(range(len(jobs)))
+    resubmitted: list[int] = []
+    waiting: deque[int] = deque()
+    if max_in_flight is None:  # a lazy source is asked for a job only when a worker is free
+        max_in_flight = max(1, int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1e-9)))
 
     def fill() -> None:
-        while waiting and (max_in_flight is None or len(pending) < max_in_flight):
+        while len(pending) < max_in_flight:
+            if not waiting:
+                job = next(source, None)
+                if job is None:
+                    return
+                taken.append(job)
+                resubmitted.append(0)
+                waiting.append(len(taken) - 1)
             i = waiting.popleft()
-            _, args, kwargs = jobs[i]
+            _, args, kwargs = taken[i]
             ref = remote.remote(fn, *[_ship(a, shared) for a in args],
                                 **{k: _ship(v, shared) for k, v in kwargs.items()})
             pending[ref] = i
@@ -149,15 +163,15 @@ def map_unordered(fn: Callable[..., Any], jobs: Sequence[tuple[Any, tuple, dict]
                     if not is_infrastructure_error(exc):
                         raise unwrap_task_error(exc) from None
                     if isinstance(exc, _RETRIED_BY_RAY) or resubmitted[i] >= max_retries:
-                        log.error("job %r failed after its retries: %s", jobs[i][0], exc)
+                        log.error("job %r failed after its retries: %s", taken[i][0], exc)
                         raise
                     resubmitted[i] += 1
                     log.warning("job %r lost to an infrastructure failure (%s); submitting it "
-                                "again (%d of %d)", jobs[i][0], type(exc).__name__,
+                                "again (%d of %d)", taken[i][0], type(exc).__name__,
                                 resubmitted[i], max_retries)
                     waiting.appendleft(i)
                 else:
-                    yield jobs[i][0], result
+                    yield taken[i][0], result
                 fill()
     finally:
         cancel(pending)

@@ -296,10 +296,13 @@ class History:
     uninterrupted run saw.
     """
 
-    def __init__(self, space, records: Iterable[Record] = ()):
+    def __init__(self, space, records: Iterable[Record] = (), also_seen: Iterable[str] = ()):
         self.space = space
         self.records: tuple[Record, ...] = tuple(sorted(records, key=lambda r: (r.round, r.slot)))
-        self.seen: frozenset[str] = frozenset(r.canonical for r in self.records)
+        #: canonical forms already tried: the records' and ``also_seen`` (e.g. candidates a
+        #: scheduler paused before their full training, which are not records here)
+        self.seen: frozenset[str] = frozenset(
+            [r.canonical for r in self.records] + [str(c) for c in also_seen])
         self._objects: dict[str, Any] = {}
 
     def __len__(self) -> int:
@@ -477,6 +480,15 @@ class Evaluator(Strategy, abc.ABC):
     failures: tuple[type[BaseException], ...] = ()
     #: True when ``evaluate`` uses ``parent_state_path`` (weight inheritance)
     uses_parent_weights: bool = False
+    #: True when ``evaluate`` takes ``fidelity`` (train to that many steps and pause),
+    #: ``checkpoint`` (where a paused evaluation saves its state) and ``resume`` (the
+    #: checkpoint to continue from): partial trainings under a scheduler
+    supports_fidelity: bool = False
+
+    def full_steps(self, context: SearchContext | None = None) -> int | None:
+        """The steps of a full evaluation, the last rung of a scheduler (``None``: the
+        evaluator has no steps)."""
+        return None
 
     @abc.abstractmethod
     def evaluate(self, space, arch, *, seed: int, parent_state_path: str | None = None,
@@ -494,8 +506,13 @@ class Executor(Strategy, abc.ABC):
 
     @abc.abstractmethod
     def map_unordered(self, fn: Callable[..., Any],
-                      jobs: Sequence[tuple[Any, tuple, dict]]) -> Iterator[tuple[Any, Any]]:
-        """Call ``fn(*args, **kwargs)`` for each ``(key, args, kwargs)``; yield ``(key, result)``."""
+                      jobs: Iterable[tuple[Any, tuple, dict]]) -> Iterator[tuple[Any, Any]]:
+        """Call ``fn(*args, **kwargs)`` for each ``(key, args, kwargs)``; yield ``(key, result)``.
+
+        ``jobs`` may be a lazy iterator: take the next job only when a worker is free to run
+        it, so that the asynchronous loop (a :class:`~prednas.search.schedulers.Scheduler`)
+        decides each job with every result yielded before it.
+        """
 
     def shutdown(self) -> None:
         """Release workers (no-op by default)."""

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: settings a resumed search may change; every other override must match what the run recorded
 RESUMABLE_OVERRIDES = ("budget", "max_seconds", "executor", "progress", "device")
-_FAMILIES = ("mutator", "filter", "evaluator", "executor", "ensembler")
+_FAMILIES = ("mutator", "filter", "evaluator", "executor", "ensembler", "scheduler")
 
 
 @dataclass
@@ -68,20 +68,22 @@ def _slug(arch_str: str) -> str:
 
 
 def _evaluate_job(evaluator: Evaluator, space, arch_str: str, seed: int, parent_state_path,
-                  save_path) -> dict:
+                  save_path, **fidelity) -> dict:
     """Runs in the executor (maybe another process). Only the failures the evaluator declares
-    become failed records; anything else propagates and stops the search."""
+    become failed records; anything else propagates and stops the search. ``fidelity``: the
+    partial-training arguments of a scheduled job (``fidelity``, ``checkpoint``, ``resume``)."""
     from prednas.errors import CandidateError
 
     arch = space.parse(arch_str)
     try:
         return evaluator.evaluate(space, arch, seed=seed, parent_state_path=parent_state_path,
-                                  save_path=save_path)
+                                  save_path=save_path, **fidelity)
     except (CandidateError, *evaluator.failures) as exc:
         log.warning("candidate %s failed: %s", arch_str, exc)
         status = getattr(exc, "status", "oom" if isinstance(exc, MemoryError) else "failed")
         return {"status": status, "reason": f"{type(exc).__name__}: {exc}"[:500],
-                "objective": math.nan, "seconds": 0.0}
+                "objective": math.nan, "seconds": 0.0,
+                **({"fidelity": 0} if fidelity else {})}
 
 
 class Search:
@@ -133,6 +135,11 @@ class Search:
             reads them back), e.g. how a space was generated, so that a command line can
             regenerate it on resume. They do not define the search: a resumed search keeps the
             run's notes and neither needs nor compares them.
+        scheduler: partial trainings (:class:`~prednas.search.schedulers.ASHAScheduler`):
+            candidates train to the scheduler's first rung and only the promising continue,
+            from their checkpoint, to the next; the loop is then asynchronous (a worker never
+            waits for a rung to fill) and ``budget`` counts full trainings' worth of steps
+            (:mod:`prednas.search.fidelity`). ``None``: every candidate trains fully.
         simulate: replay real training from ``oracle``'s recorded runs (a benchmark with seeds
             and learning curves, e.g. ``"blocks1d-mnist1d-v2"``): each evaluation draws one
             recorded seed and charges its seconds to a simulated clock, on which ``max_seconds``
@@ -164,13 +171,14 @@ class Search:
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
                  objectives=None, constraints: dict | None = None, hv_reference=None,
-                 notes: dict | None = None, simulate: bool = False):
+                 notes: dict | None = None, simulate: bool = False, scheduler=None):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
         from prednas.search.executors import InProcessExecutor
         from prednas.search.filters import PredictorFilter
         from prednas.search.mutators import MutationMutator
+        from prednas.search.schedulers import Scheduler
 
         validate_params("Search", self._parameter_constraints, {
             "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
@@ -179,7 +187,8 @@ class Search:
             "simulate": simulate})
         for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
                                ("evaluator", evaluator, Evaluator),
-                               ("executor", executor, Executor)):
+                               ("executor", executor, Executor),
+                               ("scheduler", scheduler, Scheduler)):
             if obj is not None and not isinstance(obj, base):
                 raise InvalidParameterError(
                     f"The {fam!r} parameter of Search must be a {base.__name__} (see "
@@ -252,6 +261,11 @@ class Search:
                          else TrainingEvaluator(max_params=max_params, device=device))
         self.evaluator = evaluator
         self.simulated = bool(getattr(evaluator, "simulated", False))
+        self.scheduler = scheduler
+        if scheduler is not None:
+            from prednas.search.fidelity import check_scheduler
+
+            check_scheduler(scheduler, evaluator, oracle)
         self.executor = executor if executor is not None else InProcessExecutor()
         if ensembler is None and not evaluator.is_oracle:
             from prednas.search.ensemblers import ReplicaEnsembler
@@ -279,8 +293,11 @@ class Search:
 
     # -- config / resume ------------------------------------------------------------------------
     def strategies(self) -> dict[str, Any]:
-        return {"mutator": self.mutator, "filter": self.filter, "evaluator": self.evaluator,
-                "executor": self.executor, "ensembler": self.ensembler}
+        out = {"mutator": self.mutator, "filter": self.filter, "evaluator": self.evaluator,
+               "executor": self.executor, "ensembler": self.ensembler}
+        if self.scheduler is not None:  # stored only when used: older runs stay the same
+            out["scheduler"] = self.scheduler
+        return out
 
     def config(self) -> dict[str, Any]:
         """Everything that defines the run, as stored in ``state.json``."""
@@ -504,7 +521,7 @@ class Search:
             if not finished:
                 ctx = self.context()
                 for strat in (self.mutator, self.filter, self.evaluator, self.executor,
-                              self.ensembler):
+                              self.ensembler, self.scheduler):
                     if strat is not None:
                         strat.setup(ctx)
             if rd is None:  # a new run: everything checked, now the directory
@@ -531,7 +548,7 @@ class Search:
             return
         log.info("resumed with %s (was %s)", changed, {k: cfg.get(k) for k in changed})
         cfg.update(changed)
-        n = sum(1 for r in self._records if r.kind == "candidate")
+        n = self._spent()
         if state.get("done") and self.budget > n:
             state.update(done=False, phase="search", ensemble=None)
 
@@ -571,7 +588,13 @@ class Search:
                          else bar.set_postfix_str)("training the baseline")
                     self._evaluate_extras([{"arch": str(self.baseline), "kind": "baseline",
                                             "slot": 0, "seed": self.seed}])
-                self._loop(rd, state, t_start, bar)
+                if self.scheduler is not None:
+                    from prednas.search.fidelity import FidelityLoop
+
+                    FidelityLoop(self, rd, state, t_start, lambda: self._after_record(
+                        rd, state, bar, t_start)).run()
+                else:
+                    self._loop(rd, state, t_start, bar)
         finally:
             if bar is not None:
                 bar.close()
@@ -615,25 +638,50 @@ class Search:
                         bar_format="search {percentage:3.0f}%|{bar}| {desc}")
         return tqdm(total=self.budget, desc="search", unit="eval")
 
+    def _spent(self) -> float:
+        """The budget used: full evaluations (under a scheduler, full trainings' worth of
+        steps, partial ones included)."""
+        if self.scheduler is not None:
+            from prednas.search.fidelity import PARTIAL
+
+            full = self.scheduler.rungs_[-1]
+            return sum(int(r.get("fidelity") or 0) - int(r.get("from_steps") or 0)
+                       for r in self._records
+                       if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None) / full
+        return sum(1 for r in self._records if r.kind == "candidate")
+
+    def _update_bar(self, bar, t_start: float) -> None:
+        if bar is None:
+            return
+        ok = [r.objective for r in self._records if r.kind == "candidate" and r.ok]
+        best = f"best {max(ok):.2f}" if ok else "no result yet"
+        done = self._spent()
+        what = "full trainings" if self.scheduler is not None else "evaluations"
+        if self.max_seconds is not None:
+            elapsed = self._elapsed(t_start)
+            bar.n = round(100 * min(1.0, max(done / self.budget, elapsed / self.max_seconds)))
+            bar.set_description_str(f"{done:g}/{self.budget} {what}, {_mmss(elapsed)} "
+                                    f"of the {_mmss(self.max_seconds)} time cap, {best}")
+        else:
+            bar.n = round(done, 2) if self.scheduler is not None else done
+            bar.set_postfix_str(best)
+        bar.refresh()
+
+    def _after_record(self, rd: RunDir, state: dict, bar, t_start: float) -> None:
+        """Under a scheduler, after each record: the bar, the front, the study's views."""
+        self._update_bar(bar, t_start)
+        last = self._records[-1]
+        if len(self.objectives) > 1 and last.kind == "candidate":
+            self._update_front(rd, state, last.round)
+            rd.write_state(state)
+        mirror_study(self, rd, self._records, state)
+
     def _loop(self, rd, state, t_start, bar) -> None:
         def n_done():
             return sum(1 for r in self._records if r.kind == "candidate")
 
         def update_bar():
-            if bar is None:
-                return
-            ok = [r.objective for r in self._records if r.kind == "candidate" and r.ok]
-            best = f"best {max(ok):.2f}" if ok else "no result yet"
-            if self.max_seconds is not None:
-                elapsed = self._elapsed(t_start)
-                bar.n = round(100 * min(1.0, max(n_done() / self.budget,
-                                                 elapsed / self.max_seconds)))
-                bar.set_description_str(f"{n_done()}/{self.budget} evaluations, {_mmss(elapsed)} "
-                                        f"of the {_mmss(self.max_seconds)} time cap, {best}")
-            else:
-                bar.n = n_done()
-                bar.set_postfix_str(best)
-            bar.refresh()
+            self._update_bar(bar, t_start)
 
         update_bar()
         while True:
@@ -734,11 +782,22 @@ class Search:
                 ref.append(float(2 * np.nanmax(F[:, j])) if np.isfinite(F[:, j]).any() else 1.0)
         return ref
 
-    def _plan(self, rnd: int) -> dict:
-        cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]
-        history = History(self.space, cands)
+    def _plan(self, rnd: int, fidelity: bool = False) -> dict:
+        """The round's candidates. Under a scheduler (``fidelity``) the plan is made whenever
+        the last one is used up, from every record so far: full trainings are the history,
+        candidates only partly trained are seen (not proposed again)."""
+        if fidelity:
+            from prednas.search.fidelity import PARTIAL
+
+            cands = [r for r in self._records if r.kind == "candidate"]
+            history = History(self.space, cands, also_seen=[
+                r.canonical for r in self._records if r.kind == PARTIAL])
+            k = self.per_round
+        else:
+            cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]
+            history = History(self.space, cands)
+            k = min(self.per_round, self.budget - len(cands))
         rng = np.random.default_rng([self.seed, rnd])
-        k = min(self.per_round, self.budget - len(cands))
         counter = self._param_counter()
         pool = self.mutator.propose(self.space, history, rng, max_params=self.max_params,
                                     param_counter=counter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from typing import Any
 
@@ -129,9 +130,14 @@ class TrainingEvaluator(Evaluator):
         self.dropout = dropout
         self.latency_batch = latency_batch
 
+    supports_fidelity = True
+
     @property
     def uses_parent_weights(self) -> bool:  # type: ignore[override]
         return bool(self.inherit)
+
+    def full_steps(self, context=None) -> int | None:
+        return None if self.steps is None else int(self.steps)
 
     def setup(self, context) -> None:
         from prednas import tasks
@@ -152,36 +158,63 @@ class TrainingEvaluator(Evaluator):
     def objective(self, val_acc: float, params: float) -> float:
         return capped_objective(val_acc, params, self.max_params, self.over_penalty)
 
-    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
+    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None,
+                 fidelity=None, checkpoint=None, resume=None):
+        """Train ``arch``; with ``fidelity`` (fewer steps than the recipe's), pause there and
+        save what continuing needs to ``checkpoint``; with ``resume``, continue that paused
+        training (a missing or unreadable checkpoint: train from scratch, and the result's
+        ``restarted`` says why). The result's ``fidelity`` is the steps reached."""
         import torch
 
+        from prednas.errors import IncompatibleArtifactError
         from prednas.training import train
 
         task = self.task_
         parent_state = None
-        if self.inherit and parent_state_path:
+        if self.inherit and parent_state_path and resume is None:
             try:
                 parent_state = torch.load(parent_state_path, map_location="cpu", weights_only=True)
             except (OSError, RuntimeError) as exc:
                 log.warning("could not read parent weights %s: %s", parent_state_path, exc)
+        partial = fidelity is not None and self.steps is not None and fidelity < self.steps
+        latency = getattr(self, "latency_", False) and not partial
+        restarted = None
+        if resume is not None and not os.path.exists(resume):
+            restarted, resume = f"checkpoint {resume} is missing", None
+
+        def run(resume_from):
+            return train(space, arch, task, steps=self.steps, epochs=self.epochs,
+                         batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                         seed=seed, device=self.device,
+                         build_kwargs=None if self.dropout is None else {"dropout": self.dropout},
+                         parent_state=parent_state, max_seconds=self.max_seconds,
+                         keep_model=(save_path is not None or latency) and not partial,
+                         curve_every=self.steps if fidelity is not None else None,
+                         stop_at=fidelity if partial else None,
+                         checkpoint=checkpoint if partial else None, resume=resume_from)
+
         try:
-            latency = getattr(self, "latency_", False)
-            rec = train(space, arch, task, steps=self.steps, epochs=self.epochs,
-                        batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                        seed=seed, device=self.device,
-                        build_kwargs=None if self.dropout is None else {"dropout": self.dropout},
-                        parent_state=parent_state, max_seconds=self.max_seconds,
-                        keep_model=save_path is not None or latency)
+            try:
+                rec = run(resume)
+            except IncompatibleArtifactError as exc:  # damaged: the training starts again
+                restarted, resume = str(exc)[:300], None
+                rec = run(None)
         except RuntimeError as exc:
             status = _candidate_failure(exc)
             if status is None:
                 raise  # a bug, not a bad candidate: stop the search and show it
             raise CandidateError(f"{type(exc).__name__}: {exc}"[:500], status=status) from exc
+        if restarted:
+            log.warning("%s: %s; trained from scratch", arch, restarted)
         d = rec.to_dict()
         d.pop("loss_curve", None)
         d.pop("arch", None)
         d["objective"] = self.objective(rec.val_acc, rec.params) if rec.ok else math.nan
         d["seconds"] = rec.wall_time
+        if fidelity is not None:
+            d["fidelity"] = int(rec.steps)
+            d["continued"] = resume is not None and restarted is None
+            d["restarted"] = restarted
         if latency and rec.model is not None:
             from prednas.benchmarks.build import machine_name
             from prednas.training import measure_latency

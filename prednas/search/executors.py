@@ -80,13 +80,25 @@ class PoolExecutor(Executor):
 
     def map_unordered(self, fn, jobs) -> Iterator:
         pool = self._get_pool()
-        pending = {pool.submit(fn, *args, **kwargs): key for key, args, kwargs in jobs}
+        source = iter(jobs)
+        pending: dict = {}
+
+        def fill() -> None:  # a job is taken from ``jobs`` only when a worker is free for it
+            while len(pending) < self.workers:
+                job = next(source, None)
+                if job is None:
+                    return
+                key, args, kwargs = job
+                pending[pool.submit(fn, *args, **kwargs)] = key
+
         try:
+            fill()
             while pending:
                 done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for fut in done:
                     key = pending.pop(fut)
                     yield key, fut.result()
+                fill()
         finally:
             for fut in pending:
                 fut.cancel()

@@ -19,15 +19,16 @@ from prednas.errors import InvalidParameterError, RunDirectoryError
 from prednas.registry import Registry
 
 __all__ = ["FAMILIES", "registry", "register_mutator", "register_filter", "register_evaluator",
-           "register_executor", "register_ensembler", "list_mutators", "list_filters",
-           "list_evaluators", "list_executors", "list_ensemblers", "create_mutator",
-           "create_filter", "create_evaluator", "create_executor", "create_ensembler",
+           "register_executor", "register_ensembler", "register_scheduler", "list_mutators",
+           "list_filters", "list_evaluators", "list_executors", "list_ensemblers",
+           "list_schedulers", "create_mutator", "create_filter", "create_evaluator",
+           "create_executor", "create_ensembler", "create_scheduler",
            "rebuild_strategy", "REGISTRIES"]
 
 #: family -> module defining its built-in strategies
 FAMILIES = {"mutator": "prednas.search.mutators", "filter": "prednas.search.filters",
             "evaluator": "prednas.search.evaluators", "executor": "prednas.search.executors",
-            "ensembler": "prednas.search.ensemblers"}
+            "ensembler": "prednas.search.ensemblers", "scheduler": "prednas.search.schedulers"}
 REGISTRIES: dict[str, Registry] = {f: Registry(f) for f in FAMILIES}
 
 
@@ -77,6 +78,11 @@ def register_ensembler(name: str):
     return _register("ensembler", name)
 
 
+def register_scheduler(name: str):
+    """Class decorator: register a :class:`~prednas.search.schedulers.Scheduler` under ``name``."""
+    return _register("scheduler", name)
+
+
 def list_mutators() -> list[str]:
     return registry("mutator").names()
 
@@ -95,6 +101,10 @@ def list_executors() -> list[str]:
 
 def list_ensemblers() -> list[str]:
     return registry("ensembler").names()
+
+
+def list_schedulers() -> list[str]:
+    return registry("scheduler").names()
 
 
 def _create(family: str, name: str, params: dict[str, Any]):
@@ -119,6 +129,10 @@ def create_executor(name: str, **params):
 
 def create_ensembler(name: str, **params):
     return _create("ensembler", name, params)
+
+
+def create_scheduler(name: str, **params):
+    return _create("scheduler", name, params)
 
 
 def rebuild_strategy(family: str | None, desc: dict | None):

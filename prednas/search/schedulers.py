@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from prednas.errors import InvalidParameterError
 from prednas.params import Interval, SequenceOf
 from prednas.search.base import Strategy
+from prednas.search.registries import REGISTRIES, register_scheduler
 
-__all__ = ["Scheduler", "ASHAScheduler", "FullScheduler", "Decision"]
+SCHEDULERS = REGISTRIES["scheduler"]
+
+__all__ = ["Scheduler", "ASHAScheduler", "FullScheduler", "Decision", "SCHEDULERS"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class FullScheduler(Scheduler):
         return Decision("new", self.steps)
 
 
+@register_scheduler("asha")
 class ASHAScheduler(Scheduler):
     """Asynchronous successive halving, promotion type.
 

@@ -221,50 +221,104 @@ class SimulatedEvaluator(Evaluator):
         return runs[j], True
 
     def _times_evaluated(self, canonical: str) -> int:
-        return sum(1 for r in self.context_.get_records(kind=None) if r.canonical == canonical)
+        """Trainings of ``canonical`` begun so far in the run (a continued one is not new)."""
+        return sum(1 for r in self.context_.get_records(kind=None)
+                   if r.canonical == canonical and not r.get("continued"))
 
     def objective(self, val_acc: float, params: float) -> float:
         from prednas.search.evaluators import capped_objective
 
         return capped_objective(val_acc, params, self.max_params, self.over_penalty)
 
-    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None):
-        arch_str = str(self.bench_.space.coerce(arch))
-        canonical = str(space.canonical(space.coerce(arch)))
-        k = self._times_evaluated(canonical)
-        run, reused = self.draw(arch_str, k)
+    supports_fidelity = True
+
+    def full_steps(self, context=None) -> int | None:
+        if self.steps is not None:
+            return int(self.steps)
+        bench = getattr(self, "bench_", None) or getattr(context, "oracle", None)
+        return None if bench is None else int(recorded_runs(bench).total_steps)
+
+    def _answer(self, run: dict, steps: int) -> dict[str, Any]:
+        """The recorded ``run`` at ``steps``: its cumulative seconds, metrics and curve so far."""
         curve = run.get("curve") or {}
-        out: dict[str, Any] = {"simulated": True, "table_seed": int(run["seed"]),
-                               "seed_reused": reused, "fidelity": self.steps_,
-                               "params": run.get("params"), "flops": run.get("flops"),
-                               "latency_ms": run.get("latency_ms")}
         sec_key, curve_key = ("cpu_seconds", "cpu") if self.seconds == "cpu" else (
             "train_seconds", "seconds")
-        if self.steps_ >= self.total_steps_ and run.get("steps", 0) >= self.total_steps_:
-            cut = len(curve.get("step", ()))
-            charged = float(run.get(sec_key, run.get("train_seconds", 0.0)))
-            val_acc, val_loss = float(run.get("val_acc", math.nan)), run.get("val_loss")
-            test_acc = float(run.get("test_acc", math.nan))
-            steps = self.total_steps_
+        if steps >= self.total_steps_ and run.get("steps", 0) >= self.total_steps_:
+            return {"cut": len(curve.get("step", ())), "steps": self.total_steps_,
+                    "charged": float(run.get(sec_key, run.get("train_seconds", 0.0))),
+                    "val_acc": float(run.get("val_acc", math.nan)),
+                    "val_loss": run.get("val_loss"),
+                    "test_acc": float(run.get("test_acc", math.nan))}
+        steps_rec = list(curve.get("step", ()))
+        cut = next((i + 1 for i, s in enumerate(steps_rec) if s >= steps), 0)
+        if cut == 0 or steps_rec[cut - 1] != steps:  # a run that stopped earlier
+            cut = len(steps_rec)
+        return {"cut": cut, "steps": int(steps_rec[cut - 1]) if cut else 0,
+                "charged": float(curve[curve_key][cut - 1]) if cut else 0.0,
+                "val_acc": float(curve["val_acc"][cut - 1]) if cut else math.nan,
+                "val_loss": curve["val_loss"][cut - 1] if cut else None,
+                "test_acc": (float(curve["test_acc"][cut - 1]) if cut and "test_acc" in curve
+                             else math.nan)}
+
+    def _continued(self, arch_str: str, resume) -> tuple[dict | None, str | None]:
+        """The paused run that ``resume`` (a checkpoint this evaluator wrote) continues, or
+        ``(None, why not)``."""
+        import json
+
+        try:
+            with open(resume, encoding="utf-8") as f:
+                ck = json.load(f)
+            if not isinstance(ck, dict) or ck.get("arch") != arch_str:
+                raise ValueError("not this architecture's checkpoint")
+            runs = [r for r in self.runs_.runs(arch_str) if int(r["seed"]) == int(ck["seed"])]
+            if not runs:
+                raise ValueError(f"the table has no seed {ck['seed']!r} of it")
+            return {**runs[0], "_reused": bool(ck.get("seed_reused")),
+                    "_from": float(ck["charged"])}, None
+        except FileNotFoundError:
+            return None, f"checkpoint {resume} is missing"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, f"checkpoint {resume} cannot be read ({exc})"[:300]
+
+    def evaluate(self, space, arch, *, seed, parent_state_path=None, save_path=None,
+                 fidelity=None, checkpoint=None, resume=None):
+        """One recorded training at ``fidelity`` steps (``None``: the evaluator's ``steps``).
+        ``resume`` continues the run a checkpoint paused (the same table seed; only the seconds
+        after the pause are charged); ``checkpoint`` is where a paused run says which it was."""
+        arch_str = str(self.bench_.space.coerce(arch))
+        canonical = str(space.canonical(space.coerce(arch)))
+        target = int(fidelity) if fidelity is not None else self.steps_
+        run, restarted, since = None, None, 0.0
+        if resume is not None:
+            run, restarted = self._continued(arch_str, resume)
+        if run is not None:
+            reused, since = run["_reused"], run["_from"]
         else:
-            steps_rec = list(curve.get("step", ()))
-            cut = next((i + 1 for i, s in enumerate(steps_rec) if s >= self.steps_), 0)
-            if cut == 0 or steps_rec[cut - 1] != self.steps_:  # a run that stopped earlier
-                cut = len(steps_rec)
-            charged = float(curve[curve_key][cut - 1]) if cut else 0.0
-            val_acc = float(curve["val_acc"][cut - 1]) if cut else math.nan
-            val_loss = curve["val_loss"][cut - 1] if cut else None
-            test_acc = float(curve["test_acc"][cut - 1]) if cut and "test_acc" in curve else math.nan
-            steps = int(steps_rec[cut - 1]) if cut else 0
-        out["curve"] = {k2: list(v[:cut]) for k2, v in curve.items()}
-        out["seconds"] = charged
-        out["steps"] = steps
-        if run.get("status") != "ok" or steps < self.steps_:  # the recorded failure, charged too
+            run, reused = self.draw(arch_str, self._times_evaluated(canonical))
+        curve = run.get("curve") or {}
+        a = self._answer(run, target)
+        out: dict[str, Any] = {"simulated": True, "table_seed": int(run["seed"]),
+                               "seed_reused": reused, "fidelity": a["steps"],
+                               "params": run.get("params"), "flops": run.get("flops"),
+                               "latency_ms": run.get("latency_ms"),
+                               "curve": {k2: list(v[:a["cut"]]) for k2, v in curve.items()},
+                               "seconds": max(0.0, a["charged"] - since), "steps": a["steps"]}
+        if fidelity is not None:
+            out["continued"] = resume is not None and restarted is None
+            out["restarted"] = restarted
+        if run.get("status") != "ok" or a["steps"] < target:  # the recorded failure, charged too
             status = run.get("status") if run.get("status") != "ok" else "failed"
             out.update(status=status or "failed", objective=math.nan,
                        reason=f"recorded run (table seed {run['seed']}) {status}: "
                               f"{run.get('reason', '')} (simulated)"[:500])
             return out
-        out.update(status="ok", reason="", val_acc=val_acc, val_loss=val_loss, test_acc=test_acc,
-                   objective=self.objective(val_acc, float(run.get("params") or 0)))
+        if checkpoint is not None and a["steps"] < self.total_steps_:
+            from prednas.utils import atomic_write_json
+
+            atomic_write_json(checkpoint, {"arch": arch_str, "seed": int(run["seed"]),
+                                           "seed_reused": bool(reused), "steps": a["steps"],
+                                           "charged": a["charged"]})
+        out.update(status="ok", reason="", val_acc=a["val_acc"], val_loss=a["val_loss"],
+                   test_acc=a["test_acc"],
+                   objective=self.objective(a["val_acc"], float(run.get("params") or 0)))
         return out

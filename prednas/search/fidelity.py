@@ -1,0 +1,276 @@
+"""Partial trainings in the loop: a scheduler decides how far each candidate trains.
+
+With ``Search(scheduler=ASHAScheduler(...))`` the loop is asynchronous. Whenever a worker is free
+(the executor takes the next job only then), the scheduler answers: promote a paused candidate
+to its next rung, continuing from its checkpoint, or start a new one at the first rung. New
+candidates come from the usual round plan (mutator, then filter), planned again whenever the
+last plan is used up. No worker waits for a rung to fill.
+
+Records: a result below the last rung is a ``"partial"`` record (the candidate is paused there,
+or stopped for good when never promoted); a result at the last rung is a ``"candidate"`` record,
+as in a search without a scheduler, so the winner, the predictor's data and the report read full
+trainings only. Every record says its ``rung`` and the ``fidelity`` (steps) it reached, keeps its
+learning curve, and says whether it ``continued`` a checkpoint or was ``restarted`` from scratch
+(a checkpoint missing or damaged). ``budget`` counts full trainings' worth of steps.
+
+State: each job is written to ``state.json`` before it is handed to a worker and leaves it when
+its record is appended, so a run killed at any moment resumes exactly: the scheduler is rebuilt
+by replaying the records in order, the jobs that were running are run again from the checkpoint
+they started from (checkpoints are named by their steps, so a job never reads one it wrote), and
+a candidate paused between rungs stays paused, its checkpoint kept, until it is promoted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prednas.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prednas.search.engine import Search
+    from prednas.search.rundir import RunDir
+
+__all__ = ["FidelityLoop", "check_scheduler", "PARTIAL"]
+
+log = logging.getLogger(__name__)
+
+#: the kind of a record below the last rung
+PARTIAL = "partial"
+
+
+def check_scheduler(scheduler, evaluator, oracle) -> None:
+    """Refuse, before anything runs, a scheduler the evaluator cannot follow: one line that
+    names the valid choices."""
+    if not getattr(evaluator, "supports_fidelity", False):
+        raise InvalidParameterError(
+            f"a scheduler needs an evaluator that trains partially (TrainingEvaluator, "
+            f"SimulatedEvaluator); {type(evaluator).__name__} evaluates in one go")
+    full = evaluator.full_steps(type("C", (), {"oracle": oracle})())
+    rungs = list(scheduler.rungs_)
+    if full is None:
+        raise InvalidParameterError(
+            f"a scheduler's rungs are steps; the evaluator trains by epochs (give it steps=)")
+    if rungs[-1] != full:
+        raise InvalidParameterError(
+            f"The 'rungs' parameter of {type(scheduler).__name__} must end at the full "
+            f"training's {full} steps. Got {rungs} instead.")
+    if getattr(evaluator, "simulated", False):
+        from prednas.search.simulate import recorded_runs
+
+        points = recorded_runs(oracle).fidelities
+        bad = [r for r in rungs if r not in points]
+        if bad:
+            raise InvalidParameterError(
+                f"The 'rungs' parameter of {type(scheduler).__name__} must be steps where the "
+                f"table recorded a curve point ({', '.join(map(str, points))}). Got {bad} "
+                f"instead.")
+
+
+class FidelityLoop:
+    """The asynchronous loop of a search with a scheduler (see the module's docstring)."""
+
+    def __init__(self, search: Search, rd: RunDir, state: dict, t_start: float, on_record):
+        self.s, self.rd, self.state, self.t_start = search, rd, state, t_start
+        self.on_record = on_record
+        self.scheduler = search.scheduler
+        self.rungs = list(self.scheduler.rungs_)
+        self.full = self.rungs[-1]
+        fs = state.setdefault("fidelity", {"inflight": {}, "next_job": 0})
+        self.inflight: dict[str, dict] = fs["inflight"]  # job id (str: JSON keys) -> job
+        self._replay()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _replay(self) -> None:
+        """The scheduler's state from the records (in order) and the jobs still running."""
+        self.scheduler.reset()
+        for r in self.s._records:
+            if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None:
+                rung = int(r.get("rung"))
+                self.scheduler.on_result(r.arch, rung, self.value(r))
+                if rung > 0:
+                    self.scheduler.mark_promoted(r.arch, rung - 1)
+        for job in self.inflight.values():
+            if job["rung"] > 0:
+                self.scheduler.mark_promoted(job["arch"], job["rung"] - 1)
+
+    def value(self, record) -> float:
+        """What the scheduler ranks a rung's results by: the objective at that rung."""
+        return record.objective if record.ok else float("nan")
+
+    def steps_used(self) -> int:
+        """Training steps spent and committed: finished jobs and those running."""
+        done = sum(int(r.get("fidelity") or 0) - int(r.get("from_steps") or 0)
+                   for r in self.s._records if r.kind in (PARTIAL, "candidate")
+                   and r.get("rung") is not None)
+        return done + sum(j["steps"] - j["from_steps"] for j in self.inflight.values())
+
+    def full_trainings(self) -> float:
+        """The budget used, in full trainings' worth of steps (what ``budget`` counts)."""
+        return self.steps_used() / self.full
+
+    def _ckpt(self, arch: str, steps: int) -> str:
+        from prednas.search.engine import _slug
+
+        self.rd.weights_dir.mkdir(exist_ok=True)
+        ext = "json" if self.s.simulated else "ckpt"
+        return str(self.rd.weights_dir / f"{_slug(arch)}-{steps}.{ext}")
+
+    # -- deciding jobs ----------------------------------------------------------------------------
+    def _exhausted(self) -> bool:
+        s = self.s
+        if self.steps_used() >= s.budget * self.full:
+            return True
+        if s.max_seconds is not None and s._elapsed(self.t_start) > s.max_seconds:
+            log.info("%s budget reached", "simulated time" if s.simulated else "wall-time")
+            return True
+        return False
+
+    def _new_candidate(self) -> dict | None:
+        """The next candidate of the round plan (a new plan when it is used up)."""
+        state, s = self.state, self.s
+        plan = state.get("plan")
+        if plan is None or plan["next"] >= len(plan["candidates"]):
+            rnd = int(state["round"]) + (plan is not None)
+            t0 = time.perf_counter()
+            plan = s._plan(rnd, fidelity=True)
+            plan["overhead"], plan["next"] = time.perf_counter() - t0, 0
+            state["round"], state["plan"] = rnd, plan
+            state["overhead"].append({"round": rnd, "pool": plan.get("pool", 0),
+                                      "seconds": plan.get("overhead", 0.0)})
+            if not plan["candidates"]:
+                log.warning("no new candidates could be proposed; stopping")
+                return None
+        c = plan["candidates"][plan["next"]]
+        slot = plan["next"]
+        plan["next"] += 1
+        return {"arch": c["arch"], "round": plan["round"], "slot": slot, "parent": c.get("parent"),
+                "predicted": c.get("predicted"), "predicted_std": c.get("predicted_std")}
+
+    def _next_job(self) -> dict | None:
+        decision = self.scheduler.suggest()
+        if decision.action == "promote":
+            first = next(r for r in self.s._records
+                         if r.arch == decision.trial and r.get("rung") == 0)
+            job = {"arch": decision.trial, "round": first.round, "slot": first.slot,
+                   "parent": first.parent, "predicted": first.predicted,
+                   "predicted_std": first.predicted_std}
+        else:
+            job = self._new_candidate()
+            if job is None:
+                return None
+        prev = self.rungs[decision.rung - 1] if decision.rung > 0 else 0
+        jid = int(self.state["fidelity"]["next_job"])
+        self.state["fidelity"]["next_job"] = jid + 1
+        job.update(id=jid, rung=decision.rung, steps=decision.steps, from_steps=prev)
+        return job
+
+    def _job_args(self, job: dict) -> tuple[str, tuple, dict]:
+        s = self.s
+        kw: dict[str, Any] = {"fidelity": job["steps"]}
+        if job["steps"] < self.full:
+            kw["checkpoint"] = self._ckpt(job["arch"], job["steps"])
+        if job["from_steps"]:
+            kw["resume"] = self._ckpt(job["arch"], job["from_steps"])
+        parent_path = None
+        if job.get("parent") and s.evaluator.uses_parent_weights and not job["from_steps"]:
+            p = self.rd.weights_dir / f"{_slug_of(job['parent'])}.pt"
+            parent_path = str(p) if p.exists() else None
+        save = s._weights_path(self.rd, job["arch"]) if job["steps"] >= self.full else None
+        return str(job["id"]), (s.evaluator, s.space, job["arch"], s.seed, parent_path, save), kw
+
+    def _jobs(self) -> Iterator[tuple[str, tuple, dict]]:
+        """The job source the executor pulls from when a worker is free: the jobs that were
+        running when the run stopped first, then the scheduler's decisions."""
+        for jid in sorted(self.inflight, key=int):
+            yield self._job_args(self.inflight[jid])
+        while not self._exhausted():
+            t0 = time.perf_counter()
+            job = self._next_job()
+            self.s._charge_decision(time.perf_counter() - t0)
+            if job is None:
+                return
+            if self.s._clock is not None:
+                job["sim_start"] = self.s._clock.now
+            self.inflight[str(job["id"])] = job
+            self.state["elapsed"] = time.perf_counter() - self.t_start
+            self._save()
+            yield self._job_args(job)
+
+    def _save(self) -> None:
+        if self.s._clock is not None:
+            self.state["sim_clock"] = self.s._clock.now
+        self.rd.write_state(self.state)
+
+    # -- running ----------------------------------------------------------------------------------
+    def _simulated(self, fn, jobs) -> Iterator[tuple[str, dict]]:
+        """A discrete-event run of the simulated workers: a job starts when a worker is free
+        (the clock then), its result is yielded at its end time, in time order."""
+        clock, workers = self.s._clock, self.s.evaluator.workers
+        running: list = []
+        source = iter(jobs)
+        for n in range(10**12):
+            while len(running) < workers:
+                job = next(source, None)
+                if job is None:
+                    break
+                key, args, kw = job
+                result = fn(*args, **kw)
+                start = float(self.inflight[key].get("sim_start", clock.now))
+                end = start + float(result.get("seconds") or 0.0)
+                result["sim_start"], result["sim_end"] = start, end
+                heapq.heappush(running, (end, n, key, result))
+            if not running:
+                return
+            end, _, key, result = heapq.heappop(running)
+            clock.now = max(clock.now, end)
+            yield key, result
+
+    def run(self) -> None:
+        from prednas.search.engine import _evaluate_job
+
+        s = self.s
+        jobs = self._jobs()
+        stream = (self._simulated(_evaluate_job, jobs) if s._clock is not None
+                  else s.executor.map_unordered(_evaluate_job, jobs))
+        for key, result in stream:
+            job = self.inflight[key]
+            last = job["steps"] >= self.full
+            base = s._base_record(job["arch"], "candidate" if last else PARTIAL, job["round"],
+                                  job["slot"], parent=job.get("parent"),
+                                  predicted=job.get("predicted"),
+                                  predicted_std=job.get("predicted_std"),
+                                  rung=job["rung"], from_steps=job["from_steps"], job=job["id"])
+            if last and result.get("status") == "ok" and not s.evaluator.is_oracle:
+                base["weights"] = s._weights_path(self.rd, job["arch"])
+            if result.get("restarted"):  # trained from scratch: all its steps were spent
+                base["from_steps"] = 0
+            result.setdefault("fidelity", job["steps"])
+            record = s._record(self.rd, base, result)
+            del self.inflight[key]
+            self.scheduler.on_result(record.arch, job["rung"], self.value(record))
+            self.state["elapsed"] = time.perf_counter() - self.t_start
+            self._save()
+            if job["from_steps"]:  # its successor (or final weights) is on disk now
+                _remove(self._ckpt(job["arch"], job["from_steps"]))
+            self.on_record()
+        self.state["plan"] = None
+        self.state["round"] = int(self.state["round"]) + 1
+        self._save()
+
+
+def _slug_of(arch: str) -> str:
+    from prednas.search.engine import _slug
+
+    return _slug(arch)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
