@@ -92,11 +92,11 @@ class FidelityLoop:
             if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None:
                 rung = int(r.get("rung"))
                 self.scheduler.on_result(r.arch, rung, self.value(r))
-                if rung > 0:
-                    self.scheduler.mark_promoted(r.arch, rung - 1)
+                if r.get("from_steps") in self.rungs[:-1]:
+                    self.scheduler.mark_promoted(r.arch, self.rungs.index(r.get("from_steps")))
         for job in self.inflight.values():
-            if job["rung"] > 0:
-                self.scheduler.mark_promoted(job["arch"], job["rung"] - 1)
+            if job["from_steps"]:
+                self.scheduler.mark_promoted(job["arch"], self.rungs.index(job["from_steps"]))
 
     def value(self, record) -> float:
         """What the scheduler ranks a rung's results by: the objective at that rung."""
@@ -169,6 +169,28 @@ class FidelityLoop:
         job.update(id=jid, rung=decision.rung, steps=decision.steps, from_steps=prev)
         return job
 
+    def _finishing_job(self) -> dict | None:
+        """When the budget ran out before any candidate trained fully: the best candidate of
+        the highest rung reached, continued to the full training (what the search hands over
+        must be fully trained); ``None`` when one already is."""
+        recs = [r for r in self.s._records if r.kind in (PARTIAL, "candidate")
+                and r.get("rung") is not None]
+        if any(r.ok and r.kind == "candidate" for r in recs):
+            return None
+        paused = [r for r in recs if r.ok and r.kind == PARTIAL and not any(
+            x.arch == r.arch and int(x.get("from_steps") or 0) >= int(r.get("fidelity"))
+            for x in recs)]
+        if not paused:
+            return None
+        best = max(paused, key=lambda r: (int(r.get("rung")), self.value(r), -r.query))
+        jid = int(self.state["fidelity"]["next_job"])
+        self.state["fidelity"]["next_job"] = jid + 1
+        self.scheduler.mark_promoted(best.arch, int(best.get("rung")))
+        return {"arch": best.arch, "round": best.round, "slot": best.slot, "parent": best.parent,
+                "predicted": best.predicted, "predicted_std": best.predicted_std, "id": jid,
+                "rung": len(self.rungs) - 1, "steps": self.full,
+                "from_steps": int(best.get("fidelity")), "finishing": True}
+
     def _job_args(self, job: dict) -> tuple[str, tuple, dict]:
         s = self.s
         kw: dict[str, Any] = {"fidelity": job["steps"]}
@@ -194,12 +216,8 @@ class FidelityLoop:
             self.s._charge_decision(time.perf_counter() - t0)
             if job is None:
                 return
-            if self.s._clock is not None:
-                job["sim_start"] = self.s._clock.now
-            self.inflight[str(job["id"])] = job
             self.state["elapsed"] = time.perf_counter() - self.t_start
-            self._save()
-            yield self._job_args(job)
+            yield from self._start(job)
 
     def _save(self) -> None:
         if self.s._clock is not None:
@@ -230,13 +248,33 @@ class FidelityLoop:
             clock.now = max(clock.now, end)
             yield key, result
 
-    def run(self) -> None:
+    def _stream(self, jobs):
         from prednas.search.engine import _evaluate_job
 
+        if self.s._clock is not None:
+            return self._simulated(_evaluate_job, jobs)
+        return self.s.executor.map_unordered(_evaluate_job, jobs)
+
+    def _start(self, job: dict) -> Iterator[tuple[str, tuple, dict]]:
+        if self.s._clock is not None:
+            job["sim_start"] = self.s._clock.now
+        self.inflight[str(job["id"])] = job
+        self._save()
+        yield self._job_args(job)
+
+    def run(self) -> None:
+        self._consume(self._stream(self._jobs()))
+        finishing = self._finishing_job()
+        if finishing is not None:
+            log.info("the budget ran out before a full training: %s continues to %d steps",
+                     finishing["arch"], self.full)
+            self._consume(self._stream(self._start(finishing)))
+        self.state["plan"] = None
+        self.state["round"] = int(self.state["round"]) + 1
+        self._save()
+
+    def _consume(self, stream) -> None:
         s = self.s
-        jobs = self._jobs()
-        stream = (self._simulated(_evaluate_job, jobs) if s._clock is not None
-                  else s.executor.map_unordered(_evaluate_job, jobs))
         for key, result in stream:
             job = self.inflight[key]
             last = job["steps"] >= self.full
@@ -258,9 +296,6 @@ class FidelityLoop:
             if job["from_steps"]:  # its successor (or final weights) is on disk now
                 _remove(self._ckpt(job["arch"], job["from_steps"]))
             self.on_record()
-        self.state["plan"] = None
-        self.state["round"] = int(self.state["round"]) + 1
-        self._save()
 
 
 def _slug_of(arch: str) -> str:

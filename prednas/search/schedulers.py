@@ -90,8 +90,10 @@ class ASHAScheduler(Scheduler):
                               "reduction_factor": [Interval(float, 2, None)]}
 
     def __init__(self, rungs: tuple[int, ...] = (50, 100, 300), reduction_factor: float = 3):
-        self.rungs = tuple(rungs)
+        self.rungs = rungs
         self.reduction_factor = reduction_factor
+        self._validate_params()  # the types first: the order below needs a sequence of ints
+        self.rungs = tuple(rungs)
         if any(b <= a for a, b in zip(self.rungs, self.rungs[1:])):
             raise InvalidParameterError(
                 f"The 'rungs' parameter of ASHAScheduler must be strictly increasing steps "

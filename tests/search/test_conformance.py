@@ -35,6 +35,7 @@ def _make(family: str, name: str):
              ("executor", "pool"): {"workers": 2, "start_method": "fork"},
              ("evaluator", "train"): {"steps": 3, "device": "cpu"},
              ("ensembler", "replicas"): {"replicas": 1},
+             ("scheduler", "asha"): {"rungs": (1, 3), "reduction_factor": 2},
              ("mutator", "stnas"): {"samples": 8, "warmup_steps": 2, "search_steps": 2,
                                     "batch_size": 8, "fraction": 0.5, "task": "synthetic",
                                     "task_options": {"n": 32, "image": True, "channels": 3},
@@ -96,7 +97,7 @@ def _search(family: str, name: str, bench, path, synthetic_task):
     strat = _make(family, name)
     kw = dict(budget=6, per_round=2, seed=5, run_dir=path, filter=NoFilter(),
               mutator=_make("mutator", "mutation"))
-    if family == "evaluator" and name == "train" or family == "ensembler":
+    if family == "evaluator" and name == "train" or family in ("ensembler", "scheduler"):
         kw.update(task=synthetic_task, evaluator=TrainingEvaluator(steps=3, device="cpu"),
                   budget=3, ensembler=False, max_params=20000)
         space = "blocks1d"
