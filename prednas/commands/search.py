@@ -73,6 +73,18 @@ def add_arguments(p) -> None:
                         "blocks1d-mnist1d; with --simulate, the benchmark's full training: a "
                         "smaller recorded curve point simulates a partial training, e.g. 12 "
                         "epochs of nb201)")
+    p.add_argument("--scheduler", choices=("none", "asha"), default="none",
+                   help="asha: partial trainings: each candidate trains to the first of "
+                        "--rungs, and only the top 1/--reduction-factor of each rung continue, "
+                        "from their checkpoint, to the next (asynchronous successive halving; "
+                        "--budget then counts full trainings' worth of steps). Default none: "
+                        "every candidate trains fully")
+    p.add_argument("--rungs", default=None, metavar="STEPS,STEPS,...",
+                   help="with --scheduler asha: the steps of each rung, increasing, the last "
+                        "the full training (default: a sixth, a third and all of --steps, "
+                        "e.g. 50,100,300)")
+    p.add_argument("--reduction-factor", type=float, default=None, metavar="ETA",
+                   help="with --scheduler asha: promote the top 1/ETA of each rung (default 3)")
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
@@ -146,6 +158,9 @@ def _build(args):
             "the prednas filter's live proxies and warm-up, or the stnas supernet)")
     if args.bench and (args.task_opt or args.task_path) and not args.task:
         raise InvalidParameterError("--task-opt and --task-path go with --task")
+    if args.scheduler != "none" and args.bench and not args.simulate:
+        raise InvalidParameterError(f"--scheduler {args.scheduler} trains candidates partially: "
+                                    "it goes with training or --simulate, not benchmark lookups")
     if args.budget is not None:
         check_param(_OWNER, "--budget", args.budget, low=1)
     if args.per_round is not None:  # 0 would silently mean the default below
@@ -259,7 +274,7 @@ def _build(args):
                                         max_params=max_params, device=args.device,
                                         **({} if args.latency_batch is None else
                                            {"latency_batch": args.latency_batch}))
-        common.update(task=args.task, task_options=opts,
+        common.update(task=args.task, task_options=opts, scheduler=_scheduler(args, args.steps),
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
                       max_seconds=60.0 * max_minutes,
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
@@ -330,7 +345,10 @@ def _simulated(args, executor, common):
     evaluator = S.SimulatedEvaluator(
         steps=args.steps, workers=workers, max_params=max_params,
         decision_seconds="measured" if args.decision_seconds is None else float(args.decision_seconds))
+    from prednas.search.simulate import recorded_runs
+
     common.update(oracle=bench, simulate=True, evaluator=evaluator, baseline=baseline,
+                  scheduler=_scheduler(args, args.steps or recorded_runs(bench).total_steps),
                   max_params=max_params, max_seconds=60.0 * max_minutes, executor=None,
                   budget=args.budget or 24, per_round=args.per_round or max(2, workers))
     common.pop("metric", None)
@@ -340,6 +358,31 @@ def _simulated(args, executor, common):
         return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
                         filter=flt, **common)
     return _baseline_strategy(args, space, common)
+
+
+def _scheduler(args, steps: int | None):
+    """The scheduler of ``--scheduler`` (``None``: every candidate trains fully), checked."""
+    from prednas import search as S
+    from prednas.errors import InvalidParameterError
+
+    if args.scheduler == "none":
+        if args.rungs is not None or args.reduction_factor is not None:
+            raise InvalidParameterError("--rungs and --reduction-factor go with --scheduler asha")
+        return None
+    if args.rungs is not None:
+        try:
+            rungs = tuple(int(x) for x in args.rungs.split(","))
+        except ValueError:
+            raise InvalidParameterError(
+                f"--rungs must be steps separated by commas, e.g. 50,100,300. Got "
+                f"{args.rungs!r} instead.") from None
+    elif steps is None:
+        raise InvalidParameterError("--scheduler asha needs --rungs here (the training has no "
+                                    "steps to derive them from)")
+    else:
+        rungs = (max(1, steps // 6), max(2, steps // 3), steps)
+    kw = {} if args.reduction_factor is None else {"reduction_factor": args.reduction_factor}
+    return S.ASHAScheduler(rungs=rungs, **kw)
 
 
 def _params(space, arch, task=None) -> int:

@@ -660,10 +660,11 @@ class Search:
         if self.max_seconds is not None:
             elapsed = self._elapsed(t_start)
             bar.n = round(100 * min(1.0, max(done / self.budget, elapsed / self.max_seconds)))
-            bar.set_description_str(f"{done:g}/{self.budget} {what}, {_mmss(elapsed)} "
+            shown = f"{done:.1f}" if self.scheduler is not None else f"{done}"
+            bar.set_description_str(f"{shown}/{self.budget} {what}, {_mmss(elapsed)} "
                                     f"of the {_mmss(self.max_seconds)} time cap, {best}")
         else:
-            bar.n = round(done, 2) if self.scheduler is not None else done
+            bar.n = round(done, 1) if self.scheduler is not None else done
             bar.set_postfix_str(best)
         bar.refresh()
 

@@ -29,11 +29,17 @@ def test_cli_bench_search_and_resume(tmp_path, capsys):
     ["search", "--bench", "nb201", "--strategy", "bayes"],
     ["search", "--task", "mnist1dd"],
     ["search", "--bench", "nb201", "--task", "mnist1d"],
+    ["search", "--scheduler", "asha", "--rungs", "5,x"],
+    ["search", "--scheduler", "asha", "--rungs", "50,100,200"],
+    ["search", "--scheduler", "asha", "--reduction-factor", "1"],
+    ["search", "--rungs", "50,100,300"],
+    ["search", "--bench", "nb201", "--scheduler", "asha"],
 ])
 def test_cli_errors_exit_2(argv, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.strip() and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before the run directory exists
 
 
 def test_cli_resume_not_a_run_dir(tmp_path, capsys):
@@ -87,3 +93,22 @@ def test_default_training_search_starts_from_the_shrunk_baseline(tmp_path):
     assert given.mutator.start == ("conv3:16",)
     # no cap, nothing to shrink to
     assert _build(parser.parse_args([*argv, "--param-cap", "0"])).mutator.start == ()
+
+
+def test_cli_asha_search_trains_partially_and_resumes(tmp_path, capsys):
+    """``--scheduler asha`` as a user calls it: partial records, a fully trained pick, and a
+    finished run that ``--resume`` leaves as it is."""
+    out = tmp_path / "asha"
+    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--steps", "6",
+            "--scheduler", "asha", "--rungs", "2,4,6", "--reduction-factor", "2",
+            "--budget", "2", "--replicas", "0", "--param-cap", "0", "--executor", "inprocess",
+            "--no-start", "--out", str(out)]
+    assert main(argv) == 0
+    recs = [json.loads(x) for x in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in recs} == {"baseline", "partial", "candidate"}
+    assert json.loads((out / "best.json").read_text())["fidelity"] == 6
+    state = json.loads((out / "state.json").read_text())
+    assert state["config"]["strategies"]["scheduler"]["params"]["rungs"] == [2, 4, 6]
+    assert main(["search", "--resume", str(out)]) == 0
+    assert len((out / "evaluations.jsonl").read_text().splitlines()) == len(recs)
+    assert "best:" in capsys.readouterr().out
