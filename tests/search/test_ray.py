@@ -94,6 +94,39 @@ def test_training_search_through_ray(ray_address, synthetic_task, tmp_path):
     assert all(Path(r.get("weights")).is_file() for r in res.records)  # saved by the workers
 
 
+def test_a_scheduler_runs_through_ray_taking_jobs_as_workers_free(ray_address, synthetic_task,
+                                                                     tmp_path):
+    """ASHA through Ray: the loop hands Ray a job only when a worker is free (a lazy job
+    source), promotions continue from the checkpoint the worker saved, the pick trains fully."""
+    from prednas.search import ASHAScheduler
+
+    pulled, running = [], []
+
+    class Watch(RayExecutor):
+        name = "ray"
+
+        def map_unordered(self, fn, jobs):
+            def source():
+                for job in jobs:
+                    pulled.append(len(running))
+                    running.append(job[0])
+                    yield job
+            for key, result in super().map_unordered(fn, source()):
+                running.remove(key)
+                yield key, result
+
+    res = Search("blocks1d", task=synthetic_task, evaluator=TrainingEvaluator(steps=6, device="cpu"),
+                 scheduler=ASHAScheduler(rungs=(2, 4, 6), reduction_factor=2), budget=2,
+                 per_round=3, seed=2, ensembler=False, filter=NoFilter(),
+                 mutator=MutationMutator(parents=3, mutations=30), run_dir=tmp_path / "run",
+                 executor=Watch(workers=2)).run()
+    recs = lines(tmp_path / "run")
+    assert max(pulled) <= 1  # a job was taken only when fewer than two were running
+    assert any(r["continued"] for r in recs) and all(r["continued"] for r in recs
+                                                     if r["from_steps"])
+    assert res.best is not None and res.best.get("fidelity") == 6
+
+
 class SleepOnce(OracleEvaluator):
     """The first evaluation (in whichever worker gets it) writes its process id to ``pid_file``
     and sleeps until it is killed; every other one is a plain lookup."""
