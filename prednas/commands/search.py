@@ -85,6 +85,11 @@ def add_arguments(p) -> None:
                         "e.g. 50,100,300)")
     p.add_argument("--reduction-factor", type=float, default=None, metavar="ETA",
                    help="with --scheduler asha: promote the top 1/ETA of each rung (default 3)")
+    p.add_argument("--race", type=float, default=0.0, metavar="SHARE",
+                   help="keep this share of the budget (evaluations and time, 0 to 0.9) to "
+                        "train the leaders again on new seeds until the best is separated; the "
+                        "winner is always named by its noise-aware estimate (its trainings and "
+                        "the filter's prediction), never by one lucky training. Default 0")
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
@@ -182,8 +187,12 @@ def _build(args):
         # spawned workers cannot import the user's module: fork them, or stay in this process
         executor = (S.PoolExecutor(workers=args.workers, start_method="fork")
                     if _model.fork_ok() else None)
+    check_param(_OWNER, "--race", args.race, kind=(float, int), low=0, high=0.9)
+    if args.race and args.bench and not args.simulate:
+        raise InvalidParameterError("--race trains the leaders again: it goes with training or "
+                                    "--simulate, not benchmark lookups (a table has no noise)")
     common = dict(budget=args.budget, seed=args.seed, run_dir=out, executor=executor,
-                  device=args.device, progress=True, per_round=args.per_round)
+                  device=args.device, progress=True, per_round=args.per_round, race=args.race)
     if args.objectives:
         common["objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
     constraints = {}

@@ -51,6 +51,9 @@ class SearchResult:
     baseline: Record | None = None
     ensemble: dict | None = None
     overhead: list[dict] = field(default_factory=list)
+    #: why ``best`` won when trainings are noisy: its noise-aware estimate, its trainings
+    #: (n, mean, std), the runner-up, and ``why`` in words (``None`` for table lookups)
+    estimate: dict | None = None
 
     @property
     def best_arch(self) -> str | None:
@@ -140,6 +143,10 @@ class Search:
             from their checkpoint, to the next; the loop is then asynchronous (a worker never
             waits for a rung to fill) and ``budget`` counts full trainings' worth of steps
             (:mod:`prednas.search.fidelity`). ``None``: every candidate trains fully.
+        race: the share of the budget (evaluations and time) kept to race the leaders when
+            trainings are noisy: they are trained again on new seeds until the best one's
+            noise-aware estimate is separated (:mod:`prednas.search.racing`); the winner is
+            always named by that estimate, not by its best single training. 0: no race.
         simulate: replay real training from ``oracle``'s recorded runs (a benchmark with seeds
             and learning curves, e.g. ``"blocks1d-mnist1d-v2"``): each evaluation draws one
             recorded seed and charges its seconds to a simulated clock, on which ``max_seconds``
@@ -161,6 +168,7 @@ class Search:
         "constraints": [None, "dict"],
         "hv_reference": [None, SequenceOf(Interval(float, None, None))],
         "simulate": ["boolean"],
+        "race": [Interval(float, 0, 1, "left")],
     }
 
     def __init__(self, space, *, task=None, oracle=None, metric: str | None = None,
@@ -171,7 +179,8 @@ class Search:
                  seed: int = 0, run_dir=None, baseline=None, max_params: int | None = None,
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
                  objectives=None, constraints: dict | None = None, hv_reference=None,
-                 notes: dict | None = None, simulate: bool = False, scheduler=None):
+                 notes: dict | None = None, simulate: bool = False, scheduler=None,
+                 race: float = 0.0):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -184,7 +193,7 @@ class Search:
             "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
             "max_params": max_params, "metric": metric, "device": device, "progress": progress,
             "objectives": objectives, "constraints": constraints, "hv_reference": hv_reference,
-            "simulate": simulate})
+            "simulate": simulate, "race": race})
         for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
                                ("evaluator", evaluator, Evaluator),
                                ("executor", executor, Executor),
@@ -262,6 +271,10 @@ class Search:
         self.evaluator = evaluator
         self.simulated = bool(getattr(evaluator, "simulated", False))
         self.scheduler = scheduler
+        from prednas.search.estimates import NoiseAwareEstimate
+
+        self.race = float(race)
+        self.estimator = NoiseAwareEstimate()
         if scheduler is not None:
             from prednas.search.fidelity import check_scheduler
 
@@ -320,6 +333,7 @@ class Search:
             "objectives": list(self.objectives),
             "constraints": dict(self.constraints),
             "hv_reference": self.hv_reference,
+            "race": self.race,
             "strategies": {k: (None if v is None else v.describe())
                            for k, v in self.strategies().items()},
         }
@@ -356,7 +370,7 @@ class Search:
                 per_round=cfg["per_round"], seed=state["seed"], baseline=cfg.get("baseline"),
                 max_params=cfg.get("max_params"), device=cfg.get("device", "auto"),
                 objectives=cfg.get("objectives"), constraints=cfg.get("constraints") or None,
-                hv_reference=cfg.get("hv_reference"))
+                hv_reference=cfg.get("hv_reference"), race=float(cfg.get("race") or 0.0))
             if cfg["mode"] in ("oracle", "simulate"):
                 kw.update(oracle=cfg["bench"], metric=cfg.get("metric"))
             elif cfg.get("task_options") is None and "task" not in overrides:
@@ -598,15 +612,17 @@ class Search:
         finally:
             if bar is not None:
                 bar.close()
-        history = History(self.space, [r for r in self._records if r.kind == "candidate"])
-        best = history.top(1)
-        best = best[0] if best else None
+        from prednas.search import racing
+
+        if not finished:
+            racing.race(self, rd, state, t_start)
+        best, estimate = racing.winner(self)
         baseline = next((r for r in self._records if r.kind == "baseline"), None)
         if best is not None and not finished:
             from prednas.utils import atomic_write_json
 
             atomic_write_json(rd.path / "best.json",
-                              {**best.to_json(),
+                              {**best.to_json(), "estimate": estimate,
                                "baseline": None if baseline is None else baseline.to_json()})
         if (self.ensembler is not None and best is not None and not finished
                 and state.get("ensemble") is None):
@@ -620,7 +636,7 @@ class Search:
             rd.write_state(state)
         cands = [r for r in self._records if r.kind == "candidate"]
         result = SearchResult(best, cands, rd.path, baseline, state.get("ensemble"),
-                              state.get("overhead", []))
+                              state.get("overhead", []), estimate)
         from prednas.search.report import write_report
 
         try:
@@ -637,6 +653,19 @@ class Search:
             return tqdm(total=100, desc="search",
                         bar_format="search {percentage:3.0f}%|{bar}| {desc}")
         return tqdm(total=self.budget, desc="search", unit="eval")
+
+    def _search_budget(self) -> int:
+        """The evaluations of the search proper: the budget less the race's share."""
+        from prednas.search.racing import is_noisy
+
+        share = self.race if is_noisy(self) else 0.0
+        return max(1, math.ceil(self.budget * (1 - share)))
+
+    def _search_seconds(self) -> float:
+        """The time of the search proper: ``max_seconds`` less the race's share."""
+        from prednas.search.racing import is_noisy
+
+        return float(self.max_seconds) * (1 - (self.race if is_noisy(self) else 0.0))
 
     def _spent(self) -> float:
         """The budget used: full evaluations (under a scheduler, full trainings' worth of
@@ -689,9 +718,9 @@ class Search:
             rnd = int(state["round"])
             plan = state.get("plan")
             if plan is None or plan.get("round") != rnd:
-                if n_done() >= self.budget:
+                if n_done() >= self._search_budget():
                     break
-                if self.max_seconds is not None and self._elapsed(t_start) > self.max_seconds:
+                if self.max_seconds is not None and self._elapsed(t_start) > self._search_seconds():
                     log.info("%s budget reached after %d evaluations",
                              "simulated time" if self.simulated else "wall-time", n_done())
                     break
@@ -797,7 +826,7 @@ class Search:
         else:
             cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]
             history = History(self.space, cands)
-            k = min(self.per_round, self.budget - len(cands))
+            k = min(self.per_round, self._search_budget() - len(cands))
         rng = np.random.default_rng([self.seed, rnd])
         counter = self._param_counter()
         pool = self.mutator.propose(self.space, history, rng, max_params=self.max_params,

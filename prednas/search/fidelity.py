@@ -123,9 +123,9 @@ class FidelityLoop:
     # -- deciding jobs ----------------------------------------------------------------------------
     def _exhausted(self) -> bool:
         s = self.s
-        if self.steps_used() >= s.budget * self.full:
+        if self.steps_used() >= s._search_budget() * self.full:
             return True
-        if s.max_seconds is not None and s._elapsed(self.t_start) > s.max_seconds:
+        if s.max_seconds is not None and s._elapsed(self.t_start) > s._search_seconds():
             log.info("%s budget reached", "simulated time" if s.simulated else "wall-time")
             return True
         return False

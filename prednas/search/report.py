@@ -77,6 +77,10 @@ def write_report(search, result) -> None:
         else:
             lines += [f"- validation accuracy {_fmt(best.get('val_acc'))}%, test accuracy "
                       f"{_fmt(best.get('test_acc'))}%, {best.get('params', 0):,} parameters", ""]
+            est = result.estimate
+            if est:
+                lines[-1:-1] = [f"- why it won: {est['why']} (seed noise {est['noise_std']:.2f} "
+                                "points, measured on the run's repeats and a prior)"]
     base = result.baseline
     if base is not None and best is not None and base.ok:
         ratio = best.get("params", 0) / max(1, base.get("params", 1))

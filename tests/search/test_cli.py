@@ -34,6 +34,8 @@ def test_cli_bench_search_and_resume(tmp_path, capsys):
     ["search", "--scheduler", "asha", "--reduction-factor", "1"],
     ["search", "--rungs", "50,100,300"],
     ["search", "--bench", "nb201", "--scheduler", "asha"],
+    ["search", "--race", "1.5"],
+    ["search", "--bench", "nb201", "--race", "0.2"],
 ])
 def test_cli_errors_exit_2(argv, tmp_path, capsys):
     assert main(argv + ["--out", str(tmp_path / "r")]) == 2

@@ -1,0 +1,89 @@
+"""An honest winner: noise-aware estimates, and the race of the leaders on new seeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import prednas
+from prednas.errors import InvalidParameterError
+from prednas.search import Search, SimulatedEvaluator
+from prednas.search.racing import REPEAT
+
+
+def _sim(table, path, *, race=0.4, budget=10, seed=0):
+    return Search(table.space, oracle=table, simulate=True, budget=budget, per_round=2,
+                  seed=seed, run_dir=path, race=race,
+                  evaluator=SimulatedEvaluator(workers=2, decision_seconds=0.01))
+
+
+def _lines(path):
+    return [json.loads(x) for x in (path / "evaluations.jsonl").read_text().splitlines()]
+
+
+def test_the_race_retrains_leaders_on_new_seeds_within_the_budget(sim_table, tmp_path):
+    res = _sim(sim_table, tmp_path / "r").run()
+    recs = _lines(tmp_path / "r")
+    cands = [r for r in recs if r["kind"] == "candidate"]
+    reps = [r for r in recs if r["kind"] == REPEAT]
+    assert len(cands) == 6 and 1 <= len(reps) <= 4  # 40% of 10 kept for the race
+    for r in reps:  # a repeat is a leader trained again, on a seed it had not had
+        assert r["arch"] in {c["arch"] for c in cands}
+        first = next(c for c in cands if c["arch"] == r["arch"])
+        assert r["seed"] != first["seed"]
+    est = res.estimate
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    assert best["arch"] == res.best_arch == est["arch"] and best["estimate"] == est
+    n = 1 + sum(1 for r in reps if r["arch"] == est["arch"])
+    assert est["trainings"] == n and "why" in est and est["why"].startswith("highest estimate")
+    assert "why it won" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_the_winner_is_the_best_estimate_not_the_luckiest_training(sim_table, tmp_path):
+    s = _sim(sim_table, tmp_path / "w", race=0.0)
+    s.run()
+    from prednas.search.racing import estimates
+
+    ests = estimates(s)
+    assert s._records and ests[0].arch == json.loads(
+        (tmp_path / "w" / "best.json").read_text())["arch"]
+
+
+def test_a_race_killed_mid_batch_resumes_without_counting_twice(sim_table, tmp_path,
+                                                                 monkeypatch):
+    from prednas.search import rundir
+
+    _sim(sim_table, tmp_path / "ref", seed=2).run()
+    real = rundir.RunDir.append
+
+    class Stop(BaseException):
+        pass
+
+    def append(self, record):
+        if record.get("kind") == REPEAT:
+            raise Stop()
+        return real(self, record)
+
+    monkeypatch.setattr(rundir.RunDir, "append", append)
+    with pytest.raises(Stop):
+        _sim(sim_table, tmp_path / "run", seed=2).run()
+    monkeypatch.setattr(rundir.RunDir, "append", real)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["race_plan"]
+    Search.resume(tmp_path / "run", oracle=sim_table).run()
+
+    def key(path):
+        return [(r["kind"], r["slot"], r["arch"], r["objective"]) for r in _lines(path)]
+
+    assert key(tmp_path / "run") == key(tmp_path / "ref")
+
+
+def test_lookups_keep_the_best_value_and_the_share_is_checked(tmp_path):
+    bench = prednas.benchmarks.load("nb201")
+    res = Search("nb201", oracle=bench, budget=6, run_dir=tmp_path / "o", race=0.5,
+                 filter=prednas.search.NoFilter()).run()
+    assert res.estimate is None and len(res.records) == 6  # a table has no noise to race
+    assert res.best.objective == max(r.objective for r in res.records)
+    with pytest.raises(InvalidParameterError, match="'race'"):
+        Search("nb201", oracle=bench, race=1.0, run_dir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
