@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
-ENGINE = ("prednas", "modelsearch", "rea")
+ENGINE = ("prednas", "prednas-asha", "prednas-race", "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
 
@@ -45,25 +45,29 @@ def _cap(bench) -> int:
 
 
 def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
+    """One engine search on the simulated clock, with the library's defaults (the same search
+    as ``prednas search --bench ... --simulate``): ``prednas``, ``prednas-asha`` (partial
+    trainings under ASHA, rungs 50/100/300), ``prednas-race`` (a fifth of the budget races the
+    leaders), ``modelsearch``, ``rea``."""
     from prednas import search as S
-    from prednas.commands.search import _shrunk
 
-    space, cap = bench.space, _cap(bench)
+    space = bench.space
+    cap = _cap(bench)
     common = dict(oracle=bench, simulate=True, max_params=cap, max_seconds=60.0 * minutes,
-                  budget=min(len(bench), 1000), per_round=workers, seed=seed,
-                  baseline=space.default_arch(),
+                  budget=min(len(bench), 1000), seed=seed, baseline=space.default_arch(),
                   evaluator=S.SimulatedEvaluator(workers=workers, max_params=cap))
     with tempfile.TemporaryDirectory() as tmp:
         common["run_dir"] = f"{tmp}/run"
         if method == "prednas":
-            search = S.Search(space, mutator=S.MutationMutator(
-                parents=5, mutations=100, start=_shrunk(space, space.default_arch(), cap, None)),
-                filter=S.PredictorFilter(proxy_table=None, live_proxies=(), survivors=6,
-                                         min_fit=6), **common)
+            search = S.Search(space, **common)
+        elif method == "prednas-asha":
+            search = S.Search(space, scheduler=S.ASHAScheduler(rungs=(50, 100, 300)), **common)
+        elif method == "prednas-race":
+            search = S.Search(space, race=0.2, **common)
         elif method == "modelsearch":
-            search = S.model_search(space, **common)
+            search = S.model_search(space, per_round=workers, **common)
         else:
-            search = S.regularized_evolution(space, **common)
+            search = S.regularized_evolution(space, per_round=workers, **common)
         result = search.run()
     best = result.best
     return {"pick": None if best is None else best.arch,

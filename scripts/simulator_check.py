@@ -44,7 +44,7 @@ def make_search(strategy: str, seed: int, minutes: float, simulated: bool, run_d
     """The same search for a real and a simulated run: only the evaluator and executor differ."""
     from prednas import benchmarks
     from prednas import search as S
-    from prednas.commands.search import _shrunk
+    from prednas.search.defaults import shrunk_start as _shrunk
 
     bench = benchmarks.load("blocks1d-mnist1d-v2")
     space = bench.space

@@ -149,6 +149,7 @@ def _build(args):
     import spaces
     from prednas import search as S
     from prednas.errors import InvalidParameterError, UnknownNameError, check_param
+    from prednas.search import defaults
 
     if args.strategy not in S.STRATEGIES + ("stnas",):
         raise UnknownNameError("strategy", args.strategy, S.STRATEGIES + ("stnas",))
@@ -240,10 +241,11 @@ def _build(args):
                 flt_kw["distribution"] = args.stnas_feature
             if args.task:  # the task feeds the filter's live proxies and its warm-up
                 from prednas.commands._common import task_options
+                from prednas.search.defaults import live_proxies, warmup_options
 
                 flt_kw.update(task=args.task, task_options=task_options(args),
-                              live_proxies=_live_proxies(space),
-                              **_warmup_options(args, space))
+                              live_proxies=live_proxies(space),
+                              **warmup_options(args.warmup_seconds))
             if flt_kw:
                 common["filter"] = S.PredictorFilter(**flt_kw)
             if args.guide:
@@ -277,7 +279,7 @@ def _build(args):
         check_param(_OWNER, "--steps", args.steps, low=1)
         check_param(_OWNER, "--top-k", args.top_k, low=1)
         check_param(_OWNER, "--replicas", args.replicas, low=0)
-        max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
+        max_minutes = defaults.MAX_MINUTES if args.max_minutes is None else args.max_minutes
         check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
         evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device,
@@ -288,16 +290,15 @@ def _build(args):
                       max_seconds=60.0 * max_minutes,
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
                                  if args.replicas else False))
-        common["budget"] = args.budget or 24
+        common["budget"] = args.budget or defaults.TRAINING_BUDGET
         common["per_round"] = args.per_round or max(2, args.workers or 1)
         if args.strategy == "stnas":
             mut = S.STNASMutator(samples=max(10, common["per_round"]))
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
-            flt = S.PredictorFilter(proxy_table=None, live_proxies=_live_proxies(space),
-                                    survivors=6, min_fit=6, prior=args.prior,
-                                    distribution=args.stnas_feature,
-                                    **_warmup_options(args, space))
+            flt = defaults.default_filter(space, prior=args.prior,
+                                          distribution=args.stnas_feature,
+                                          warmup_seconds=args.warmup_seconds)
             return S.Search(space, mutator=_mutator(args, space, baseline, max_params, task),
                             filter=flt, **common)
     return _baseline_strategy(args, space, common)
@@ -305,13 +306,12 @@ def _build(args):
 
 def _mutator(args, space, baseline, max_params, task):
     """prednas's mutator: Model Search's start (``--start``, else the shrunk baseline)."""
-    from prednas import search as S
+    from prednas.search.defaults import default_mutator
 
-    if args.start:
-        start = tuple(str(space.coerce(a)) for a in args.start)
-    else:
-        start = () if args.no_start else _shrunk(space, baseline, max_params, task)
-    return S.MutationMutator(parents=5, mutations=100, start=start, distribution=args.guide)
+    start = (tuple(str(space.coerce(a)) for a in args.start) if args.start
+             else () if args.no_start else None)
+    return default_mutator(space, baseline, max_params, task, start=start,
+                           distribution=args.guide)
 
 
 def _simulated(args, executor, common):
@@ -320,6 +320,7 @@ def _simulated(args, executor, common):
     from prednas import benchmarks
     from prednas import search as S
     from prednas.errors import InvalidParameterError, check_param
+    from prednas.search import defaults
     from prednas.search.simulate import check_simulable
 
     if not args.simulate:
@@ -347,8 +348,8 @@ def _simulated(args, executor, common):
     if args.param_cap:
         check_param(_OWNER, "--param-cap", args.param_cap, kind=(float, int), low=0,
                     low_open=True, high=10)
-        max_params = int(args.param_cap * _params(space, baseline))
-    max_minutes = 20.0 if args.max_minutes is None else args.max_minutes
+        max_params = int(args.param_cap * defaults.param_count(space, baseline))
+    max_minutes = defaults.MAX_MINUTES if args.max_minutes is None else args.max_minutes
     check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     evaluator = S.SimulatedEvaluator(
@@ -359,13 +360,12 @@ def _simulated(args, executor, common):
     common.update(oracle=bench, simulate=True, evaluator=evaluator, baseline=baseline,
                   scheduler=_scheduler(args, args.steps or recorded_runs(bench).total_steps),
                   max_params=max_params, max_seconds=60.0 * max_minutes, executor=None,
-                  budget=args.budget or 24, per_round=args.per_round or max(2, workers))
+                  budget=args.budget or defaults.TRAINING_BUDGET, per_round=args.per_round or max(2, workers))
     common.pop("metric", None)
     if args.strategy == "prednas":
-        flt = S.PredictorFilter(proxy_table=None, live_proxies=(), survivors=6, min_fit=6,
-                                prior=args.prior)
         return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
-                        filter=flt, **common)
+                        filter=defaults.default_filter(space, simulated=True, prior=args.prior),
+                        **common)
     return _baseline_strategy(args, space, common)
 
 
@@ -392,15 +392,6 @@ def _scheduler(args, steps: int | None):
         rungs = (max(1, steps // 6), max(2, steps // 3), steps)
     kw = {} if args.reduction_factor is None else {"reduction_factor": args.reduction_factor}
     return S.ASHAScheduler(rungs=rungs, **kw)
-
-
-def _params(space, arch, task=None) -> int:
-    """Parameters of ``arch`` for ``task`` (default: the space's input, 10 classes)."""
-    from prednas.search.evaluators import model_cost
-
-    if task is None:
-        return int(model_cost(space, arch, "params"))
-    return int(model_cost(space, arch, "params", task.input_shape, task.num_classes))
 
 
 def _baseline_strategy(args, space, common):
@@ -470,45 +461,6 @@ def _default_gpu_share(args) -> float:
     if not torch.cuda.is_available():
         return 0.0
     return min(1.0, torch.cuda.device_count() / max(1, args.workers or 1))
-
-
-def _shrunk(space, baseline, max_params, task) -> tuple[str, ...]:
-    """Where Model Search starts: the baseline with every block at the widest width of the space
-    (no wider than the block's own) that fits the parameter cap; ``()`` where the space has no
-    block widths (nb201, a network's own space) or nothing fits."""
-    import dataclasses
-
-    blocks = getattr(baseline, "blocks", None)
-    widths = getattr(space, "widths", None)
-    if max_params is None or not blocks or not widths:
-        return ()
-    for w in sorted(widths, reverse=True):
-        arch = dataclasses.replace(baseline, blocks=tuple(
-            dataclasses.replace(b, width=min(w, b.width)) for b in blocks))
-        if _params(space, arch, task) <= max_params:
-            return (str(arch),)
-    return ()
-
-
-def _warmup_options(args, space) -> dict:
-    """The filter's supernet options: a warm-up capped at ``--warmup-seconds`` (0: none)."""
-    if args.warmup_seconds <= 0:
-        return {"supernet": None, "warmup_kwargs": None}
-    # the space's measured setting (prednas.supernet.WARMUP_DEFAULTS), its schedule fitted to
-    # the cap when that comes first
-    kw = {"max_seconds": args.warmup_seconds, "progress": False}
-    return {"supernet": "auto", "warmup_kwargs": kw}
-
-
-def _live_proxies(space) -> tuple[str, ...]:
-    """The space's default live proxies (:attr:`spaces.Space.live_proxies`) that are registered."""
-    try:
-        import proxies
-
-        names = set(proxies.list_proxies())
-    except (ImportError, AttributeError):
-        return ()
-    return tuple(n for n in space.live_proxies if n in names)
 
 
 def _in_process():

@@ -120,6 +120,10 @@ class Search:
         baseline: an architecture (or ``True`` for ``space.default_arch()``) trained in the same run
             with the same recipe, for the report.
         max_params: parameter cap; candidates above it are not proposed (training mode).
+        param_cap: the parameter cap as a share of the baseline's parameters (training or
+            simulation, with ``baseline``; exclusive with ``max_params``), e.g. the command
+            line's 0.6. Without a mutator or filter, a search that trains uses prednas's
+            measured defaults (:mod:`prednas.search.defaults`), as ``prednas search`` does.
         task_options: options of the task when given by name.
         device: device for training, proxies and warm-up.
         progress: show a progress bar with the best objective so far.
@@ -169,6 +173,7 @@ class Search:
         "hv_reference": [None, SequenceOf(Interval(float, None, None))],
         "simulate": ["boolean"],
         "race": [Interval(float, 0, 1, "left")],
+        "param_cap": [None, Interval(float, 0, 10, "right")],
     }
 
     def __init__(self, space, *, task=None, oracle=None, metric: str | None = None,
@@ -180,7 +185,7 @@ class Search:
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
                  objectives=None, constraints: dict | None = None, hv_reference=None,
                  notes: dict | None = None, simulate: bool = False, scheduler=None,
-                 race: float = 0.0):
+                 race: float = 0.0, param_cap: float | None = None):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -193,7 +198,7 @@ class Search:
             "budget": budget, "max_seconds": max_seconds, "per_round": per_round, "seed": seed,
             "max_params": max_params, "metric": metric, "device": device, "progress": progress,
             "objectives": objectives, "constraints": constraints, "hv_reference": hv_reference,
-            "simulate": simulate, "race": race})
+            "simulate": simulate, "race": race, "param_cap": param_cap})
         for fam, obj, base in (("mutator", mutator, Mutator), ("filter", filter, Filter),
                                ("evaluator", evaluator, Evaluator),
                                ("executor", executor, Executor),
@@ -249,20 +254,33 @@ class Search:
         self.seed = int(seed)
         self.device = device
         self.progress = progress
+        from prednas.search import defaults
+
+        trains = self.task is not None or simulate or getattr(evaluator, "simulated", False)
         if budget is None:
-            budget = 50 if oracle is not None else 20
+            budget = defaults.TRAINING_BUDGET if trains else 50
         if oracle is not None and budget > len(oracle):
             raise InvalidParameterError(
                 f"The 'budget' parameter of Search must be at most the {len(oracle)} "
                 f"architectures of benchmark {oracle.name!r}. Got {budget} instead.")
         self.budget = int(budget)
         self.max_seconds = max_seconds
-        self.per_round = int(per_round) if per_round is not None else (2 if oracle is None else 5)
+        if per_round is None:  # training: one candidate per worker, at least two a round
+            workers = getattr(evaluator, "workers", None) or getattr(executor, "workers", None)
+            per_round = max(2, int(workers or 1)) if trains else 5
+        self.per_round = int(per_round)
         self.baseline = (self.space.default_arch() if baseline is True
                          else (self.space.coerce(baseline) if baseline not in (None, False) else None))
+        if param_cap is not None:
+            max_params = self._cap(param_cap, max_params, trains)
         self.max_params = max_params
-        self.mutator = mutator if mutator is not None else MutationMutator()
-        self.filter = filter if filter is not None else PredictorFilter()
+        if mutator is None:
+            mutator = (defaults.default_mutator(self.space, self.baseline, max_params, self.task)
+                       if trains else MutationMutator())
+        if filter is None:
+            filter = (defaults.default_filter(self.space, simulated=self.task is None)  # noqa: A001
+                      if trains else PredictorFilter())
+        self.mutator, self.filter = mutator, filter
         if simulate or getattr(evaluator, "simulated", False):
             evaluator = _simulated_evaluator(oracle, evaluator, executor, max_params)
         elif evaluator is None:
@@ -421,6 +439,21 @@ class Search:
         return search
 
     # -- helpers --------------------------------------------------------------------------------
+    def _cap(self, param_cap: float, max_params: int | None, trains: bool) -> int:
+        """``max_params`` from ``param_cap``: that share of the baseline's parameters."""
+        from prednas.search.defaults import param_count
+
+        if max_params is not None or not trains or self.baseline is None:
+            raise InvalidParameterError(
+                "Search's param_cap is a share of the baseline's parameters: it needs "
+                "baseline= and training (task=) or simulate=True, and no max_params")
+        if self.task is not None:
+            model = self.space.build(self.baseline, self.task.num_classes, self.task.input_shape)
+            base = sum(p.numel() for p in model.parameters())
+        else:
+            base = param_count(self.space, self.baseline)
+        return int(param_cap * base)
+
     def _count_params(self, arch) -> int:
         key = str(arch)
         if key not in self._param_cache:

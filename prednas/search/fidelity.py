@@ -54,7 +54,7 @@ def check_scheduler(scheduler, evaluator, oracle) -> None:
     rungs = list(scheduler.rungs_)
     if full is None:
         raise InvalidParameterError(
-            f"a scheduler's rungs are steps; the evaluator trains by epochs (give it steps=)")
+            "a scheduler's rungs are steps; the evaluator trains by epochs (give it steps=)")
     if rungs[-1] != full:
         raise InvalidParameterError(
             f"The 'rungs' parameter of {type(scheduler).__name__} must end at the full "

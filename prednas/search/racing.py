@@ -19,7 +19,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from prednas.search.estimates import NoiseAwareEstimate, race_targets
+from prednas.search.estimates import race_targets
 
 if TYPE_CHECKING:  # pragma: no cover
     from prednas.search.base import Record

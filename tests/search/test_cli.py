@@ -56,7 +56,7 @@ def test_default_live_proxies_follow_the_measurements():
     """The default 1-D search computes no live proxies (they did not help its predictor on
     blocks1d-mnist1d); spaces without that measurement keep the fast ones."""
     import spaces
-    from prednas.commands.search import _live_proxies
+    from prednas.search.defaults import live_proxies as _live_proxies
 
     assert _live_proxies(spaces.get("blocks1d")) == ()
     assert _live_proxies(spaces.get("nb201")) == ("params", "synflow", "snip")

@@ -1,0 +1,94 @@
+"""The defaults of a search, decided once: what ``prednas search`` and ``prednas.Search`` share.
+
+A search that trains candidates (or simulates training) and is given no mutator or filter uses
+prednas's measured setting: Model Search's start (the baseline with its widths shrunk to fit the
+parameter cap, ``benchmarks/search-mnist1d.md``), 5 parents and 100 mutations a round, and the
+predictor filter without the NB201 proxy table, with the space's measured live proxies
+(:attr:`spaces.Space.live_proxies`; none in simulation, which has no data to compute them on),
+6 survivors and a fit from 6 results. ``param_cap`` sets the parameter cap as a share of the
+baseline's parameters. The command line passes only what its user gave, so
+``prednas search --task T`` and ``prednas.Search(space, task=T, baseline=True, param_cap=0.6,
+budget=24, max_seconds=1200)`` run the same search (``tests/search/test_defaults.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "shrunk_start", "live_proxies",
+           "warmup_options", "default_mutator", "default_filter", "param_count"]
+
+#: candidates fully trained by default when training (24: about five minutes on 2 cores)
+TRAINING_BUDGET = 24
+#: the command line's parameter cap, a share of the baseline's parameters
+PARAM_CAP = 0.6
+#: the command line's wall-time guard of the search phase, minutes
+MAX_MINUTES = 20.0
+
+
+def param_count(space, arch, task=None) -> int:
+    """Parameters of ``arch`` for ``task`` (default: the space's input, 10 classes)."""
+    from prednas.search.evaluators import model_cost
+
+    if task is None:
+        return int(model_cost(space, arch, "params"))
+    return int(model_cost(space, arch, "params", task.input_shape, task.num_classes))
+
+
+def shrunk_start(space, baseline, max_params, task=None) -> tuple[str, ...]:
+    """Where Model Search starts: the baseline with every block at the widest width of the space
+    (no wider than the block's own) that fits the parameter cap; ``()`` where the space has no
+    block widths (nb201, a network's own space) or nothing fits."""
+    blocks = getattr(baseline, "blocks", None)
+    widths = getattr(space, "widths", None)
+    if max_params is None or not blocks or not widths:
+        return ()
+    for w in sorted(widths, reverse=True):
+        arch = dataclasses.replace(baseline, blocks=tuple(
+            dataclasses.replace(b, width=min(w, b.width)) for b in blocks))
+        if param_count(space, arch, task) <= max_params:
+            return (str(arch),)
+    return ()
+
+
+def live_proxies(space) -> tuple[str, ...]:
+    """The space's default live proxies (:attr:`spaces.Space.live_proxies`) that are registered."""
+    try:
+        import proxies
+
+        names = set(proxies.list_proxies())
+    except (ImportError, AttributeError):
+        return ()
+    return tuple(n for n in space.live_proxies if n in names)
+
+
+def warmup_options(seconds: float) -> dict:
+    """The filter's supernet options: a warm-up capped at ``seconds`` (0: none), with the space's
+    measured setting (:data:`prednas.supernet.WARMUP_DEFAULTS`) fitted to the cap."""
+    if seconds <= 0:
+        return {"supernet": None, "warmup_kwargs": None}
+    return {"supernet": "auto", "warmup_kwargs": {"max_seconds": seconds, "progress": False}}
+
+
+def default_mutator(space, baseline=None, max_params=None, task=None, *, start=None,
+                    distribution=None):
+    """prednas's mutator when training: Model Search's start (``start``, else the shrunk
+    baseline), 5 parents, 100 mutations a round."""
+    from prednas.search.mutators import MutationMutator
+
+    if start is None:
+        start = () if baseline is None else shrunk_start(space, baseline, max_params, task)
+    return MutationMutator(parents=5, mutations=100, start=tuple(start),
+                           distribution=distribution)
+
+
+def default_filter(space, *, simulated: bool = False, prior=None, distribution=None,
+                   warmup_seconds: float = 0.0):
+    """prednas's filter when training (or simulating): the predictor without the NB201 proxy
+    table, the space's live proxies (none in simulation), 6 survivors, fitted from 6 results."""
+    from prednas.search.filters import PredictorFilter
+
+    extra = {} if simulated else warmup_options(warmup_seconds)
+    return PredictorFilter(proxy_table=None, live_proxies=() if simulated else live_proxies(space),
+                           survivors=6, min_fit=6, prior=prior, distribution=distribution,
+                           **extra)

@@ -1,0 +1,57 @@
+"""The defaults live in the library, once: ``prednas search`` and ``prednas.Search`` run the
+same search."""
+
+from __future__ import annotations
+
+import pytest
+
+import prednas
+from prednas.cli import build_parser
+from prednas.commands.search import _build
+from prednas.errors import InvalidParameterError
+from prednas.search import defaults
+
+
+def _config(search) -> dict:
+    cfg = search.config()
+    return {k: v for k, v in cfg.items() if k != "device"}
+
+
+def test_the_command_line_and_the_library_run_the_same_training_search(tmp_path):
+    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+            "--out", str(tmp_path / "cli")]
+    cli = _build(build_parser().parse_args(argv))
+    lib = prednas.Search("blocks1d", task="synthetic", task_options={"n": 64}, baseline=True,
+                         param_cap=defaults.PARAM_CAP,
+                         max_seconds=60 * defaults.MAX_MINUTES, run_dir=tmp_path / "lib")
+    assert _config(lib) == _config(cli)
+    assert lib.mutator.start == cli.mutator.start and lib.mutator.start  # the shrunk baseline
+
+
+def test_the_command_line_and_the_library_run_the_same_simulated_search(sim_table, tmp_path,
+                                                                         monkeypatch):
+    from prednas import benchmarks
+
+    monkeypatch.setattr(benchmarks, "load", lambda name, **kw: sim_table)
+    argv = ["search", "--bench", "simtiny", "--simulate", "--workers", "2",
+            "--decision-seconds", "0.01", "--budget", "10", "--out", str(tmp_path / "cli")]
+    cli = _build(build_parser().parse_args(argv))
+    lib = prednas.Search(sim_table.space, oracle=sim_table, simulate=True, baseline=True,
+                         budget=10,
+                         param_cap=defaults.PARAM_CAP, max_seconds=60 * defaults.MAX_MINUTES,
+                         evaluator=prednas.search.SimulatedEvaluator(
+                             workers=2, decision_seconds=0.01,
+                             max_params=cli.max_params),
+                         run_dir=tmp_path / "lib")
+    assert _config(lib) == _config(cli)
+
+
+def test_param_cap_needs_a_baseline_and_no_max_params(tmp_path):
+    with pytest.raises(InvalidParameterError, match="param_cap"):
+        prednas.Search("blocks1d", task="synthetic", param_cap=0.6, run_dir=tmp_path / "a")
+    with pytest.raises(InvalidParameterError, match="param_cap"):
+        prednas.Search("blocks1d", task="synthetic", baseline=True, param_cap=0.6,
+                       max_params=1000, run_dir=tmp_path / "b")
+    with pytest.raises(InvalidParameterError, match="'param_cap'"):
+        prednas.Search("blocks1d", task="synthetic", baseline=True, param_cap=-1.0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
