@@ -32,8 +32,8 @@ import numpy as np
 from prednas.errors import InvalidParameterError
 from prednas.search.simulate import recorded_runs
 
-__all__ = ["SimulatedTraining", "Trial", "simulate_method", "PEERS", "RandomMethod",
-           "ASHAMethod", "TPEMethod", "suggest_blocks1d"]
+__all__ = ["SimulatedTraining", "RealTraining", "Trial", "simulate_method", "train_method",
+           "PEERS", "RandomMethod", "ASHAMethod", "TPEMethod", "suggest_blocks1d"]
 
 
 @dataclass
@@ -340,3 +340,126 @@ def simulate_method(method: Method, bench, *, seed: int = 0, workers: int = 2,
             "trials": [{"arch": t.arch, "steps": t.steps, "status": t.status,
                         "table_seed": t.run.get("seed"), "jobs": t.extra.get("jobs", [])}
                        for t in trials.values()]}
+
+
+class RealTraining:
+    """What a peer sees of real training (the wall-clock counterpart of
+    :class:`SimulatedTraining`): candidates of ``space`` trained on ``task`` by the search's
+    own :class:`~prednas.search.evaluators.TrainingEvaluator`, paused at ``points`` (the steps
+    where a method may stop a trial: ASHA's rungs, Hyperband's) and continued from checkpoints."""
+
+    def __init__(self, space, task, *, steps: int, points, max_params: int | None):
+        from types import SimpleNamespace
+
+        self.bench = SimpleNamespace(space=space, name=f"{space.name} on {task.name}")
+        self.space, self.task, self.max_params = space, task, max_params
+        self.total_steps = int(steps)
+        self.fidelities = sorted({*(int(p) for p in points or ()), self.total_steps})
+        self._keys = itertools.count()
+        self._params: dict[str, int] = {}
+
+    def params(self, arch: str) -> float:
+        if arch not in self._params:
+            from prednas.search.evaluators import model_cost
+
+            self._params[arch] = int(model_cost(self.space, arch, "params",
+                                                self.task.input_shape, self.task.num_classes))
+        return float(self._params[arch])
+
+    def start(self, arch: str) -> Trial:
+        return Trial(next(self._keys), str(self.space.coerce(arch)), {"status": "ok"})
+
+    def checkpoints(self, trial: Trial, stop: int) -> list[int]:
+        return [s for s in self.fidelities if trial.steps < s <= stop]
+
+
+def train_method(method: Method, space, task, *, run_dir, seed: int = 0, workers: int = 2,
+                 max_seconds: float = 360.0, max_params: int | None = None, steps: int = 300,
+                 points=(), device: str = "cpu") -> dict:
+    """Run ``method`` with real training on ``workers`` processes for ``max_seconds`` of wall
+    time (then the running trials finish), through the same evaluation function as the engine.
+
+    A job trains one trial from where it paused to its next point (a checkpoint under
+    ``run_dir``); there the method decides (``on_point``) whether it goes on. Returns what
+    :func:`simulate_method` returns, times in wall seconds.
+    """
+    from collections import deque
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from prednas.search.engine import _evaluate_job
+    from prednas.search.evaluators import TrainingEvaluator
+    from prednas.search.executors import InProcessExecutor, PoolExecutor
+
+    sim = RealTraining(space, task, steps=steps, points=points, max_params=max_params)
+    method.setup(sim, np.random.default_rng([seed, 7]))
+    evaluator = TrainingEvaluator(steps=steps, max_params=max_params, device=device)
+    evaluator.setup(SimpleNamespace(task=task, costs=(), constraints={}, space=space))
+    ckpt = Path(run_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    executor = PoolExecutor(workers=workers) if workers > 1 else InProcessExecutor()
+    t0 = time.perf_counter()
+    trials: dict[int, Trial] = {}
+    stops: dict[int, int] = {}
+    ready: deque = deque()  # (trial, next point): trials that go on after a point
+    jobs = 0
+
+    def job(trial: Trial, point: int):
+        kw = {"fidelity": point}
+        if point < steps:
+            kw["checkpoint"] = str(ckpt / f"{trial.key}-{point}.ckpt")
+        if trial.steps:
+            kw["resume"] = str(ckpt / f"{trial.key}-{trial.steps}.ckpt")
+        trial.extra.setdefault("jobs", []).append([time.perf_counter() - t0, None])
+        return trial.key, (evaluator, space, trial.arch, seed, None, None), kw
+
+    def source():
+        nonlocal jobs
+        while True:
+            if ready:
+                yield job(*ready.popleft())
+            elif time.perf_counter() - t0 < max_seconds:
+                got = method.next_job()
+                if got is None:
+                    return
+                trial, stop = got
+                trials[trial.key], stops[trial.key] = trial, stop
+                trial.status = "running"
+                jobs += 1
+                yield job(trial, sim.checkpoints(trial, stop)[0])
+            else:
+                return
+
+    try:
+        while True:
+            for key, result in executor.map_unordered(_evaluate_job, source()):
+                trial = trials[key]
+                trial.extra["jobs"][-1][1] = time.perf_counter() - t0
+                point = int(result.get("fidelity") or 0)
+                if result.get("status") != "ok":
+                    trial.status = "failed"
+                    method.on_end(trial)
+                    continue
+                trial.steps, trial.values[point] = point, float(result["objective"])
+                if point >= steps:
+                    trial.extra["test_acc"] = result.get("test_acc")
+                go_on = point >= steps or method.on_point(trial, point, trial.values[point])
+                if not go_on:
+                    trial.status = "stopped"
+                elif point >= stops[key]:
+                    trial.status = "done" if point >= steps else "paused"
+                else:
+                    ready.append((trial, sim.checkpoints(trial, stops[key])[0]))
+                    continue
+                method.on_end(trial)
+            if not ready:  # continuations found after the source had ended: run them too
+                break
+    finally:
+        executor.shutdown()
+    full = [t for t in trials.values() if t.status == "done"]
+    best = max(full, key=lambda t: t.values[t.steps], default=None)
+    return {"pick": None if best is None else best.arch,
+            "pick_val": None if best is None else best.values[best.steps],
+            "evaluations": len(full), "jobs": jobs, "seconds": time.perf_counter() - t0,
+            "trials": [{"arch": t.arch, "steps": t.steps, "status": t.status,
+                        "jobs": t.extra.get("jobs", [])} for t in trials.values()]}

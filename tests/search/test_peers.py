@@ -62,3 +62,24 @@ def test_a_fixed_decision_cost_makes_a_simulation_reproducible(table):
 def test_asha_rungs_must_be_curve_points(table):
     with pytest.raises(InvalidParameterError, match="not curve points"):
         simulate_method(ASHAMethod(rungs=(7, 20)), table, max_seconds=10)
+
+
+@pytest.mark.parametrize("name,points,workers", [("tpe-hyperband", (2, 4), 2),
+                                                 ("asha", (2, 4), 1)])
+def test_peers_train_for_real_through_the_engines_evaluator(synthetic_task, tmp_path, name,
+                                                            points, workers):
+    """The same methods with real training: chunks between points, continued from checkpoints,
+    in this process or on a pool of two workers; the pick is a full training."""
+    import spaces
+    from prednas.search.peers import train_method
+
+    method = (TPEMethod(hyperband=True, min_resource=2, reduction_factor=2) if name != "asha"
+              else ASHAMethod(rungs=(*points, 6), reduction_factor=2))
+    space = spaces.get("blocks1d", max_blocks=2)
+    out = train_method(method, space, synthetic_task, run_dir=tmp_path, seed=0, workers=workers,
+                       max_seconds=8.0, steps=6, points=points)
+    assert out["pick"] is not None and out["evaluations"] >= 1
+    done = [t for t in out["trials"] if t["status"] == "done"]
+    assert all(t["steps"] == 6 for t in done)
+    assert any(len(t["jobs"]) > 1 for t in out["trials"])  # continued after a point
+    assert {t["status"] for t in out["trials"]} <= {"done", "paused", "stopped", "failed"}
