@@ -1,22 +1,32 @@
-"""Real training on MNIST-1D: the default ``prednas search`` vs. Model Search's loop, REA and random.
+"""Real training on MNIST-1D, the final protocol: prednas against its peers.
 
-Every method gets the same wall-clock budget (``--minutes``) and the same recipe (the default
-``prednas search`` settings: 300 steps per candidate, the 60% parameter cap of the baseline, one
-worker per core), for ``--seeds`` seeds; runs are interleaved (seed by seed, method by method) so a
-busy machine slows every method alike. Each run is a normal run directory under ``--runs``; the
-script resumes: a finished run is read back, an unfinished one continues with ``--resume``.
+Every method searches the default task (``prednas search``'s MNIST-1D splits) with the same recipe
+(300 steps per candidate, parameter cap 60% of the baseline's, 2 workers) for ``--minutes`` of
+wall clock, for ``--seeds`` seeds; runs are interleaved seed by seed, method by method, so that a
+busy machine slows every method alike. Methods:
 
-Writes ``benchmarks/search-mnist1d.md`` and ``.png``: per method the best model's test accuracy and
-parameters (mean and spread over seeds), and the time until the first candidate matched the
-baseline's test accuracy at <= 60% of its parameters.
+- through ``prednas search`` (a run directory each, resumed if unfinished): ``prednas`` (the
+  default), ``prednas-asha`` (``--scheduler asha``), ``prednas-race`` (``--race 0.2``),
+  ``random``, ``asha`` (random search under the engine's ASHA), ``modelsearch``, ``rea``;
+- through :func:`prednas.search.peers.train_method` (the same evaluation function on a pool of
+  the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
+  reports at 25, 75 and 225 steps).
 
-    python scripts/benchmark_search_mnist1d.py --seeds 3 --minutes 6
+**Final protocol:** each method's pick, and the baseline, are retrained on 5 fresh seeds (1000 to
+1004, never seen by a search) with the search's recipe; a pick's score is their mean test
+accuracy. Reported: each method's mean score over search seeds, and its paired difference to
+prednas per search seed with a 90% bootstrap interval. Everything is appended to
+``benchmarks/search-mnist1d.jsonl`` as it finishes (the script resumes from it); the report is
+``benchmarks/search-mnist1d.md``.
+
+    python scripts/benchmark_search_mnist1d.py --seeds 5 --minutes 6
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,130 +35,179 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("prednas", "prednas-start", "modelsearch", "rea", "random")
-#: ``prednas-start``: the default search started, as Model Search starts, from the baseline shrunk
-#: to fit the 60% parameter cap (three 5-wide convolutions of 32 channels)
-START = "conv5:32|conv5:32|conv5:32"
+LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
+OUT = ROOT / "benchmarks" / "search-mnist1d.md"
+CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"], "prednas-race": ["--race", "0.2"],
+       "random": ["--strategy", "random"],
+       "asha": ["--strategy", "random", "--scheduler", "asha"],
+       "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}
+PEERS = ("tpe", "tpe-hyperband")
+METHODS = (*CLI, *PEERS)
+FRESH_SEEDS = (1000, 1001, 1002, 1003, 1004)
+STEPS = 300
 
 
-def _records(run: Path) -> list[dict]:
-    path = run / "evaluations.jsonl"
-    if not path.exists():
+def _log(row: dict) -> None:
+    with open(LOG, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def _rows() -> list[dict]:
+    if not LOG.exists():
         return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
+    return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
 
 
-def _done(run: Path) -> bool:
-    try:
-        return bool(json.loads((run / "state.json").read_text()).get("done"))
-    except (OSError, ValueError):
-        return False
+def _task():
+    from prednas import tasks
+    from prednas.tasks.mnist1d import SEARCH_SPLITS
+
+    return tasks.get("mnist1d", **SEARCH_SPLITS)
 
 
-def run_one(method: str, seed: int, args) -> Path:
-    run = Path(args.runs) / f"{method}-s{seed}"
-    if _done(run):
-        return run
+def run_cli(method: str, seed: int, minutes: float, runs: Path) -> dict:
+    run = runs / f"{method}-s{seed}"
     cmd = [sys.executable, "-m", "prednas", "search", "--seed", str(seed), "--replicas", "0",
-           "--budget", str(args.budget), "--max-minutes", str(args.minutes)]
-    if (run / "state.json").exists():
-        cmd += ["--resume", str(run)]
-    elif method == "prednas-start":
-        cmd += ["--strategy", "prednas", "--start", START, "--out", str(run)]
-    else:
-        cmd += ["--strategy", method, "--out", str(run)]
+           "--budget", "1000", "--max-minutes", str(minutes), "--workers", "2"]
+    cmd += ["--resume", str(run)] if (run / "state.json").exists() else [
+        *CLI[method], "--out", str(run)]
     print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return run
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    best = json.loads((run / "best.json").read_text())
+    recs = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
+    return {"pick": best["arch"], "pick_val": best.get("val_acc"),
+            "evaluations": sum(1 for r in recs if r["kind"] == "candidate"),
+            "trainings": len(recs)}
 
 
-def summarise(run: Path, cap_ratio: float = 0.6) -> dict:
-    recs = _records(run)
-    base = next((r for r in recs if r["kind"] == "baseline" and r["status"] == "ok"), None)
-    cands = sorted([r for r in recs if r["kind"] == "candidate" and r["status"] == "ok"],
-                   key=lambda r: r["query"])
-    best = max(cands, key=lambda r: (r["objective"], -r.get("params", 0)), default=None)
-    t, hit = 0.0, None
-    if base is not None:
-        t = base.get("seconds", 0.0)
-        for r in cands:
-            t += r.get("seconds", 0.0)
-            if (r.get("test_acc", -1) >= base["test_acc"]
-                    and r.get("params", 1e18) <= cap_ratio * base["params"]):
-                hit = t
-                break
-    return {"n": len(cands), "best_test": best.get("test_acc") if best else np.nan,
-            "best_params": best.get("params") if best else np.nan,
-            "base_test": base["test_acc"] if base else np.nan,
-            "base_params": base["params"] if base else np.nan, "hit_seconds": hit,
-            "curve": [(r.get("seconds", 0.0), r.get("test_acc")) for r in cands]}
+def run_peer(method: str, seed: int, minutes: float, runs: Path) -> dict:
+    import spaces
+    from prednas.search.defaults import PARAM_CAP, param_count
+    from prednas.search.peers import TPEMethod, train_method
+
+    task = _task()
+    space = spaces.get("blocks1d")
+    cap = int(PARAM_CAP * param_count(space, space.default_arch(), task))
+    m = TPEMethod(hyperband=method == "tpe-hyperband", min_resource=25)
+    out = train_method(m, space, task, run_dir=runs / f"{method}-s{seed}", seed=seed,
+                       workers=2, max_seconds=60.0 * minutes, max_params=cap, steps=STEPS,
+                       points=(25, 75, 225) if m.hyperband else ())
+    return {"pick": out["pick"], "pick_val": out["pick_val"], "evaluations": out["evaluations"],
+            "trainings": out["jobs"]}
+
+
+def _retrain(arch: str, seed: int) -> dict:
+    import torch
+
+    from prednas.training import train
+
+    torch.set_num_threads(1)
+    rec = train("blocks1d", arch, _task(), steps=STEPS, seed=seed, device="cpu",
+                keep_model=False)
+    return {"arch": arch, "seed": seed, "status": rec.status, "test_acc": rec.test_acc,
+            "val_acc": rec.val_acc, "params": rec.params}
+
+
+def final_protocol(archs: list[str], done: set) -> None:
+    """Retrain each of ``archs`` on the fresh seeds not yet recorded, two at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(a, s) for a in dict.fromkeys(archs) for s in FRESH_SEEDS if (a, s) not in done]
+    if not jobs:
+        return
+    with ProcessPoolExecutor(2) as pool:
+        for row in pool.map(_retrain, *zip(*jobs)):
+            _log({"type": "final", **row})
+            done.add((row["arch"], row["seed"]))
+
+
+def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    means = rng.choice(d, size=(n, len(d)), replace=True).mean(axis=1)
+    return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
+
+
+def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> str:
+    from prednas.benchmarks.build import machine_name
+
+    finals: dict[str, list[float]] = {}
+    for r in rows:
+        if r["type"] == "final" and r["status"] == "ok":
+            finals.setdefault(r["arch"], []).append(float(r["test_acc"]))
+    score = {a: float(np.mean(v)) for a, v in finals.items() if len(v) == len(FRESH_SEEDS)}
+    runs = {(r["method"], r["seed"]): r for r in rows
+            if r["type"] == "search" and r["minutes"] == minutes}
+    base = next((r["arch"] for r in rows if r["type"] == "baseline"), None)
+    lines = ["# Search with real training on MNIST-1D, final protocol: prednas against its peers",
+             "", f"Command: `python scripts/benchmark_search_mnist1d.py --seeds {seeds} "
+             f"--minutes {minutes:g}` on {machine_name()}. {note}", "",
+             f"Each pick (and the baseline `{base}`) is retrained on the fresh seeds "
+             f"{', '.join(map(str, FRESH_SEEDS))}; its score is their mean test accuracy. "
+             "Differences are paired by search seed (prednas's score minus the method's), "
+             "with 90% bootstrap intervals.", "",
+             "| method | seeds | candidates fully trained (mean) | final protocol (mean ± std "
+             "over seeds) | prednas − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
+    ref = {s: score.get(r["pick"]) for (m, s), r in runs.items() if m == "prednas"}
+    for m in methods:
+        got = {s: score.get(r["pick"]) for (mm, s), r in runs.items() if mm == m}
+        vals = np.array([v for v in got.values() if v is not None], float)
+        n_eval = np.mean([r["evaluations"] for (mm, _), r in runs.items() if mm == m] or [0])
+        if m == "prednas" or not len(vals):
+            diff = ""
+        else:
+            d = np.array([ref[s] - got[s] for s in got
+                          if got[s] is not None and ref.get(s) is not None], float)
+            lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
+            diff = f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})" if len(d) else ""
+        lines.append(f"| {m} | {len(vals)} | {n_eval:.1f} | "
+                     + (f"{vals.mean():.2f} ± {vals.std():.2f}" if len(vals) else "—")
+                     + f" | {diff} |")
+    if base in score:
+        lines += ["", f"Baseline `{base}` on the same protocol: {score[base]:.2f}."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget per run")
-    ap.add_argument("--budget", type=int, default=1000,
-                    help="evaluation budget (large: the wall clock is the budget here)")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--minutes", type=float, default=6.0, help="wall clock of each search")
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-mnist1d"))
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "search-mnist1d.md"))
+    ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        ap.error(f"unknown methods {bad}; choose from {', '.join(METHODS)}")
+    runs = Path(args.runs) / f"{args.minutes:g}min"
+    runs.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results: dict[str, list[dict]] = {m: [] for m in args.methods}
-    for seed in range(args.seeds):
-        for m in args.methods:
-            results[m].append(summarise(run_one(m, seed, args)))
+    load = os.getloadavg()[0]
+    if not args.report_only:
+        import spaces
 
-    from prednas.benchmarks.build import machine_name
-    from prednas.utils import new_figure
-
-    out = Path(args.out)
-    lines = ["# Search with real training on MNIST-1D: the default prednas search vs. baselines",
-             "", f"Command: `python scripts/benchmark_search_mnist1d.py --seeds {args.seeds} "
-             f"--minutes {args.minutes:g}` on {machine_name()}; {args.minutes:g} minutes of "
-             f"wall clock per run, {args.seeds} seeds, the default `prednas search` recipe for "
-             "every method (300 steps per candidate, parameter cap 60% of the baseline, one "
-             "worker per core, no ensemble); this run took "
-             f"{(time.time() - t0) / 60:.0f} min (runs already finished are read back).", "",
-             "| method | candidates | best test acc (mean ± std) | best params (mean) | "
-             "baseline test acc | first match of the baseline at <= 60% params (s) |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for m in args.methods:
-        rs = results[m]
-        acc = np.array([r["best_test"] for r in rs], float)
-        hits = [r["hit_seconds"] for r in rs]
-        hit_txt = ", ".join("never" if h is None else f"{h:.0f}" for h in hits)
-        lines.append(f"| {m} | {np.mean([r['n'] for r in rs]):.1f} | {np.nanmean(acc):.2f} ± "
-                     f"{np.nanstd(acc):.2f} | {np.nanmean([r['best_params'] for r in rs]):,.0f} | "
-                     f"{np.nanmean([r['base_test'] for r in rs]):.2f} | {hit_txt} |")
-    if "prednas" in results:
-        mine = np.nanmean([r["best_test"] for r in results["prednas"]])
-        lines += ["", "## Target", ""]
-        for m in args.methods:
-            if m == "prednas":
-                continue
-            other = np.nanmean([r["best_test"] for r in results[m]])
-            lines.append(f"- prednas mean best test accuracy {mine:.2f} at or above {m}'s "
-                         f"{other:.2f}: **{'met' if mine >= other else 'missed'}**")
-    fig, ax = new_figure((6, 4))
-    for m in args.methods:
-        for i, r in enumerate(results[m]):
-            if not r["curve"]:
-                continue
-            secs = np.cumsum([c[0] for c in r["curve"]])
-            acc = np.maximum.accumulate([c[1] for c in r["curve"]])
-            ax.plot(secs, acc, drawstyle="steps-post", color=f"C{args.methods.index(m)}",
-                    label=m if i == 0 else None, alpha=0.8)
-    ax.set_xlabel("training seconds (sum over candidates)")
-    ax.set_ylabel("best test accuracy so far (%)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
-    lines += ["", f"![best so far]({out.with_suffix('.png').name})", ""]
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
+        rows = _rows()
+        done = {(r["arch"], r["seed"]) for r in rows if r["type"] == "final"}
+        base = str(spaces.get("blocks1d").default_arch())
+        if not any(r["type"] == "baseline" for r in rows):
+            _log({"type": "baseline", "arch": base})
+        final_protocol([base], done)
+        for seed in range(args.seeds):
+            for m in methods:
+                if any(r["type"] == "search" and r["method"] == m and r["seed"] == seed
+                       and r["minutes"] == args.minutes for r in _rows()):
+                    continue
+                out = (run_peer if m in PEERS else run_cli)(m, seed, args.minutes, runs)
+                _log({"type": "search", "method": m, "seed": seed, "minutes": args.minutes,
+                      **out})
+            picks = [r["pick"] for r in _rows() if r["type"] == "search" and r["seed"] == seed
+                     and r["minutes"] == args.minutes and r["pick"]]
+            final_protocol(picks, done)
+    note = (f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
+            f"{LOG.name} are read back); load average {load:.1f} when it started.")
+    text = report(_rows(), args.minutes, args.seeds, methods, note)
+    OUT.write_text(text)
+    print(text)
     return 0
 
 
