@@ -55,6 +55,8 @@ def write_report(search, result) -> None:
               "- strategies: " + ", ".join(f"{k} `{v['name']}`"
                                           for k, v in cfg["strategies"].items() if v is not None),
               f"- evaluations: {len(recs)} ({len(recs) - len(ok)} failed)"]
+    if getattr(search, "scheduler", None) is not None:
+        lines += [_fidelity_line(search)]
     signals = search.filter.signals()
     if signals:
         lines += ["- the filter ranked candidates with: "
@@ -238,3 +240,20 @@ def _plots(search, result, recs, ok, ylabel, lines) -> list[tuple[str, str]]:
         fig.savefig(rd / "pareto.png", dpi=110)
         figs.append(("Accuracy vs. parameters (Pareto front)", "pareto.png"))
     return figs
+
+
+def _fidelity_line(search) -> str:
+    """How far the scheduler let candidates train (partial trainings)."""
+    from prednas.search.fidelity import PARTIAL
+
+    rungs = list(search.scheduler.rungs_)
+    allrecs = [r for r in search._records if r.kind in (PARTIAL, "candidate")]
+    started = len({r.arch for r in allrecs})
+    reached = [sum(1 for r in allrecs if r.get("rung") == k) for k in range(len(rungs))]
+    restarted = sum(1 for r in allrecs if r.get("restarted"))
+    return (f"- partial trainings ({search.scheduler.describe()['name']}, rungs "
+            f"{'/'.join(map(str, rungs))} steps): {started} candidates started; reached each "
+            f"rung: {', '.join(map(str, reached))}; {search._spent():.1f} of {search.budget} "
+            f"full trainings' worth of steps used"
+            + (f"; {restarted} restarted from scratch (checkpoint missing or damaged)"
+               if restarted else ""))

@@ -51,6 +51,8 @@ def test_simulated_asha_pauses_promotes_and_continues_the_same_run(sim_table, tm
     assert all(r["kind"] == "candidate" for r in recs if r["fidelity"] == 20)
     assert [r.arch for r in res.records] == [r["arch"] for r in recs if r["kind"] == "candidate"]
     assert res.best_arch in {r["arch"] for r in recs if r["kind"] == "candidate"}
+    assert "- partial trainings (asha, rungs 5/10/20 steps)" in (
+        tmp_path / "a" / "report.md").read_text()
     # the simulated workers: never more than two jobs at once, each starting when one is free
     spans = sorted((r["sim_start"], r["sim_end"]) for r in recs)
     for t, _ in spans:

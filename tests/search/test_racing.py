@@ -23,11 +23,16 @@ def _lines(path):
 
 
 def test_the_race_retrains_leaders_on_new_seeds_within_the_budget(sim_table, tmp_path):
-    res = _sim(sim_table, tmp_path / "r").run()
+    from prednas.search.estimates import NoiseAwareEstimate
+
+    s = _sim(sim_table, tmp_path / "r")
+    s.estimator = NoiseAwareEstimate(prior_noise_std=50.0, prior_weight=1e6)  # never separated
+    res = s.run()
     recs = _lines(tmp_path / "r")
     cands = [r for r in recs if r["kind"] == "candidate"]
     reps = [r for r in recs if r["kind"] == REPEAT]
-    assert len(cands) == 6 and 1 <= len(reps) <= 4  # 40% of 10 kept for the race
+    assert len(cands) == 6 and len(reps) == 4  # 40% of 10 kept for the race, all spent
+    assert res.estimate["separated"] is False and "budget ran out" in res.estimate["why"]
     for r in reps:  # a repeat is a leader trained again, on a seed it had not had
         assert r["arch"] in {c["arch"] for c in cands}
         first = next(c for c in cands if c["arch"] == r["arch"])
@@ -38,6 +43,17 @@ def test_the_race_retrains_leaders_on_new_seeds_within_the_budget(sim_table, tmp
     n = 1 + sum(1 for r in reps if r["arch"] == est["arch"])
     assert est["trainings"] == n and "why" in est and est["why"].startswith("highest estimate")
     assert "why it won" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_a_separated_best_ends_the_race_early(sim_table, tmp_path):
+    from prednas.search.estimates import NoiseAwareEstimate
+
+    s = _sim(sim_table, tmp_path / "e")
+    s.estimator = NoiseAwareEstimate(prior_noise_std=1e-3, prior_weight=1e6,
+                                     min_prediction_std=1e-3)  # every training is exact
+    res = s.run()
+    assert not [r for r in _lines(tmp_path / "e") if r["kind"] == REPEAT]
+    assert res.estimate["separated"] is True and "above the runner-up" in res.estimate["why"]
 
 
 def test_the_winner_is_the_best_estimate_not_the_luckiest_training(sim_table, tmp_path):
@@ -53,7 +69,10 @@ def test_the_winner_is_the_best_estimate_not_the_luckiest_training(sim_table, tm
 def test_a_race_killed_mid_batch_resumes_without_counting_twice(sim_table, tmp_path,
                                                                  monkeypatch):
     from prednas.search import rundir
+    from prednas.search.estimates import NoiseAwareEstimate
 
+    # noise so large that the race always runs to its budget, in every search below
+    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3))
     _sim(sim_table, tmp_path / "ref", seed=2).run()
     real = rundir.RunDir.append
 
