@@ -256,11 +256,7 @@ def _build(args):
         from prednas.commands._common import task_options
 
         args.task = args.task or "mnist1d"
-        opts = task_options(args)
-        if args.task == "mnist1d":  # the splits of the ground-truth table (blocks1d-mnist1d-v2)
-            from prednas.tasks.mnist1d import SEARCH_SPLITS
-
-            opts = {**SEARCH_SPLITS, **opts}
+        opts = defaults.task_options(args.task, task_options(args))  # the table's splits
         task = tasks.get(args.task, **opts)
         if args.model:
             space = _model.space_from_spec(args.model, task)

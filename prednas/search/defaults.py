@@ -8,14 +8,15 @@ predictor filter without the NB201 proxy table, with the space's measured live p
 6 survivors and a fit from 6 results. ``param_cap`` sets the parameter cap as a share of the
 baseline's parameters. The command line passes only what its user gave, so
 ``prednas search --task T`` and ``prednas.Search(space, task=T, baseline=True, param_cap=0.6,
-budget=24, max_seconds=1200)`` run the same search (``tests/search/test_defaults.py``).
+max_seconds=1200)`` run the same search (``tests/search/test_defaults.py``), on the same splits
+(:func:`task_options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "shrunk_start", "live_proxies",
+__all__ = ["task_options", "TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "shrunk_start", "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
 #: candidates fully trained by default when training (24: about five minutes on 2 cores)
@@ -24,6 +25,17 @@ TRAINING_BUDGET = 24
 PARAM_CAP = 0.6
 #: the command line's wall-time guard of the search phase, minutes
 MAX_MINUTES = 20.0
+
+
+def task_options(name: str, options: dict | None) -> dict:
+    """A search's options of the task ``name``: MNIST-1D's evaluation splits are those of the
+    ground-truth table (:data:`prednas.tasks.mnist1d.SEARCH_SPLITS`) unless given."""
+    options = dict(options or {})
+    if name == "mnist1d":
+        from prednas.tasks.mnist1d import SEARCH_SPLITS
+
+        options = {**SEARCH_SPLITS, **options}
+    return options
 
 
 def param_count(space, arch, task=None) -> int:

@@ -219,7 +219,10 @@ class Search:
             self.task = task
             self.task_options = task.options  # None: made by hand, not rebuilt by name
         else:
-            self.task_options = dict(task_options or {})
+            from prednas.search.defaults import task_options as _search_options
+
+            self.task_options = (_search_options(task, task_options) if isinstance(task, str)
+                                 else dict(task_options or {}))
             self.task = _tasks.get(task, **self.task_options) if task is not None else None
         if self.task is not None:
             self.space.check_input_shape(self.task.input_shape, task=self.task.name)

@@ -21,14 +21,57 @@ EXTRA_SEED_OFFSET = 100_003
 SEARCH_SPLITS = {"val_size": 5000, "test_size": 20000}
 
 
+#: the arrays of a generation that the task uses (and the disk cache keeps)
+_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def _cache_path(num_samples: int, seed: int):
+    """Where a generation is kept between processes: ``$PREDNAS_CACHE_DIR`` (default
+    ``~/.cache/prednas``), named by the package's version and the generation's arguments."""
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    try:
+        ver = version("mnist1d")
+    except PackageNotFoundError:
+        ver = "unknown"
+    root = os.environ.get("PREDNAS_CACHE_DIR") or Path.home() / ".cache" / "prednas"
+    return Path(root) / "mnist1d" / f"mnist1d-{ver}-n{int(num_samples)}-s{int(seed)}.npz"
+
+
 def _generate(num_samples: int, seed: int) -> dict:
+    """One generation of the ``mnist1d`` package (tens of seconds for tens of thousands of
+    examples), kept in a disk cache of plain arrays (read without pickle; a damaged or foreign
+    file is generated again)."""
+    import numpy as np
+
+    path = _cache_path(num_samples, seed)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in _KEYS}
+        n = int(num_samples)
+        if (len(data["x"]) + len(data["x_test"]) == n and len(data["y"]) == len(data["x"])
+                and len(data["y_test"]) == len(data["x_test"])):
+            return data
+    except (OSError, ValueError, KeyError):
+        pass
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples = int(num_samples)
     args.seed = int(seed)
     with numpy_global_seed(seed):  # the package reseeds global np.random; put it back afterwards
-        return make_dataset(args)
+        data = make_dataset(args)
+    try:
+        from prednas.utils import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(data[k]) for k in _KEYS})
+    except OSError:  # a read-only home: generate each time
+        pass
+    return data
 
 
 def _tensor(x) -> torch.Tensor:

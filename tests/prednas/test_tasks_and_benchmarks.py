@@ -138,3 +138,24 @@ def test_v2_second_phase_gives_the_best_architectures_five_seeds():
     recs += [{"arch": "a6", "seed": 1, "part": "sub", "status": "ok", "test_acc": 20.0,
               "val_acc": 0.0}]
     assert {a for a, _, _ in top_seed_jobs(recs, top=3, sure=2)} == {"a6"}
+
+
+def test_mnist1d_generations_are_cached_on_disk_as_plain_arrays(tmp_path, monkeypatch):
+    """A generation is kept between processes (it takes tens of seconds at the search's
+    splits); the cache is read without pickle and a damaged file is generated again."""
+    import numpy as np
+
+    from prednas.tasks import mnist1d as m
+
+    monkeypatch.setenv("PREDNAS_CACHE_DIR", str(tmp_path))
+    first = m._generate(200, 3)
+    path = m._cache_path(200, 3)
+    assert path.is_file()
+    with np.load(path, allow_pickle=False) as f:
+        assert sorted(f.files) == sorted(m._KEYS)
+    again = m._generate(200, 3)
+    for k in m._KEYS:
+        assert np.array_equal(np.asarray(first[k]), again[k])
+    path.write_bytes(b"damaged")
+    third = m._generate(200, 3)
+    assert np.array_equal(np.asarray(first["x"]), np.asarray(third["x"]))

@@ -55,3 +55,14 @@ def test_param_cap_needs_a_baseline_and_no_max_params(tmp_path):
     with pytest.raises(InvalidParameterError, match="'param_cap'"):
         prednas.Search("blocks1d", task="synthetic", baseline=True, param_cap=-1.0)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_mnist1d_by_name_gets_the_ground_truth_tables_splits_in_both(tmp_path):
+    from prednas.tasks.mnist1d import SEARCH_SPLITS
+
+    cli = _build(build_parser().parse_args(["search", "--workers", "1", "--out",
+                                            str(tmp_path / "c")]))
+    lib = prednas.Search("blocks1d", task="mnist1d", baseline=True, param_cap=0.6,
+                         max_seconds=1200, run_dir=tmp_path / "l")
+    assert lib.task_options == cli.task_options == SEARCH_SPLITS
+    assert _config(lib) == _config(cli)
