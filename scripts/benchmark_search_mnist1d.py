@@ -37,7 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
 OUT = ROOT / "benchmarks" / "search-mnist1d.md"
-CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"], "prednas-race": ["--race", "0.2"],
+CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
+       "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate"],
+       "prednas-race": ["--race", "0.2"],
        "random": ["--strategy", "random"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],
        "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}

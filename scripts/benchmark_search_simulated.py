@@ -33,7 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
-ENGINE = ("prednas", "prednas-asha", "prednas-race", "modelsearch", "rea")
+ENGINE = ("prednas", "prednas-asha", "prednas-asha-estimate", "prednas-race", "modelsearch",
+          "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
 
@@ -47,7 +48,8 @@ def _cap(bench) -> int:
 def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
     """One engine search on the simulated clock, with the library's defaults (the same search
     as ``prednas search --bench ... --simulate``): ``prednas``, ``prednas-asha`` (partial
-    trainings under ASHA, rungs 50/100/300), ``prednas-race`` (a fifth of the budget races the
+    trainings under ASHA, rungs 50/100/300; ``prednas-asha-estimate`` ranks each rung by the
+    partial accuracy combined with the filter's prediction), ``prednas-race`` (a fifth of the budget races the
     leaders), ``modelsearch``, ``rea``."""
     from prednas import search as S
 
@@ -60,8 +62,10 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
         common["run_dir"] = f"{tmp}/run"
         if method == "prednas":
             search = S.Search(space, **common)
-        elif method == "prednas-asha":
-            search = S.Search(space, scheduler=S.ASHAScheduler(rungs=(50, 100, 300)), **common)
+        elif method in ("prednas-asha", "prednas-asha-estimate"):
+            rank = "estimate" if method.endswith("estimate") else "partial"
+            search = S.Search(space, scheduler=S.ASHAScheduler(rungs=(50, 100, 300),
+                                                               rank_by=rank), **common)
         elif method == "prednas-race":
             search = S.Search(space, race=0.2, **common)
         elif method == "modelsearch":

@@ -85,6 +85,10 @@ def add_arguments(p) -> None:
                         "e.g. 50,100,300)")
     p.add_argument("--reduction-factor", type=float, default=None, metavar="ETA",
                    help="with --scheduler asha: promote the top 1/ETA of each rung (default 3)")
+    p.add_argument("--rank-by", choices=("partial", "estimate"), default=None,
+                   help="with --scheduler asha: rank a rung by the validation accuracy reached "
+                        "there (partial, the default) or by that accuracy combined with the "
+                        "filter's prediction of the full training (estimate)")
     p.add_argument("--race", type=float, default=0.0, metavar="SHARE",
                    help="keep this share of the budget (evaluations and time, 0 to 0.9) to "
                         "train the leaders again on new seeds until the best is separated; the "
@@ -371,8 +375,9 @@ def _scheduler(args, steps: int | None):
     from prednas.errors import InvalidParameterError
 
     if args.scheduler == "none":
-        if args.rungs is not None or args.reduction_factor is not None:
-            raise InvalidParameterError("--rungs and --reduction-factor go with --scheduler asha")
+        if args.rungs is not None or args.reduction_factor is not None or args.rank_by:
+            raise InvalidParameterError("--rungs, --reduction-factor and --rank-by go with "
+                                        "--scheduler asha")
         return None
     if args.rungs is not None:
         try:
@@ -386,7 +391,9 @@ def _scheduler(args, steps: int | None):
                                     "steps to derive them from)")
     else:
         rungs = (max(1, steps // 6), max(2, steps // 3), steps)
-    kw = {} if args.reduction_factor is None else {"reduction_factor": args.reduction_factor}
+    kw: dict = {} if args.reduction_factor is None else {"reduction_factor": args.reduction_factor}
+    if args.rank_by:
+        kw["rank_by"] = args.rank_by
     return S.ASHAScheduler(rungs=rungs, **kw)
 
 

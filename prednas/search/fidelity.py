@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from prednas.errors import InvalidParameterError
 
@@ -88,19 +91,44 @@ class FidelityLoop:
     def _replay(self) -> None:
         """The scheduler's state from the records (in order) and the jobs still running."""
         self.scheduler.reset()
-        for r in self.s._records:
+        for i, r in enumerate(self.s._records):
             if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None:
                 rung = int(r.get("rung"))
-                self.scheduler.on_result(r.arch, rung, self.value(r))
+                self.scheduler.on_result(r.arch, rung, self.value(r, self.s._records[:i]))
                 if r.get("from_steps") in self.rungs[:-1]:
                     self.scheduler.mark_promoted(r.arch, self.rungs.index(r.get("from_steps")))
         for job in self.inflight.values():
             if job["from_steps"]:
                 self.scheduler.mark_promoted(job["arch"], self.rungs.index(job["from_steps"]))
 
-    def value(self, record) -> float:
-        """What the scheduler ranks a rung's results by: the objective at that rung."""
-        return record.objective if record.ok else float("nan")
+    def value(self, record, before=None) -> float:
+        """What the scheduler ranks a rung's results by, from ``record`` and the records that
+        came ``before`` it: the objective at the rung (``rank_by="partial"``), or
+        (``"estimate"``) that objective moved to the full training's scale (the mean gap
+        between the rung and the full training over candidates that reached both) and combined
+        with the filter's prediction, each weighted by the inverse of its squared error on
+        those candidates; the partial objective alone until 3 candidates reached both."""
+        if not record.ok:
+            return float("nan")
+        x = float(record.objective)
+        if getattr(self.scheduler, "rank_by", "partial") != "estimate":
+            return x
+        before = self.s._records if before is None else before
+        rung = int(record.get("rung") or 0)
+        full = {r.arch: r for r in before if r.kind == "candidate" and r.ok}
+        at = {r.arch: r for r in before if r.ok and r.get("rung") == rung and r.arch in full}
+        if rung == len(self.rungs) - 1 or len(at) < 3:
+            return x
+        gaps = np.array([full[a].objective - at[a].objective for a in at], float)
+        shifted = x + float(gaps.mean())
+        var_partial = max(float(gaps.var(ddof=1)), 1e-6)
+        pairs = [(full[a].objective, full[a].predicted) for a in full
+                 if full[a].predicted is not None and math.isfinite(full[a].predicted)]
+        p = record.predicted
+        if p is None or not math.isfinite(p) or len(pairs) < 3:
+            return shifted
+        var_pred = max(float(np.mean([(y - q) ** 2 for y, q in pairs])), 1e-6)
+        return (shifted / var_partial + p / var_pred) / (1 / var_partial + 1 / var_pred)
 
     def steps_used(self) -> int:
         """Training steps spent and committed: finished jobs and those running."""
@@ -290,7 +318,8 @@ class FidelityLoop:
             result.setdefault("fidelity", job["steps"])
             record = s._record(self.rd, base, result)
             del self.inflight[key]
-            self.scheduler.on_result(record.arch, job["rung"], self.value(record))
+            self.scheduler.on_result(record.arch, job["rung"],
+                                     self.value(record, self.s._records[:-1]))
             self.state["elapsed"] = time.perf_counter() - self.t_start
             self._save()
             if job["from_steps"]:  # its successor (or final weights) is on disk now

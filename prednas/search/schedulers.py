@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from prednas.errors import InvalidParameterError
-from prednas.params import Interval, SequenceOf
+from prednas.params import Interval, Options, SequenceOf
 from prednas.search.base import Strategy
 from prednas.search.registries import REGISTRIES, register_scheduler
 
@@ -84,14 +84,22 @@ class ASHAScheduler(Scheduler):
         rungs: the training steps of each rung, increasing; the last is the full training.
             Each should be a point of the learning curve (simulation answers only there).
         reduction_factor: ``eta``: the top ``1 / eta`` of each rung is promoted (>= 2).
+        rank_by: what a rung's results are ranked by in a search: ``"partial"``, the
+            validation accuracy reached there; ``"estimate"``, that accuracy combined with the
+            filter's prediction of the full training, each weighted by its error on the
+            candidates the run has trained fully (the partial accuracy alone until there are 3)
+            (:meth:`prednas.search.fidelity.FidelityLoop.value`).
     """
 
     _parameter_constraints = {"rungs": [SequenceOf(Interval(int, 1, None), min_len=2)],
-                              "reduction_factor": [Interval(float, 2, None)]}
+                              "reduction_factor": [Interval(float, 2, None)],
+                              "rank_by": [Options("partial", "estimate")]}
 
-    def __init__(self, rungs: tuple[int, ...] = (50, 100, 300), reduction_factor: float = 3):
+    def __init__(self, rungs: tuple[int, ...] = (50, 100, 300), reduction_factor: float = 3,
+                 rank_by: str = "partial"):
         self.rungs = rungs
         self.reduction_factor = reduction_factor
+        self.rank_by = rank_by
         self._validate_params()  # the types first: the order below needs a sequence of ints
         self.rungs = tuple(rungs)
         if any(b <= a for a, b in zip(self.rungs, self.rungs[1:])):

@@ -21,9 +21,12 @@ from prednas.search.engine import _slug
 from prednas.search.fidelity import PARTIAL
 
 
-def _sim(table, path, *, seed=0, budget=6, workers=2, rungs=(5, 10, 20)):
+def _sim(table, path, *, seed=0, budget=6, workers=2, rungs=(5, 10, 20), rank_by="partial",
+         filter=None):  # noqa: A002
+    # the filter's predictor only where a test needs predictions (it refits every round)
     return Search(table.space, oracle=table, simulate=True, budget=budget, per_round=3,
-                  seed=seed, run_dir=path, scheduler=ASHAScheduler(rungs=rungs),
+                  seed=seed, run_dir=path, scheduler=ASHAScheduler(rungs=rungs, rank_by=rank_by),
+                  filter=filter or NoFilter(),
                   evaluator=SimulatedEvaluator(workers=workers, decision_seconds=0.01))
 
 
@@ -62,13 +65,17 @@ def test_simulated_asha_pauses_promotes_and_continues_the_same_run(sim_table, tm
     assert 6 <= spent < 6 + 2
 
 
-def test_simulated_asha_is_reproducible_and_resumes_exactly(sim_table, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rank_by", ["partial", "estimate"])
+def test_simulated_asha_is_reproducible_and_resumes_exactly(sim_table, tmp_path, monkeypatch,
+                                                            rank_by):
     from prednas.search import rundir
 
-    ref = _sim(sim_table, tmp_path / "ref", seed=3)
+    budget = 6 if rank_by == "partial" else 12
+    ref = _sim(sim_table, tmp_path / "ref", seed=3, rank_by=rank_by, budget=budget)
     ref.run()
-    assert _summary(tmp_path / "ref") == (_sim(sim_table, tmp_path / "again", seed=3).run()
-                                          and _summary(tmp_path / "again"))
+    assert _summary(tmp_path / "ref") == (
+        _sim(sim_table, tmp_path / "again", seed=3, rank_by=rank_by, budget=budget).run()
+        and _summary(tmp_path / "again"))
     real, calls = rundir.RunDir.append, {"n": 0}
 
     class Stop(BaseException):
@@ -82,7 +89,7 @@ def test_simulated_asha_is_reproducible_and_resumes_exactly(sim_table, tmp_path,
 
     monkeypatch.setattr(rundir.RunDir, "append", append)
     with pytest.raises(Stop):
-        _sim(sim_table, tmp_path / "run", seed=3).run()
+        _sim(sim_table, tmp_path / "run", seed=3, rank_by=rank_by, budget=budget).run()
     monkeypatch.setattr(rundir.RunDir, "append", real)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["fidelity"]["inflight"]  # the jobs that were running are known
@@ -208,3 +215,31 @@ def test_a_budget_too_small_for_a_full_training_still_hands_over_a_fully_trained
     assert res.best is not None and res.best.get("fidelity") == 20
     assert [r["kind"] for r in recs].count("candidate") == 1
     assert recs[-1]["kind"] == "candidate" and recs[-1]["from_steps"] in (5, 10)
+
+
+def test_ranking_by_estimate_combines_the_partial_accuracy_and_the_prediction(sim_table,
+                                                                              tmp_path):
+    from prednas.search.fidelity import FidelityLoop
+
+    from prednas.search import PredictorFilter
+
+    s = _sim(sim_table, tmp_path / "v", budget=12, rank_by="estimate",
+             filter=PredictorFilter(proxy_table=None, survivors=6, min_fit=3))
+    s.run()
+    loop = object.__new__(FidelityLoop)
+    loop.s, loop.scheduler, loop.rungs = s, s.scheduler, [5, 10, 20]
+    recs = s._records
+    first = [r for r in recs if r.get("rung") == 0 and r.ok]
+    assert loop.value(first[0], []) == first[0].objective  # no data yet: the partial accuracy
+    full = {r.arch for r in recs if r.kind == "candidate" and r.ok}
+    both = [r for r in first if r.arch in full]
+    assert len(both) >= 3  # with data: moved to the full training's scale
+    gap = sum(r.objective for r in recs if r.kind == "candidate" and r.arch in
+              {b.arch for b in both}) / len(both) - sum(b.objective for b in both) / len(both)
+    r = first[-1]
+    shifted, v = r.objective + gap, loop.value(r, recs)
+    if r.predicted is None:
+        assert v == pytest.approx(shifted)
+    else:  # a precision-weighted mean of the two: between them
+        lo, hi = sorted((shifted, r.predicted))
+        assert lo - 1e-9 <= v <= hi + 1e-9 and v != r.objective
