@@ -219,9 +219,8 @@ def test_a_budget_too_small_for_a_full_training_still_hands_over_a_fully_trained
 
 def test_ranking_by_estimate_combines_the_partial_accuracy_and_the_prediction(sim_table,
                                                                               tmp_path):
-    from prednas.search.fidelity import FidelityLoop
-
     from prednas.search import PredictorFilter
+    from prednas.search.fidelity import FidelityLoop
 
     s = _sim(sim_table, tmp_path / "v", budget=12, rank_by="estimate",
              filter=PredictorFilter(proxy_table=None, survivors=6, min_fit=3))
