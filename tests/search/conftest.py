@@ -26,3 +26,33 @@ def sim_table(tmp_path_factory):
     build(BuildSpec(space=space, recipe=SIM_RECIPE, jobs=jobs, latency_repeats=1,
                     name="simtiny", version=2), out, workers=0, progress=False)
     return b1d.load_blocks1d_mnist1d(out)
+
+
+class Killed(BaseException):
+    """What a test's "kill" raises: not an Exception, so nothing in the search catches it."""
+
+
+@pytest.fixture
+def kill_when(monkeypatch):
+    """``kill_when(pred, start)`` runs ``start()`` until ``pred(record, n)`` holds for the n-th
+    record about to be appended (1-based), and stops it there, as a ``kill -9`` would: that
+    record is not written. The run directory is left as it was at that moment."""
+    from prednas.search import rundir
+
+    def run(pred, start) -> None:
+        real, calls = rundir.RunDir.append, {"n": 0}
+
+        def append(self, record):
+            calls["n"] += 1
+            if pred(record, calls["n"]):
+                raise Killed()
+            return real(self, record)
+
+        monkeypatch.setattr(rundir.RunDir, "append", append)
+        try:
+            with pytest.raises(Killed):
+                start()
+        finally:
+            monkeypatch.setattr(rundir.RunDir, "append", real)
+
+    return run

@@ -66,31 +66,17 @@ def test_simulated_asha_pauses_promotes_and_continues_the_same_run(sim_table, tm
 
 
 @pytest.mark.parametrize("rank_by", ["partial", "estimate"])
-def test_simulated_asha_is_reproducible_and_resumes_exactly(sim_table, tmp_path, monkeypatch,
+def test_simulated_asha_is_reproducible_and_resumes_exactly(sim_table, tmp_path, kill_when,
                                                             rank_by):
-    from prednas.search import rundir
-
     budget = 6 if rank_by == "partial" else 12
     ref = _sim(sim_table, tmp_path / "ref", seed=3, rank_by=rank_by, budget=budget)
     ref.run()
     assert _summary(tmp_path / "ref") == (
         _sim(sim_table, tmp_path / "again", seed=3, rank_by=rank_by, budget=budget).run()
         and _summary(tmp_path / "again"))
-    real, calls = rundir.RunDir.append, {"n": 0}
-
-    class Stop(BaseException):
-        pass
-
-    def append(self, record):
-        calls["n"] += 1
-        if calls["n"] == 7:  # killed with jobs running and a candidate paused between rungs
-            raise Stop()
-        return real(self, record)
-
-    monkeypatch.setattr(rundir.RunDir, "append", append)
-    with pytest.raises(Stop):
-        _sim(sim_table, tmp_path / "run", seed=3, rank_by=rank_by, budget=budget).run()
-    monkeypatch.setattr(rundir.RunDir, "append", real)
+    # killed with jobs running and a candidate paused between rungs
+    kill_when(lambda rec, n: n == 7,
+              _sim(sim_table, tmp_path / "run", seed=3, rank_by=rank_by, budget=budget).run)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["fidelity"]["inflight"]  # the jobs that were running are known
     Search.resume(tmp_path / "run", oracle=sim_table).run()
@@ -150,24 +136,9 @@ def test_training_pauses_and_continues_from_its_checkpoint(synthetic_task, tmp_p
 
 
 def test_a_damaged_checkpoint_is_retrained_from_scratch_and_said(synthetic_task, tmp_path,
-                                                                  monkeypatch):
-    from prednas.search import rundir
-
-    real, calls = rundir.RunDir.append, {"n": 0}
-
-    class Stop(BaseException):
-        pass
-
-    def append(self, record):
-        calls["n"] += 1
-        if record.get("rung") == 1:  # stop just as the first promotion finishes
-            raise Stop()
-        return real(self, record)
-
-    monkeypatch.setattr(rundir.RunDir, "append", append)
-    with pytest.raises(Stop):
-        _train(synthetic_task, tmp_path / "r").run()
-    monkeypatch.setattr(rundir.RunDir, "append", real)
+                                                                  kill_when):
+    # stopped just as the first promotion finishes
+    kill_when(lambda rec, n: rec.get("rung") == 1, _train(synthetic_task, tmp_path / "r").run)
     state = json.loads((tmp_path / "r" / "state.json").read_text())
     job = next(j for j in state["fidelity"]["inflight"].values() if j["rung"] == 1)
     for p in (tmp_path / "r" / "weights").glob("*-2.ckpt"):

@@ -67,27 +67,14 @@ def test_the_winner_is_the_best_estimate_not_the_luckiest_training(sim_table, tm
 
 
 def test_a_race_killed_mid_batch_resumes_without_counting_twice(sim_table, tmp_path,
-                                                                 monkeypatch):
-    from prednas.search import rundir
+                                                                 monkeypatch, kill_when):
     from prednas.search.estimates import NoiseAwareEstimate
 
     # noise so large that the race always runs to its budget, in every search below
     monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3))
     _sim(sim_table, tmp_path / "ref", seed=2).run()
-    real = rundir.RunDir.append
-
-    class Stop(BaseException):
-        pass
-
-    def append(self, record):
-        if record.get("kind") == REPEAT:
-            raise Stop()
-        return real(self, record)
-
-    monkeypatch.setattr(rundir.RunDir, "append", append)
-    with pytest.raises(Stop):
-        _sim(sim_table, tmp_path / "run", seed=2).run()
-    monkeypatch.setattr(rundir.RunDir, "append", real)
+    kill_when(lambda rec, n: rec.get("kind") == REPEAT,
+              _sim(sim_table, tmp_path / "run", seed=2).run)
     assert json.loads((tmp_path / "run" / "state.json").read_text())["race_plan"]
     Search.resume(tmp_path / "run", oracle=sim_table).run()
 
