@@ -26,7 +26,9 @@ class ReplicaEnsembler(Ensembler):
     weights fitted on the validation split (:func:`prednas.ensemble.fit_weights`).
 
     The replicas are evaluations like any other: recorded in ``evaluations.jsonl`` (``kind`` =
-    ``"replica"``) as they complete, so a resumed run does not retrain them. The artifact is
+    ``"replica"``) as they complete, so a resumed run does not retrain them. Trainings the race
+    made of an architecture on other seeds (``"repeat"`` records, :mod:`prednas.search.racing`)
+    are replicas already: they are reused, and only the missing ones are trained. The artifact is
     ``RUN_DIR/ensemble.pt`` (load it with :func:`prednas.ensemble.load`).
 
     Args:
@@ -53,7 +55,9 @@ class ReplicaEnsembler(Ensembler):
             log.info("no task (oracle mode): nothing to ensemble")
             return None
         space = context.space
-        archs = [r.arch for r in context.history().top(self.top_k)] or [winner.arch]
+        # the winner (named by its noise-aware estimate), then the next best distinct ones
+        others = [r.arch for r in context.history().top(self.top_k + 1) if r.arch != winner.arch]
+        archs = [winner.arch, *others][:self.top_k]
         members, recs = [], []
 
         def add(rec):
@@ -65,10 +69,17 @@ class ReplicaEnsembler(Ensembler):
 
         if self.include_winner and winner.ok and winner.get("weights"):
             add(winner)
-        # every replica at once: the run's executor trains them in parallel
+        # the race's trainings of an architecture on other seeds are replicas already
+        reused = {a: [r for r in context.get_records(kind="repeat")
+                      if r.arch == a and r.ok and r.get("weights")][:self.replicas]
+                  for a in archs}
+        for a in archs:
+            for rec in reused[a]:
+                add(rec)
+        # every other replica at once: the run's executor trains them in parallel
         jobs = [{"arch": arch, "kind": "replica", "slot": j * self.replicas + i,
                  "seed": context.seed + 1000 * (i + 1)}
-                for j, arch in enumerate(archs) for i in range(self.replicas)]
+                for j, arch in enumerate(archs) for i in range(len(reused[arch]), self.replicas)]
         for job, rec in zip(jobs, context.evaluate_many(jobs)):
             if not rec.ok or not rec.get("weights"):
                 log.warning("replica (seed %d) of %s failed: %s", job["seed"], job["arch"],

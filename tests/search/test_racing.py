@@ -93,3 +93,19 @@ def test_lookups_keep_the_best_value_and_the_share_is_checked(tmp_path):
     with pytest.raises(InvalidParameterError, match="'race'"):
         Search("nb201", oracle=bench, race=1.0, run_dir=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_ensemble_is_of_the_winner_and_reuses_the_races_trainings(synthetic_task, tmp_path,
+                                                                      monkeypatch):
+    from prednas.search import MutationMutator, NoFilter, ReplicaEnsembler, TrainingEvaluator
+    from prednas.search.estimates import NoiseAwareEstimate
+
+    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3))
+    res = Search("blocks1d", task=synthetic_task, evaluator=TrainingEvaluator(steps=4, device="cpu"),
+                 budget=4, per_round=2, seed=0, race=0.5, filter=NoFilter(),
+                 mutator=MutationMutator(parents=3, mutations=30), run_dir=tmp_path / "e",
+                 ensembler=ReplicaEnsembler(replicas=1)).run()
+    recs = _lines(tmp_path / "e")
+    reps = [r for r in recs if r["kind"] == REPEAT and r["arch"] == res.best_arch]
+    assert reps and res.ensemble["archs"] == [res.best_arch]  # the winner, not the luckiest
+    assert not [r for r in recs if r["kind"] == "replica"]  # its repeat was the replica
