@@ -85,6 +85,18 @@ SEARCH_ROWS = [
     (["--resume", "{missing}"], "missing.npz"),
     (["--simulate"], "--simulate"),
     (["--decision-seconds", "1"], "--decision-seconds"),
+    # partial trainings and the race
+    (["--scheduler", "asha", "--rungs", "5,x"], "--rungs"),
+    (["--scheduler", "asha", "--rungs", "100,50,300"], "'rungs'"),
+    (["--scheduler", "asha", "--rungs", "50,100"], "'rungs'"),
+    (["--scheduler", "asha", "--rungs", "0,300"], "'rungs'"),
+    (["--scheduler", "asha", "--reduction-factor", "1"], "'reduction_factor'"),
+    (["--rungs", "50,100,300"], "--scheduler asha"),
+    (["--rank-by", "estimate"], "--scheduler asha"),
+    (["--bench", "nb201", "--scheduler", "asha"], "--scheduler"),
+    (["--race", "-0.1"], "'--race'"),
+    (["--race", "1"], "'--race'"),
+    (["--bench", "nb201", "--race", "0.2"], "--race"),
 ]
 PIPELINE_ROWS = [
     (["--stages", "search,,retrain"], "--stages"),
@@ -145,7 +157,9 @@ ROWS = {"search": SEARCH_ROWS, "pipeline": PIPELINE_ROWS, "export": EXPORT_ROWS,
 NOT_HOSTILE = {
     "search": {"--no-start": "a flag", "--inherit": "a flag", "--out": "every row's --out",
                "--help": "argparse's own", "--ray-address": "any address (one row pairs it "
-               "with a wrong executor)", "--executor": "argparse choices"},
+               "with a wrong executor)", "--executor": "argparse choices",
+               "--scheduler": "argparse choices (rows pair it with bad rungs)",
+               "--rank-by": "argparse choices (a row gives it without --scheduler)"},
     "pipeline": {"--out": "every row's --out", "--help": "argparse's own"},
     "export": {"--force": "a flag (one row pairs it with the run directory)",
                "--ensemble": "a flag (rows pair it)", "--help": "argparse's own",
