@@ -657,6 +657,8 @@ class Search:
         if best is not None and not finished:
             from prednas.utils import atomic_write_json
 
+            state["winner"] = best.arch
+            rd.write_state(state)
             atomic_write_json(rd.path / "best.json",
                               {**best.to_json(), "estimate": estimate,
                                "baseline": None if baseline is None else baseline.to_json()})

@@ -422,6 +422,10 @@ class _Writer:
         for gid, fig in figures.items():
             save_plotly_graph_object(self.study, fig, graph_object_id=gid)
         best = _best(records)
+        winner = state.get("winner")  # named by its noise-aware estimate when trainings are noisy
+        if winner is not None:
+            best = next((i for i, r in enumerate(records)
+                         if r.kind == "candidate" and r.arch == winner), best)
         marks = {"best": best, "winner": best if state.get("done") else None, "baseline": next(
             (i for i, r in enumerate(records) if r.kind == "baseline"), None)}
         for k, i in marks.items():
