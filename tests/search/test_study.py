@@ -382,11 +382,13 @@ def test_study_while_a_search_is_writing(tmp_path, no_warnings):
         assert seen == [4]
         path.with_suffix(".go").touch()
         while proc.poll() is None:
-            st = prednas.study(path)  # ... as it grows
-            n = len(st.trials)
+            # ... as it grows: one snapshot of its trials (each ``st.trials`` reads the journal
+            # again, and the search goes on writing)
+            trials = prednas.study(path).trials
+            n = len(trials)
             records = read_records(path)  # read after the study: never behind it
             assert n <= len(records)
-            for t in st.trials:
+            for t in trials:
                 assert t.user_attrs["arch"] == records[t.number].arch
                 assert t.value == records[t.number].objective
             seen.append(n)
