@@ -709,12 +709,9 @@ class Search:
         """The budget used: full evaluations (under a scheduler, full trainings' worth of
         steps, partial ones included)."""
         if self.scheduler is not None:
-            from prednas.search.fidelity import PARTIAL
+            from prednas.search.fidelity import trained_steps
 
-            full = self.scheduler.rungs_[-1]
-            return sum(int(r.get("fidelity") or 0) - int(r.get("from_steps") or 0)
-                       for r in self._records
-                       if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None) / full
+            return trained_steps(self._records) / self.scheduler.rungs_[-1]
         return sum(1 for r in self._records if r.kind == "candidate")
 
     def _update_bar(self, bar, t_start: float) -> None:

@@ -132,21 +132,17 @@ class FidelityLoop:
 
     def steps_used(self) -> int:
         """Training steps spent and committed: finished jobs and those running."""
-        done = sum(int(r.get("fidelity") or 0) - int(r.get("from_steps") or 0)
-                   for r in self.s._records if r.kind in (PARTIAL, "candidate")
-                   and r.get("rung") is not None)
-        return done + sum(j["steps"] - j["from_steps"] for j in self.inflight.values())
+        return trained_steps(self.s._records) + sum(j["steps"] - j["from_steps"]
+                                                    for j in self.inflight.values())
 
     def full_trainings(self) -> float:
         """The budget used, in full trainings' worth of steps (what ``budget`` counts)."""
         return self.steps_used() / self.full
 
     def _ckpt(self, arch: str, steps: int) -> str:
-        from prednas.search.engine import _slug
-
         self.rd.weights_dir.mkdir(exist_ok=True)
         ext = "json" if self.s.simulated else "ckpt"
-        return str(self.rd.weights_dir / f"{_slug(arch)}-{steps}.{ext}")
+        return str(self.rd.weights_dir / f"{_slug_of(arch)}-{steps}.{ext}")
 
     # -- deciding jobs ----------------------------------------------------------------------------
     def _exhausted(self) -> bool:
@@ -325,6 +321,13 @@ class FidelityLoop:
             if job["from_steps"]:  # its successor (or final weights) is on disk now
                 _remove(self._ckpt(job["arch"], job["from_steps"]))
             self.on_record()
+
+
+def trained_steps(records) -> int:
+    """Training steps the records of a scheduled search spent (a continued job counts only the
+    steps after its checkpoint)."""
+    return sum(int(r.get("fidelity") or 0) - int(r.get("from_steps") or 0) for r in records
+               if r.kind in (PARTIAL, "candidate") and r.get("rung") is not None)
 
 
 def _slug_of(arch: str) -> str:

@@ -71,14 +71,14 @@ def winner(search: Search) -> tuple[Record | None, dict[str, Any] | None]:
     if not is_noisy(search):
         top = History(search.space, cands).top(1)
         return (top[0] if top else None), None
-    ests = estimates(search)
+    vals, preds, first = _trainings(search)
+    ests = search.estimator.estimates(vals, preds)
     if not ests:
         return None, None
-    _, _, first = _trainings(search)
     best = ests[0]
     z = 1.645
-    info: dict[str, Any] = {**best.to_json(), "noise_std": math.sqrt(search.estimator.noise_var(
-        _trainings(search)[0])), "candidates": len(ests)}
+    info: dict[str, Any] = {**best.to_json(), "noise_std": math.sqrt(
+        search.estimator.noise_var(vals)), "candidates": len(ests)}
     if len(ests) > 1:
         second = ests[1]
         separated = best.value - z * best.std > second.value + z * second.std
