@@ -847,16 +847,18 @@ class Search:
                 ref.append(float(2 * np.nanmax(F[:, j])) if np.isfinite(F[:, j]).any() else 1.0)
         return ref
 
-    def _plan(self, rnd: int, fidelity: bool = False) -> dict:
+    def _plan(self, rnd: int, fidelity: bool = False, running: Sequence[str] = ()) -> dict:
         """The round's candidates. Under a scheduler (``fidelity``) the plan is made whenever
         the last one is used up, from every record so far: full trainings are the history,
-        candidates only partly trained are seen (not proposed again)."""
+        candidates only partly trained, and those still ``running``, are seen (not proposed
+        again)."""
         if fidelity:
             from prednas.search.fidelity import PARTIAL
 
             cands = [r for r in self._records if r.kind == "candidate"]
             history = History(self.space, cands, also_seen=[
-                r.canonical for r in self._records if r.kind == PARTIAL])
+                r.canonical for r in self._records if r.kind == PARTIAL] + [
+                str(self.space.canonical(self.space.coerce(a))) for a in running])
             k = self.per_round
         else:
             cands = [r for r in self._records if r.kind == "candidate" and r.round < rnd]

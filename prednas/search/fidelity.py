@@ -161,7 +161,8 @@ class FidelityLoop:
         if plan is None or plan["next"] >= len(plan["candidates"]):
             rnd = int(state["round"]) + (plan is not None)
             t0 = time.perf_counter()
-            plan = s._plan(rnd, fidelity=True)
+            plan = s._plan(rnd, fidelity=True,
+                           running=[j["arch"] for j in self.inflight.values()])
             plan["overhead"], plan["next"] = time.perf_counter() - t0, 0
             state["round"], state["plan"] = rnd, plan
             state["overhead"].append({"round": rnd, "pool": plan.get("pool", 0),

@@ -45,6 +45,7 @@ def test_simulated_asha_pauses_promotes_and_continues_the_same_run(sim_table, tm
     recs = _lines(tmp_path / "a")
     assert {r["kind"] for r in recs} == {PARTIAL, "candidate"}
     first = {r["arch"]: r for r in recs if r["rung"] == 0}
+    assert len(first) == sum(1 for r in recs if r["rung"] == 0)  # none started twice
     promoted = [r for r in recs if r["rung"] > 0]
     assert promoted and len(first) > len(promoted)  # most stop at the first rung
     for r in promoted:  # a promotion continues the very run it paused: same seed, later steps
@@ -63,6 +64,14 @@ def test_simulated_asha_pauses_promotes_and_continues_the_same_run(sim_table, tm
     # the budget counts full trainings' worth of steps, partial ones included
     spent = sum(r["fidelity"] - r["from_steps"] for r in recs) / 20
     assert 6 <= spent < 6 + 2
+
+
+@pytest.mark.parametrize("workers", [3, 5])
+def test_a_candidate_still_running_is_not_proposed_again(sim_table, tmp_path, workers):
+    # a plan made while jobs run must not start a second first-rung training of one of them
+    _sim(sim_table, tmp_path / "a", workers=workers, budget=8).run()
+    started = [r["canonical"] for r in _lines(tmp_path / "a") if r["from_steps"] == 0]
+    assert len(started) == len(set(started)) > 5
 
 
 @pytest.mark.parametrize("rank_by", ["partial", "estimate"])
