@@ -33,8 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
-ENGINE = ("prednas", "prednas-asha", "prednas-asha-estimate", "prednas-race", "modelsearch",
-          "rea")
+ENGINE = ("prednas", "prednas-asha", "prednas-asha-estimate", "prednas-race", "prednas-cost",
+          "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
 
@@ -49,8 +49,12 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
     """One engine search on the simulated clock, with the library's defaults (the same search
     as ``prednas search --bench ... --simulate``): ``prednas``, ``prednas-asha`` (partial
     trainings under ASHA, rungs 50/100/300; ``prednas-asha-estimate`` ranks each rung by the
-    partial accuracy combined with the filter's prediction), ``prednas-race`` (a fifth of the budget races the
-    leaders), ``modelsearch``, ``rea``."""
+    partial accuracy combined with the filter's prediction), ``prednas-race`` (a fifth of the
+    budget races the leaders), ``prednas-cost`` (cost-aware proposals, ``time_weight=1``:
+    expected improvement per predicted second), ``modelsearch``, ``rea``.
+
+    Besides the pick: the run's incumbents (``(simulated seconds, arch)`` each time the best
+    full training so far changed), for the time until the pick matches the baseline."""
     from prednas import search as S
 
     space = bench.space
@@ -68,15 +72,46 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
                                                                rank_by=rank), **common)
         elif method == "prednas-race":
             search = S.Search(space, race=0.2, **common)
+        elif method == "prednas-cost":
+            from prednas.search.defaults import default_filter
+
+            search = S.Search(space, filter=default_filter(space, simulated=True, time_weight=1.0),
+                              **common)
         elif method == "modelsearch":
             search = S.model_search(space, per_round=workers, **common)
         else:
             search = S.regularized_evolution(space, per_round=workers, **common)
         result = search.run()
     best = result.best
+    done = [(float(r.get("sim_end")), r.objective, str(r.arch)) for r in result.records
+            if r.ok and r.get("sim_end") is not None]
     return {"pick": None if best is None else best.arch,
             "pick_val": None if best is None else best.get("val_acc"),
-            "evaluations": len(result.records), "seconds": search._clock.now}
+            "evaluations": len(result.records), "seconds": search._clock.now,
+            "incumbents": incumbents(done)}
+
+
+def incumbents(done: list[tuple[float, float, str]]) -> list[tuple[float, str]]:
+    """``(end time, arch)`` each time the best value among finished full trainings changed
+    (``done``: ``(end time, value, arch)``)."""
+    out: list[tuple[float, str]] = []
+    best = -math.inf
+    for end, value, arch in sorted(done):
+        if value > best:
+            best = value
+            if not out or out[-1][1] != arch:
+                out.append((round(end, 2), arch))
+    return out
+
+
+def time_to_match(row: dict, means: dict, target: float, params: dict, cap: int) -> float:
+    """Simulated minutes until the run's incumbent (the best full training so far) is within
+    the parameter cap ``cap`` and has a table mean at or above ``target`` (the baseline's);
+    inf if never."""
+    for end, arch in row.get("incumbents") or ():
+        if params.get(arch, math.inf) <= cap and means.get(arch, -math.inf) >= target:
+            return end / 60.0
+    return math.inf
 
 
 def run_peer(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
@@ -88,7 +123,9 @@ def run_peer(method: str, bench, seed: int, minutes: float, workers: int = 2) ->
         method, P[method])()
     out = simulate_method(m, bench, seed=seed, workers=workers, max_seconds=60.0 * minutes,
                           max_params=_cap(bench))
-    out.pop("trials")
+    trials = out.pop("trials")
+    out["incumbents"] = incumbents([(t["jobs"][-1][1], t["value"], t["arch"]) for t in trials
+                                    if t["status"] == "done" and t["value"] is not None])
     return out
 
 
@@ -126,7 +163,32 @@ def summary(rows: list[dict], bench) -> str:
             lines.append(f"| {m} | {len(rs)} | {acc.mean():.2f} | {diff} | {100 * share:.0f}% | "
                          f"{np.mean([r['evaluations'] for r in rs.values()]):.1f} |")
         lines.append("")
+    lines += _match_table(rows, means, methods, bench)
     return "\n".join(lines)
+
+
+def _match_table(rows: list[dict], means: dict, methods: list[str], bench) -> list[str]:
+    """Time until the pick matches the baseline at <= 60% of its parameters, on the longest
+    budget run (its incumbents cover the shorter ones)."""
+    base = means.get(str(bench.space.default_arch()))
+    params = {a: bench.query(a, "params") for a in bench.arch_strings()}
+    longest = max((r["minutes"] for r in rows if "incumbents" in r), default=None)
+    if base is None or longest is None:
+        return []
+    out = [f"## Time until the pick matches the baseline ({longest:g}-minute runs)", "",
+           f"The baseline (`{bench.space.default_arch()}`, table mean {base:.2f}); every pick is "
+           "within the parameter cap (60% of the baseline's). Minutes of simulated time until "
+           "the best full training so far has a table mean at or above the baseline's; median "
+           "over seeds (inf: more than half never matched).", "",
+           "| method | seeds | median minutes | matched |", "|---|---:|---:|---:|"]
+    for m in methods:
+        rs = [r for r in rows if r["method"] == m and r["minutes"] == longest
+              and "incumbents" in r]
+        if rs:
+            ts = np.array([time_to_match(r, means, base, params, _cap(bench)) for r in rs])
+            out.append(f"| {m} | {len(rs)} | {np.median(ts):.2f} | "
+                       f"{int(np.isfinite(ts).sum())}/{len(ts)} |")
+    return [*out, ""]
 
 
 def _paired(ref: dict, other: dict) -> str:

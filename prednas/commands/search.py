@@ -94,6 +94,12 @@ def add_arguments(p) -> None:
                         "train the leaders again on new seeds until the best is separated; the "
                         "winner is always named by its noise-aware estimate (its trainings and "
                         "the filter's prediction), never by one lucky training. Default 0")
+    p.add_argument("--time-weight", type=float, default=0.0, metavar="BETA",
+                   help="cost-aware proposals (the prednas strategy, training or --simulate): "
+                        "rank candidates by the predictor's expected improvement per (predicted "
+                        "training second, relative to the pool's median) ** BETA; seconds from "
+                        "a model of the 1-D table's times calibrated by the run's trainings. "
+                        "Default 0: time does not count")
     p.add_argument("--param-cap", type=float, default=0.6,
                    help="parameter cap as a fraction of the baseline's (default 0.6; 0 = none)")
     p.add_argument("--replicas", type=int, default=2, help="ensemble replicas of the winner (2)")
@@ -193,6 +199,11 @@ def _build(args):
         executor = (S.PoolExecutor(workers=args.workers, start_method="fork")
                     if _model.fork_ok() else None)
     check_param(_OWNER, "--race", args.race, kind=(float, int), low=0, high=0.9)
+    check_param(_OWNER, "--time-weight", args.time_weight, kind=(float, int), low=0, high=10)
+    if args.time_weight and (args.strategy != "prednas" or (args.bench and not args.simulate)):
+        raise InvalidParameterError(
+            "--time-weight ranks the prednas filter's proposals by their training time: it goes "
+            "with --strategy prednas, training or --simulate (a lookup trains nothing)")
     if args.race and args.bench and not args.simulate:
         raise InvalidParameterError("--race trains the leaders again: it goes with training or "
                                     "--simulate, not benchmark lookups (a table has no noise)")
@@ -298,7 +309,8 @@ def _build(args):
         if args.strategy == "prednas":
             flt = defaults.default_filter(space, prior=args.prior,
                                           distribution=args.stnas_feature,
-                                          warmup_seconds=args.warmup_seconds)
+                                          warmup_seconds=args.warmup_seconds,
+                                          time_weight=args.time_weight)
             return S.Search(space, mutator=_mutator(args, space, baseline, max_params, task),
                             filter=flt, **common)
     return _baseline_strategy(args, space, common)
@@ -364,7 +376,8 @@ def _simulated(args, executor, common):
     common.pop("metric", None)
     if args.strategy == "prednas":
         return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
-                        filter=defaults.default_filter(space, simulated=True, prior=args.prior),
+                        filter=defaults.default_filter(space, simulated=True, prior=args.prior,
+                                                       time_weight=args.time_weight),
                         **common)
     return _baseline_strategy(args, space, common)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from prednas.errors import InvalidParameterError, NotFittedError
 
-__all__ = ["CostModel"]
+__all__ = ["CostModel", "seconds_of", "cost_prior", "full_training_seconds", "expected_improvement"]
 
 
 class CostModel:
@@ -97,3 +97,57 @@ class CostModel:
         if not hasattr(self, "model_"):
             raise NotFittedError("CostModel is not fitted yet; call fit() or from_benchmark()")
         return np.exp(self.model_.predict(self.features(list(archs)))) * self.factor
+
+
+def seconds_of(scores) -> dict[str, float]:
+    """``{"predicted_seconds": s}`` where a cost-aware filter predicted a candidate's training
+    time (``scores``: a candidate's scores, a plan entry, a job or a record), else ``{}``."""
+    s = scores.get("predicted_seconds")
+    return {} if s is None else {"predicted_seconds": round(float(s), 3)}
+
+
+def full_training_seconds(record) -> float:
+    """A record's training seconds scaled to a whole training: a continued training (a
+    scheduler's promotion) paid only for the steps after its checkpoint. NaN for what did not
+    train (a table lookup: its record says no ``steps``) or has no seconds."""
+    if record.get("steps") is None:
+        return math.nan
+    s = float(record.get("seconds") or math.nan)
+    f, f0 = record.get("fidelity"), int(record.get("from_steps") or 0)
+    if f is not None and int(f) > f0 > 0:
+        s *= int(f) / (int(f) - f0)
+    return s
+
+
+def cost_prior(space, prior: str | None = "auto") -> CostModel | None:
+    """A :class:`CostModel` of ``space`` fitted on a benchmark's recorded training times, or
+    ``None``. ``prior``: a benchmark name, or ``"auto"``: the shipped 1-D table
+    (``blocks1d-mnist1d``, whose times cover every op) for a ``blocks1d`` space, else none. Only
+    the table's architectures that ``space`` holds are used (at least 20, else ``None``)."""
+    if prior is None or (prior == "auto" and not str(space.name).startswith("blocks1d")):
+        return None
+    from prednas import benchmarks
+
+    bench = benchmarks.load("blocks1d-mnist1d" if prior == "auto" else prior)
+    archs, secs = [], []
+    for a, s in zip(bench.arch_strings(), bench.values("train_seconds")):
+        try:
+            archs.append(space.coerce(a))
+        except (ValueError, KeyError, TypeError):
+            continue
+        secs.append(s)
+    if len(archs) < 20:
+        return None
+    return CostModel(space).fit(archs, secs)
+
+
+def expected_improvement(mean, std, best: float) -> np.ndarray:
+    """Expected improvement of a Gaussian ``(mean, std)`` over ``best`` (higher is better); where
+    ``std`` is 0 the plain improvement ``max(mean - best, 0)``."""
+    from scipy.stats import norm
+
+    mean, std = np.asarray(mean, float), np.nan_to_num(np.asarray(std, float), nan=0.0)
+    gap = mean - best
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(std > 0, gap / np.where(std > 0, std, 1.0), 0.0)
+    return np.where(std > 0, gap * norm.cdf(z) + std * norm.pdf(z), np.maximum(gap, 0.0))

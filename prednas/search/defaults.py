@@ -95,12 +95,13 @@ def default_mutator(space, baseline=None, max_params=None, task=None, *, start=N
 
 
 def default_filter(space, *, simulated: bool = False, prior=None, distribution=None,
-                   warmup_seconds: float = 0.0):
+                   warmup_seconds: float = 0.0, time_weight: float = 0.0):
     """prednas's filter when training (or simulating): the predictor without the NB201 proxy
-    table, the space's live proxies (none in simulation), 6 survivors, fitted from 6 results."""
+    table, the space's live proxies (none in simulation), 6 survivors, fitted from 6 results;
+    ``time_weight`` > 0 makes its proposals cost-aware (:class:`PredictorFilter`)."""
     from prednas.search.filters import PredictorFilter
 
     extra = {} if simulated else warmup_options(warmup_seconds)
     return PredictorFilter(proxy_table=None, live_proxies=() if simulated else live_proxies(space),
                            survivors=6, min_fit=6, prior=prior, distribution=distribution,
-                           **extra)
+                           time_weight=float(time_weight), **extra)

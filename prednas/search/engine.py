@@ -29,6 +29,7 @@ from prednas.search.base import (
     decode_param,
     encode_param,
 )
+from prednas.search.cost import seconds_of
 from prednas.search.rundir import FORMAT_VERSION, STATE_KIND, RunDir
 from prednas.search.study import mirror as mirror_study
 
@@ -793,7 +794,8 @@ class Search:
             for (slot, c), result in self.executor.map_unordered(_evaluate_job, jobs):
                 base = self._base_record(c["arch"], "candidate", rnd, slot,
                                          parent=c.get("parent"), predicted=c.get("predicted"),
-                                         predicted_std=c.get("predicted_std"))
+                                         predicted_std=c.get("predicted_std"),
+                                         **seconds_of(c))
                 if result.get("status") == "ok" and not self.evaluator.is_oracle:
                     base["weights"] = self._weights_path(rd, c["arch"])
                 self._place(result)
@@ -871,7 +873,8 @@ class Search:
         chosen = self.filter.select(self.space, pool, history, k, rng) if pool else []
         return {"round": rnd, "pool": len(pool), "candidates": [
             {"arch": str(c.arch), "parent": c.parent, "predicted": _f(c.predicted),
-             "predicted_std": _f(c.predicted_std)} for c in chosen[:k]]}
+             "predicted_std": _f(c.predicted_std),
+             **seconds_of(c.scores)} for c in chosen[:k]]}
 
 
 def _mmss(seconds: float) -> str:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from prednas.errors import InvalidParameterError
+from prednas.search.cost import seconds_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from prednas.search.engine import Search
@@ -174,7 +175,8 @@ class FidelityLoop:
         slot = plan["next"]
         plan["next"] += 1
         return {"arch": c["arch"], "round": plan["round"], "slot": slot, "parent": c.get("parent"),
-                "predicted": c.get("predicted"), "predicted_std": c.get("predicted_std")}
+                "predicted": c.get("predicted"), "predicted_std": c.get("predicted_std"),
+                **seconds_of(c)}
 
     def _next_job(self) -> dict | None:
         decision = self.scheduler.suggest()
@@ -183,7 +185,7 @@ class FidelityLoop:
                          if r.arch == decision.trial and r.get("rung") == 0)
             job = {"arch": decision.trial, "round": first.round, "slot": first.slot,
                    "parent": first.parent, "predicted": first.predicted,
-                   "predicted_std": first.predicted_std}
+                   "predicted_std": first.predicted_std, **seconds_of(first.metrics)}
         else:
             job = self._new_candidate()
             if job is None:
@@ -307,7 +309,8 @@ class FidelityLoop:
                                   job["slot"], parent=job.get("parent"),
                                   predicted=job.get("predicted"),
                                   predicted_std=job.get("predicted_std"),
-                                  rung=job["rung"], from_steps=job["from_steps"], job=job["id"])
+                                  rung=job["rung"], from_steps=job["from_steps"], job=job["id"],
+                                  **seconds_of(job))
             if last and result.get("status") == "ok" and not s.evaluator.is_oracle:
                 base["weights"] = s._weights_path(self.rd, job["arch"])
             if result.get("restarted"):  # trained from scratch: all its steps were spent

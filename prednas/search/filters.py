@@ -190,6 +190,16 @@ class PredictorFilter(Filter):
             the warm-up instead of the search's; in oracle mode, where the search has no task,
             this gives them one (e.g. ``task="cifar10", task_options={"path": ...}`` beside
             ``oracle=nb201``).
+        time_weight: how much a candidate's predicted training time counts (cost-aware
+            proposals). 0: not at all. Above 0 the predictor's gain is the expected improvement
+            over the best result so far (before the fit, the zero-shot rank) and candidates are
+            ordered by ``gain / (seconds / median seconds) ** time_weight`` (1: expected
+            improvement per second, Snoek et al. 2012). Seconds come from a
+            :class:`~prednas.search.cost.CostModel`: a prior fitted on a table's times
+            (``cost_prior``), calibrated to this machine by the trainings seen in the run (without
+            a prior, fitted on them once 3 exist).
+        cost_prior: the benchmark whose recorded times are the cost model's prior (``"auto"``:
+            the shipped 1-D table for a ``blocks1d`` space; ``None``: none).
     """
 
     _parameter_constraints = {
@@ -212,6 +222,8 @@ class PredictorFilter(Filter):
         "task": [None, str],
         "task_options": [None, "dict"],
         "distribution": [None, str, os.PathLike],
+        "time_weight": [Interval(float, 0, None)],
+        "cost_prior": [None, str],
     }
 
     def __init__(self, predictor=None, encodings: Sequence[str] = ("onehot", "path"),
@@ -222,7 +234,8 @@ class PredictorFilter(Filter):
                  kappa: float = 0.5, min_fit: int = 5, prior=None, prior_weight: float = 1.0,
                  warmup_kwargs: dict | None = None,
                  supernet_features: Sequence[str] | None = None, task: str | None = None,
-                 task_options: dict | None = None, distribution=None):
+                 task_options: dict | None = None, distribution=None, time_weight: float = 0.0,
+                 cost_prior: str | None = "auto"):
         self.predictor = predictor
         self.encodings = encodings
         self.proxy_table = proxy_table
@@ -242,6 +255,8 @@ class PredictorFilter(Filter):
         self.task = task
         self.task_options = task_options
         self.distribution = distribution
+        self.time_weight = time_weight
+        self.cost_prior = cost_prior
 
     def _validate_params(self) -> None:
         super()._validate_params()
@@ -324,6 +339,11 @@ class PredictorFilter(Filter):
                         if live or self.scorer_ is not None else None)
         self.stage2_seconds_ = 0.0
         self.prior_ = self._load_prior(context)
+        self.cost_model_ = None
+        if self.time_weight > 0:
+            from prednas.search.cost import cost_prior
+
+            self.cost_model_ = cost_prior(space, self.cost_prior)
         self.costs_ = tuple(context.costs)
         self.constraints_ = dict(context.constraints)
         self.space_ = space
@@ -404,7 +424,50 @@ class PredictorFilter(Filter):
         if self.prior is not None:
             out["prior"] = os.fspath(self.prior)
         out["acquisition"] = f"{self.acquisition} (kappa {self.kappa})"
+        if self.time_weight > 0:
+            out["acquisition"] = (
+                f"expected improvement per (relative predicted second) ** {self.time_weight:g}; "
+                "training seconds from " + (f"the recorded times of {self.cost_prior}, "
+                                            "calibrated by the run's"
+                                            if self.cost_model_ is not None
+                                            else "the run's own trainings"))
         return out
+
+    def _relative_seconds(self, history_ok, harchs, archs) -> np.ndarray | None:
+        """Predicted training seconds of ``archs`` over their median (``None`` when time does
+        not count, or nothing predicts it yet)."""
+        if self.time_weight <= 0:
+            return None
+        from prednas.search.cost import CostModel, full_training_seconds
+
+        seen = [(a, full_training_seconds(r)) for a, r in zip(harchs, history_ok)]
+        seen = [(a, s) for a, s in seen if np.isfinite(s) and s > 0]
+        model = self.cost_model_
+        if model is not None:
+            model.log_ratios_ = []
+            for a, s in seen:
+                model.observe(a, s)
+        elif len(seen) >= 3:
+            model = CostModel(self.space_).fit([a for a, _ in seen], [s for _, s in seen])
+        else:
+            return None
+        secs = model.predict(archs)
+        self.last_seconds_ = dict(zip(map(str, archs), secs.tolist()))
+        return secs / np.median(secs)
+
+    def _per_time(self, gain: np.ndarray, rel: np.ndarray | None) -> np.ndarray:
+        """``gain`` traded against relative seconds (ties broken toward the cheaper)."""
+        if rel is None:
+            return gain
+        return (np.asarray(gain, float) + 1e-9) / rel ** self.time_weight
+
+    def _gain(self, mean, std, yh, rel) -> np.ndarray:
+        """The acquisition; with time counting, the expected improvement over the best."""
+        if rel is None:
+            return acquire(self.acquisition, mean, std, self.kappa)
+        from prednas.search.cost import expected_improvement
+
+        return expected_improvement(mean, std, float(np.max(yh)))
 
     # -- scoring --------------------------------------------------------------------------------
     def _stage1(self, archs: list) -> np.ndarray:
@@ -520,17 +583,19 @@ class PredictorFilter(Filter):
         yh = np.asarray([r.objective for r in ok], float)
         harchs = [history.arch(r) for r in ok]
         fitted = len(ok) >= self.min_fit and np.ptp(yh) > 0
+        rel = self._relative_seconds(ok, harchs, archs)
         # stage 1: everyone
         costs = None
         if fitted:
             mean, std = self._fit_predict(harchs, yh, archs, seed, stage2=False)
-            s1 = acquire(self.acquisition, mean, std, self.kappa)
+            s1 = self._gain(mean, std, yh, rel)
             if self.costs_:
                 costs = self._cost_predictions(ok, harchs, archs, seed + 2)
         else:
             mean = std = np.full(len(archs), np.nan)
             zs = self._zero_shot(archs, stage2=False)
             s1 = zs if zs is not None else rng.random(len(archs))
+        s1 = self._per_time(s1, rel)
         n2 = min(len(archs), max(k, self.survivors))
         order = (self._mo_order(s1, costs, ok, n2) if costs is not None
                  else np.lexsort((np.arange(len(archs)), -s1)))[:n2]
@@ -538,19 +603,22 @@ class PredictorFilter(Filter):
         for c, i in zip(surv, order):
             c.predicted, c.predicted_std = float(mean[i]), float(std[i])
             c.scores["stage1"] = float(s1[i])
+            if rel is not None:
+                c.scores["predicted_seconds"] = float(self.last_seconds_[str(c.arch)])
         if self.stage2_ is None:
             return surv[:k]
         # stage 2: survivors only
         sarchs = [c.arch for c in surv]
+        rel2 = None if rel is None else rel[order]
         if fitted:
             m2, s2 = self._fit_predict(harchs, yh, sarchs, seed + 1, stage2=True)
-            final = acquire(self.acquisition, m2, s2, self.kappa)
+            final = self._per_time(self._gain(m2, s2, yh, rel2), rel2)
             for c, m, s in zip(surv, m2, s2):
                 c.predicted, c.predicted_std = float(m), float(s)
-        else:
+        else:  # the zero-shot rank (traded against time), else stage 1's order (which was)
             zs = self._zero_shot(sarchs, stage2=True)
-            final = zs if zs is not None else _rank01(np.asarray([c.scores["stage1"]
-                                                                 for c in surv]))
+            final = (self._per_time(zs, rel2) if zs is not None
+                     else _rank01(np.asarray([c.scores["stage1"] for c in surv])))
         for c, row in zip(surv, self.stage2_.transform(sarchs)):
             c.scores.update({n: float(v) for n, v in zip(self.stage2_.feature_names, row)})
         order2 = (self._mo_order(final, costs[order], ok, k) if costs is not None

@@ -338,6 +338,7 @@ def simulate_method(method: Method, bench, *, seed: int = 0, workers: int = 2,
             "pick_val": None if best is None else best.values[best.steps],
             "evaluations": len(full), "jobs": jobs, "seconds": now,
             "trials": [{"arch": t.arch, "steps": t.steps, "status": t.status,
+                        "value": t.values.get(t.steps) if t.steps else None,
                         "table_seed": t.run.get("seed"), "jobs": t.extra.get("jobs", [])}
                        for t in trials.values()]}
 

@@ -97,6 +97,10 @@ SEARCH_ROWS = [
     (["--race", "-0.1"], "'--race'"),
     (["--race", "1"], "'--race'"),
     (["--bench", "nb201", "--race", "0.2"], "--race"),
+    (["--time-weight", "-1"], "'--time-weight'"),
+    (["--time-weight", "nan"], "'--time-weight'"),
+    (["--strategy", "random", "--time-weight", "1"], "--time-weight"),
+    (["--bench", "nb201", "--time-weight", "1"], "--time-weight"),
 ]
 PIPELINE_ROWS = [
     (["--stages", "search,,retrain"], "--stages"),

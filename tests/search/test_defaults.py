@@ -66,3 +66,13 @@ def test_mnist1d_by_name_gets_the_ground_truth_tables_splits_in_both(tmp_path):
                          max_seconds=1200, run_dir=tmp_path / "l")
     assert lib.task_options == cli.task_options == SEARCH_SPLITS
     assert _config(lib) == _config(cli)
+
+
+def test_time_weight_reaches_the_filter_from_both(tmp_path):
+    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+            "--time-weight", "1", "--out", str(tmp_path / "cli")]
+    cli = _build(build_parser().parse_args(argv))
+    assert cli.filter.time_weight == 1.0
+    assert defaults.default_filter(cli.space, time_weight=1).get_params() == (
+        cli.filter.get_params())
+    assert defaults.default_filter(cli.space).time_weight == 0.0  # off until measured
