@@ -7,6 +7,7 @@ busy machine slows every method alike. Methods:
 
 - through ``prednas search`` (a run directory each, resumed if unfinished): ``prednas`` (the
   default), ``prednas-asha`` (``--scheduler asha``), ``prednas-race`` (``--race 0.2``),
+  ``prednas-cost`` (``--time-weight 1``: cost-aware proposals),
   ``random``, ``asha`` (random search under the engine's ASHA), ``modelsearch``, ``rea``;
 - through :func:`prednas.search.peers.train_method` (the same evaluation function on a pool of
   the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
@@ -18,6 +19,11 @@ accuracy. Reported: each method's mean score over search seeds, and its paired d
 prednas per search seed with a 90% bootstrap interval. Everything is appended to
 ``benchmarks/search-mnist1d.jsonl`` as it finishes (the script resumes from it); the report is
 ``benchmarks/search-mnist1d.md``.
+
+**Time until the pick matches the baseline** (``--match-methods``): each run's incumbents (the
+best full training so far, each time it changed, within the parameter cap) are retrained on the
+same fresh seeds in time order until one's score reaches the baseline's; the run's time to match
+is when that incumbent finished (never: the run did not match). Median over search seeds.
 
     python scripts/benchmark_search_mnist1d.py --seeds 5 --minutes 6
 """
@@ -39,7 +45,7 @@ LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
 OUT = ROOT / "benchmarks" / "search-mnist1d.md"
 CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
        "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate"],
-       "prednas-race": ["--race", "0.2"],
+       "prednas-race": ["--race", "0.2"], "prednas-cost": ["--time-weight", "1"],
        "random": ["--strategy", "random"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],
        "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}
@@ -75,17 +81,21 @@ def run_cli(method: str, seed: int, minutes: float, runs: Path) -> dict:
         *CLI[method], "--out", str(run)]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    from prednas.search.peers import incumbents
+
     best = json.loads((run / "best.json").read_text())
     recs = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
+    done = [(r["elapsed"], r["objective"], r["arch"]) for r in recs if r["kind"] == "candidate"
+            and r["status"] == "ok" and r.get("elapsed") is not None]
     return {"pick": best["arch"], "pick_val": best.get("val_acc"),
             "evaluations": sum(1 for r in recs if r["kind"] == "candidate"),
-            "trainings": len(recs)}
+            "trainings": len(recs), "incumbents": incumbents(done)}
 
 
 def run_peer(method: str, seed: int, minutes: float, runs: Path) -> dict:
     import spaces
     from prednas.search.defaults import PARAM_CAP, param_count
-    from prednas.search.peers import TPEMethod, train_method
+    from prednas.search.peers import TPEMethod, train_method, trial_incumbents
 
     task = _task()
     space = spaces.get("blocks1d")
@@ -95,7 +105,7 @@ def run_peer(method: str, seed: int, minutes: float, runs: Path) -> dict:
                        workers=2, max_seconds=60.0 * minutes, max_params=cap, steps=STEPS,
                        points=(25, 75, 225) if m.hyperband else ())
     return {"pick": out["pick"], "pick_val": out["pick_val"], "evaluations": out["evaluations"],
-            "trainings": out["jobs"]}
+            "trainings": out["jobs"], "incumbents": trial_incumbents(out["trials"])}
 
 
 def _retrain(arch: str, seed: int) -> dict:
@@ -123,6 +133,63 @@ def final_protocol(archs: list[str], done: set) -> None:
             done.add((row["arch"], row["seed"]))
 
 
+def _scores(rows: list[dict]) -> dict[str, float]:
+    """Final-protocol score of every architecture retrained on all the fresh seeds."""
+    finals: dict[str, list[float]] = {}
+    for r in rows:
+        if r["type"] == "final" and r["status"] == "ok":
+            finals.setdefault(r["arch"], []).append(float(r["test_acc"]))
+    return {a: float(np.mean(v)) for a, v in finals.items() if len(v) == len(FRESH_SEEDS)}
+
+
+def time_to_match(methods, minutes: float, done: set) -> None:
+    """For each run of ``methods`` without a ``match`` row: its incumbents within the parameter
+    cap, retrained in time order until one's score reaches the baseline's (logged)."""
+    import spaces
+    from prednas.search.defaults import PARAM_CAP, param_count
+
+    task, space = _task(), spaces.get("blocks1d")
+    cap = PARAM_CAP * param_count(space, space.default_arch(), task)
+    rows = _rows()
+    base = next(r["arch"] for r in rows if r["type"] == "baseline")
+    matched = {(r["method"], r["seed"]) for r in rows
+               if r["type"] == "match" and r["minutes"] == minutes}
+    for run in [r for r in rows if r["type"] == "search" and r["minutes"] == minutes
+                and r["method"] in methods and "incumbents" in r]:
+        if (run["method"], run["seed"]) in matched:
+            continue
+        hit = None
+        for end, arch in run["incumbents"]:
+            if param_count(space, arch, task) > cap:
+                continue
+            final_protocol([arch], done)
+            score = _scores(_rows())
+            if score.get(arch, -np.inf) >= score[base]:
+                hit = (end, arch)
+                break
+        _log({"type": "match", "method": run["method"], "seed": run["seed"],
+              "minutes": minutes, "arch": hit and hit[1],
+              "minutes_to_match": None if hit is None else hit[0] / 60.0})
+
+
+def _match_lines(rows: list[dict], minutes: float, methods) -> list[str]:
+    got = [r for r in rows if r["type"] == "match" and r["minutes"] == minutes]
+    if not got:
+        return []
+    lines = ["", "## Time until the pick matches the baseline", "",
+             "Wall minutes of the search until its incumbent (the best full training so far, "
+             "within the parameter cap) scores at least the baseline on the final protocol; "
+             "median over search seeds (inf: more than half never matched).", "",
+             "| method | seeds | median minutes | matched |", "|---|---:|---:|---:|"]
+    for m in methods:
+        ts = np.array([np.inf if r["minutes_to_match"] is None else r["minutes_to_match"]
+                       for r in got if r["method"] == m], float)
+        if len(ts):
+            lines.append(f"| {m} | {len(ts)} | {np.median(ts):.2f} | "
+                         f"{int(np.isfinite(ts).sum())}/{len(ts)} |")
+    return lines
+
+
 def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     means = rng.choice(d, size=(n, len(d)), replace=True).mean(axis=1)
@@ -132,11 +199,7 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
 def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> str:
     from prednas.benchmarks.build import machine_name
 
-    finals: dict[str, list[float]] = {}
-    for r in rows:
-        if r["type"] == "final" and r["status"] == "ok":
-            finals.setdefault(r["arch"], []).append(float(r["test_acc"]))
-    score = {a: float(np.mean(v)) for a, v in finals.items() if len(v) == len(FRESH_SEEDS)}
+    score = _scores(rows)
     runs = {(r["method"], r["seed"]): r for r in rows
             if r["type"] == "search" and r["minutes"] == minutes}
     base = next((r["arch"] for r in rows if r["type"] == "baseline"), None)
@@ -166,6 +229,7 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
                      + f" | {diff} |")
     if base in score:
         lines += ["", f"Baseline `{base}` on the same protocol: {score[base]:.2f}."]
+    lines += _match_lines(rows, minutes, methods)
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +240,9 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-mnist1d"))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--match-methods", default="prednas,random,asha,tpe-hyperband",
+                    help="methods whose time until the pick matches the baseline is measured "
+                         "(their incumbents are retrained); empty: none")
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -205,6 +272,8 @@ def main(argv=None) -> int:
             picks = [r["pick"] for r in _rows() if r["type"] == "search" and r["seed"] == seed
                      and r["minutes"] == args.minutes and r["pick"]]
             final_protocol(picks, done)
+            time_to_match([m for m in args.match_methods.split(",") if m in methods],
+                          args.minutes, done)
     note = (f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
             f"{LOG.name} are read back); load average {load:.1f} when it started.")
     text = report(_rows(), args.minutes, args.seeds, methods, note)

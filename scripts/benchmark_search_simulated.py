@@ -82,6 +82,8 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
         else:
             search = S.regularized_evolution(space, per_round=workers, **common)
         result = search.run()
+    from prednas.search.peers import incumbents
+
     best = result.best
     done = [(float(r.get("sim_end")), r.objective, str(r.arch)) for r in result.records
             if r.ok and r.get("sim_end") is not None]
@@ -89,19 +91,6 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
             "pick_val": None if best is None else best.get("val_acc"),
             "evaluations": len(result.records), "seconds": search._clock.now,
             "incumbents": incumbents(done)}
-
-
-def incumbents(done: list[tuple[float, float, str]]) -> list[tuple[float, str]]:
-    """``(end time, arch)`` each time the best value among finished full trainings changed
-    (``done``: ``(end time, value, arch)``)."""
-    out: list[tuple[float, str]] = []
-    best = -math.inf
-    for end, value, arch in sorted(done):
-        if value > best:
-            best = value
-            if not out or out[-1][1] != arch:
-                out.append((round(end, 2), arch))
-    return out
 
 
 def time_to_match(row: dict, means: dict, target: float, params: dict, cap: int) -> float:
@@ -116,16 +105,14 @@ def time_to_match(row: dict, means: dict, target: float, params: dict, cap: int)
 
 def run_peer(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
     from prednas.search.peers import PEERS as P
-    from prednas.search.peers import ASHAMethod, TPEMethod, simulate_method
+    from prednas.search.peers import ASHAMethod, TPEMethod, simulate_method, trial_incumbents
 
     m = {"asha": lambda: ASHAMethod(rungs=(50, 100, 300)),
          "tpe-hyperband": lambda: TPEMethod(hyperband=True, min_resource=25)}.get(
         method, P[method])()
     out = simulate_method(m, bench, seed=seed, workers=workers, max_seconds=60.0 * minutes,
                           max_params=_cap(bench))
-    trials = out.pop("trials")
-    out["incumbents"] = incumbents([(t["jobs"][-1][1], t["value"], t["arch"]) for t in trials
-                                    if t["status"] == "done" and t["value"] is not None])
+    out["incumbents"] = trial_incumbents(out.pop("trials"))
     return out
 
 

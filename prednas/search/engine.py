@@ -325,6 +325,7 @@ class Search:
         self._records: list[Record] = []
         self._param_cache: dict[str, int] = {}
         self._clock = None  # the simulated clock (simulation mode)
+        self._t_start: float | None = None  # when this process's run began (perf_counter)
 
     # -- config / resume ------------------------------------------------------------------------
     def strategies(self) -> dict[str, Any]:
@@ -497,6 +498,8 @@ class Search:
         rec = dict(base)
         rec.update({k: v for k, v in result.items() if k not in ("arch", "canonical", "kind")})
         rec["query"] = sum(1 for r in self._records if r.kind == base["kind"])
+        if self._clock is None and self._t_start is not None:
+            rec["elapsed"] = round(self._elapsed(self._t_start), 3)  # when, in the search
         record = Record.from_json(rec)
         rd.append(record.to_json())
         self._records.append(record)
@@ -623,6 +626,7 @@ class Search:
 
     def _run(self, rd: RunDir, state: dict, finished: bool) -> SearchResult:
         t_start = time.perf_counter() - float(state.get("elapsed", 0.0))
+        self._t_start = t_start
         if self.simulated:
             from prednas.search.simulate import SimClock
 

@@ -33,7 +33,8 @@ from prednas.errors import InvalidParameterError
 from prednas.search.simulate import recorded_runs
 
 __all__ = ["SimulatedTraining", "RealTraining", "Trial", "simulate_method", "train_method",
-           "PEERS", "RandomMethod", "ASHAMethod", "TPEMethod", "suggest_blocks1d"]
+           "PEERS", "RandomMethod", "ASHAMethod", "TPEMethod", "suggest_blocks1d", "incumbents",
+           "trial_incumbents"]
 
 
 @dataclass
@@ -463,4 +464,25 @@ def train_method(method: Method, space, task, *, run_dir, seed: int = 0, workers
             "pick_val": None if best is None else best.values[best.steps],
             "evaluations": len(full), "jobs": jobs, "seconds": time.perf_counter() - t0,
             "trials": [{"arch": t.arch, "steps": t.steps, "status": t.status,
+                        "value": t.values.get(t.steps) if t.steps else None,
                         "jobs": t.extra.get("jobs", [])} for t in trials.values()]}
+
+
+def incumbents(done) -> list[tuple[float, str]]:
+    """``(end time, arch)`` each time the best value among finished full trainings changed;
+    ``done``: ``(end time, value, arch)`` of each (a search's records, a peer's trials)."""
+    out: list[tuple[float, str]] = []
+    best = -math.inf
+    for end, value, arch in sorted(done):
+        if value > best:
+            best = value
+            if not out or out[-1][1] != arch:
+                out.append((round(float(end), 2), str(arch)))
+    return out
+
+
+def trial_incumbents(trials) -> list[tuple[float, str]]:
+    """:func:`incumbents` of the ``trials`` that :func:`simulate_method` or
+    :func:`train_method` returns (those trained fully)."""
+    return incumbents([(t["jobs"][-1][1], t["value"], t["arch"]) for t in trials
+                       if t["status"] == "done" and t.get("value") is not None])

@@ -178,6 +178,9 @@ def test_synthetic_training_search_with_baseline_and_ensemble(synthetic_task, tm
                  run_dir=tmp_path / "r").run()
     assert len(res.records) == 3
     assert all(r.get("params") <= 6000 for r in res.records)
+    # each record says when it finished, in seconds of the search (the time to a result)
+    ends = [res.baseline.get("elapsed")] + [r.get("elapsed") for r in res.records]
+    assert all(e > 0 for e in ends) and ends == sorted(ends)
     assert res.baseline is not None and res.baseline.kind == "baseline"
     ens = res.ensemble
     assert ens is not None and len(ens["weights"]) == 2
