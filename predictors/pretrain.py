@@ -14,7 +14,11 @@ from predictors.metrics import ranking_report
 from prednas.errors import InvalidParameterError, PredNASError, check_param
 from prednas.utils import make_rng
 
-__all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table", "shipped_table_dataset"]
+__all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table", "shipped_table_dataset",
+           "table_prior", "TABLE_PRIOR_BENCH"]
+
+#: the table a ``prior="table"`` is learned from: the complete 1-D table (2,084 architectures)
+TABLE_PRIOR_BENCH = "blocks1d-mnist1d"
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +130,33 @@ def pretrain(bench: str = "nb201", target: str | None = None, n_train: int = 100
     if out is not None:
         report["out"] = str(save(model, out, pipeline=pipe))
     return report
+
+
+def table_prior(space, bench: str = TABLE_PRIOR_BENCH, target: str | None = None,
+                seed: int = 0, encoding: str = "onehot"):
+    """``(predictor, pipeline)``: an XGBoost predictor of ``target`` learned, in ``space``'s own
+    encoding, from every architecture of the benchmark ``bench`` that ``space`` holds (transfer:
+    ``PredictorFilter(prior="table")``). A space that holds fewer than 20 of them is refused."""
+    from prednas import benchmarks
+
+    b = benchmarks.load(bench)
+    target = target or b.default_metric
+    archs, y = [], []
+    for a, v in zip(b.arch_strings(), b.values(target)):
+        if not np.isfinite(v):
+            continue
+        try:
+            archs.append(space.coerce(a))
+        except (ValueError, KeyError, TypeError):
+            continue
+        y.append(float(v))
+    if len(archs) < 20:
+        raise InvalidParameterError(
+            f"a prior learned from the table {bench!r} needs a space that holds its "
+            f"architectures; space {getattr(space, 'name', space)!r} holds {len(archs)} of "
+            f"{len(b)} (the table's space: {b.space.name})")
+    pipe = FeaturePipeline(space, encoding, proxies=[])
+    model = make_predictor("xgb", seed)
+    model.fit(pipe.inputs_for(model, archs), np.asarray(y))
+    log.info("prior learned from %d architectures of %s (%s)", len(archs), bench, target)
+    return model, pipe

@@ -113,7 +113,9 @@ def add_arguments(p) -> None:
                         "(benchmarks/search-blocks1d-mnist1d-supernet.md)")
     p.add_argument("--prior", default=None, metavar="PREDICTOR_FILE",
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
-                        "metric or task) that orders candidates before this search has data")
+                        "metric or task), or 'table' (one learned from the shipped 1-D table, "
+                        "for a blocks1d space), that orders candidates before this search has "
+                        "data and is blended in while its data are few")
     p.add_argument("--start", action="append", default=None, metavar="ARCH",
                    help="as Model Search starts: evaluate this architecture first (repeatable); "
                         "default for blocks1d: the baseline with its widths shrunk to fit the "
@@ -188,11 +190,16 @@ def _build(args):
             raise InvalidParameterError(f"{flag} goes with --strategy prednas ({what}), not "
                                         f"--strategy {args.strategy}")
     executor = _executor(args)  # first: a missing optional extra is reported before any work
-    if args.prior and not os.path.isfile(args.prior):
+    if args.prior == "table" and (args.model or not str(
+            args.space or args.bench or "blocks1d").startswith("blocks1d")):
+        raise InvalidParameterError(
+            "--prior table is learned from the 1-D table's architectures: it goes with a "
+            "blocks1d space (not --model or another --space/--bench)")
+    if args.prior and args.prior != "table" and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
 
         raise DataNotFoundError(f"--prior {args.prior!r}: no such predictor file (write one with "
-                                "'prednas pretrain ... --out FILE')")
+                                "'prednas pretrain ... --out FILE', or say --prior table)")
     out = args.out or f"runs/search-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.model and isinstance(executor, S.PoolExecutor):
         # spawned workers cannot import the user's module: fork them, or stay in this process

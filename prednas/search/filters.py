@@ -177,7 +177,9 @@ class PredictorFilter(Filter):
         kappa: weight of the predictor's spread in the upper confidence bound.
         min_fit: evaluations needed before the predictor is fitted.
         prior: the path of a predictor file written by ``predictors.save`` / ``prednas
-            pretrain`` (transfer; its own feature pipeline is restored). Before the predictor is
+            pretrain`` (transfer; its own feature pipeline is restored), or ``"table"``: a
+            predictor learned when the search starts from the shipped 1-D table's accuracies
+            (:func:`predictors.pretrain.table_prior`; a ``blocks1d`` space). Before the predictor is
             fitted it orders the candidates (with the zero-shot proxies); afterwards it is blended
             in with weight ``prior_weight * min_fit / max(min_fit, n_evaluated)``.
         prior_weight: see ``prior``.
@@ -386,6 +388,10 @@ class PredictorFilter(Filter):
         """``(estimator, pipeline)`` from :attr:`prior`, or ``None``."""
         if self.prior is None:
             return None
+        if self.prior == "table":
+            from predictors.pretrain import table_prior
+
+            return table_prior(context.space)
         import predictors
 
         est, pipe = predictors.load(self.prior, context.space, task=self.task_,
@@ -421,7 +427,11 @@ class PredictorFilter(Filter):
                                "--warmup-seconds or supernet='auto' turns it on")
         if self.guide_ is not None:
             out["stnas log-probability"] = os.fspath(self.distribution)
-        if self.prior is not None:
+        if self.prior == "table":
+            from predictors.pretrain import TABLE_PRIOR_BENCH
+
+            out["prior"] = f"learned from the shipped table {TABLE_PRIOR_BENCH} (transfer)"
+        elif self.prior is not None:
             out["prior"] = os.fspath(self.prior)
         out["acquisition"] = f"{self.acquisition} (kappa {self.kappa})"
         if self.time_weight > 0:

@@ -97,6 +97,7 @@ SEARCH_ROWS = [
     (["--race", "-0.1"], "'--race'"),
     (["--race", "1"], "'--race'"),
     (["--bench", "nb201", "--race", "0.2"], "--race"),
+    (["--bench", "nb201", "--prior", "table"], "--prior table"),
     (["--time-weight", "-1"], "'--time-weight'"),
     (["--time-weight", "nan"], "'--time-weight'"),
     (["--strategy", "random", "--time-weight", "1"], "--time-weight"),

@@ -83,3 +83,34 @@ def test_pretrained_prior_sees_identical_features_in_the_search(tmp_path):
     ref = FeaturePipeline("nb201", encoding=None, proxies=flt.table_names_,
                           proxy_table="shipped").transform(archs)
     np.testing.assert_array_equal(own, ref)
+
+
+def test_table_prior_is_learned_in_the_search_spaces_own_encoding():
+    # the full blocks1d space holds every architecture of the 1-D table (a sub-space of it):
+    # the prior learns from all of them in the full space's encoding and ranks held-in ones
+    from scipy.stats import spearmanr
+
+    from predictors.pretrain import table_prior
+
+    bench = prednas.benchmarks.load("blocks1d-mnist1d")
+    full = spaces.get("blocks1d")
+    est, pipe = table_prior(full)
+    archs = bench.arch_strings()[:300]
+    pred = est.predict(pipe.transform([full.coerce(a) for a in archs]))
+    assert pipe.space is full
+    assert spearmanr(pred, bench.values("test_acc")[:300])[0] > 0.8
+    with pytest.raises(prednas.errors.InvalidParameterError, match="holds 0 of"):
+        table_prior(spaces.get("nb201"))
+
+
+def test_table_prior_orders_a_filter_before_any_evaluation():
+    bench = prednas.benchmarks.load("blocks1d-mnist1d")
+    space = bench.space
+    rng = np.random.default_rng(2)
+    pool = [Candidate(space.sample(rng)) for _ in range(200)]
+    flt = PredictorFilter(proxy_table=None, prior="table")
+    flt.setup(_context("blocks1d"))
+    assert "learned from the shipped table blocks1d-mnist1d" in flt.signals()["prior"]
+    picked = flt.select(space, pool, History(space), 10, np.random.default_rng(0))
+    acc = lambda c: bench.query(str(c.arch), "test_acc")  # noqa: E731
+    assert np.mean([acc(c) for c in picked]) > np.mean([acc(c) for c in pool]) + 1
