@@ -33,10 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.search.protocol import FRESH_SEEDS
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "examples/models.py:SmallCNN1d"
 CAP = 0.6
-FRESH_SEEDS = (1000, 1001, 1002, 1003, 1004)
 LOG = ROOT / "benchmarks" / "byo-mnist1d.jsonl"
 
 
@@ -47,37 +48,20 @@ def _logged() -> list[dict]:
 
 
 def final_protocol(run: Path, archs: list[str]) -> dict[str, float]:
-    """Mean test accuracy of each of ``archs`` (of the run's space) retrained on the fresh seeds
-    with the run's recipe; retrainings already in :data:`LOG` (same run, arch, seed) are read
-    back."""
-    from prednas import tasks
-    from prednas.commands import _model
-    from prednas.search.base import decode_param
-    from prednas.training import train
+    """Score of each of ``archs`` on the final protocol (:func:`prednas.search.protocol.retrain`:
+    the fresh seeds, the run's recipe); retrainings already in :data:`LOG` (same run) are read
+    back, new ones appended."""
+    from prednas.search.protocol import retrain, score
 
-    _, state = read_run(run)
-    cfg = state["config"]
-    recipe = cfg["strategies"]["evaluator"]["params"]
     key = str(run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run)
-    have = {(r["arch"], r["seed"]): r for r in _logged() if r["run"] == key}
-    space = task = None
-    for arch in archs:
-        for s in FRESH_SEEDS:
-            if (arch, s) in have:
-                continue
-            if space is None:
-                space = _model.space_of_run(run)
-                task = tasks.get(cfg["task"], **(decode_param(cfg.get("task_options")) or {}))
-            rec = train(space, arch, task, steps=recipe.get("steps"), epochs=recipe.get("epochs"),
-                        batch_size=recipe["batch_size"], lr=recipe["lr"],
-                        weight_decay=recipe["weight_decay"], seed=s, device="cpu",
-                        keep_model=False)
-            row = {"run": key, "arch": arch, "seed": s, "status": rec.status,
-                   "test_acc": rec.test_acc, "val_acc": rec.val_acc, "params": rec.params}
-            with open(LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
-            have[(arch, s)] = row
-    return {a: float(np.mean([have[(a, s)]["test_acc"] for s in FRESH_SEEDS])) for a in archs}
+
+    def log(row: dict) -> None:
+        with open(LOG, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"run": key, **row}, sort_keys=True) + "\n")
+
+    rows = retrain(run, archs, FRESH_SEEDS, done=[r for r in _logged() if r["run"] == key],
+                   on_result=log)
+    return {a: score(v) for a, v in rows.items()}
 
 
 def read_run(run: Path) -> tuple[list[dict], dict]:
