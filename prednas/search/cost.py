@@ -87,6 +87,14 @@ class CostModel:
             prior = float(self.model_.predict(self.features([arch]))[0])
             self.log_ratios_.append(math.log(seconds) - prior)
 
+    def calibrate(self, observed) -> CostModel:
+        """Calibrate afresh to ``observed`` ``(arch, seconds)`` pairs (the previous
+        observations are dropped): what a search does with the trainings it has seen."""
+        self.log_ratios_ = []
+        for arch, seconds in observed:
+            self.observe(arch, seconds)
+        return self
+
     @property
     def factor(self) -> float:
         """The calibration: observed over prior seconds (1 before any observation)."""

@@ -454,9 +454,7 @@ class PredictorFilter(Filter):
         seen = [(a, s) for a, s in seen if np.isfinite(s) and s > 0]
         model = self.cost_model_
         if model is not None:
-            model.log_ratios_ = []
-            for a, s in seen:
-                model.observe(a, s)
+            model.calibrate(seen)
         elif len(seen) >= 3:
             model = CostModel(self.space_).fit([a for a, _ in seen], [s for _, s in seen])
         else:
