@@ -86,6 +86,7 @@ def final_protocol(run: dict) -> dict[str, float]:
 
 def report(results: list[tuple[dict, dict]], extra: list[str]) -> str:
     from prednas.benchmarks.build import machine_summary
+    from prednas.search.protocol import FRESH_SEEDS
 
     lines = ["# The README's main job, as a new user runs it", "",
              f"Command: `python scripts/benchmark_quickstart.py --seeds {len(results)}` (each "
@@ -93,8 +94,9 @@ def report(results: list[tuple[dict, dict]], extra: list[str]) -> str:
              + (f"; NOT the main job: `{' '.join(extra)}` added" if extra else "")
              + "). Machine: "
              f"{machine_summary()}.", "",
-             "Final protocol: the pick and the baseline retrained on the fresh seeds 1000-1004 "
-             "with the run's recipe, scored by their mean test accuracy. Target: the pick at or "
+             "Final protocol: the pick and the baseline retrained on the fresh seeds "
+             f"{', '.join(map(str, FRESH_SEEDS))} with the run's recipe, scored by their mean "
+             "test accuracy. Target: the pick at or "
              f"above the baseline at <= {CAP:.0%} of its parameters, within {MINUTES:g} minutes.",
              "", "| seed | wall minutes (whole job) | candidates | baseline (final protocol) | "
              "pick | pick (final protocol) | params ratio | target met | load |",
