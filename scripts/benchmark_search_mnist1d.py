@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.search.protocol import FRESH_SEEDS
+
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
 OUT = ROOT / "benchmarks" / "search-mnist1d.md"
@@ -51,7 +53,6 @@ CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
        "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}
 PEERS = ("tpe", "tpe-hyperband")
 METHODS = (*CLI, *PEERS)
-FRESH_SEEDS = (1000, 1001, 1002, 1003, 1004)
 STEPS = 300
 
 
