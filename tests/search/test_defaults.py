@@ -76,3 +76,11 @@ def test_time_weight_reaches_the_filter_from_both(tmp_path):
     assert defaults.default_filter(cli.space, time_weight=1).get_params() == (
         cli.filter.get_params())
     assert defaults.default_filter(cli.space).time_weight == 0.0  # off until measured
+
+
+def test_prior_table_reaches_the_filter_from_the_command_line(tmp_path):
+    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+            "--prior", "table", "--out", str(tmp_path / "cli")]
+    cli = _build(build_parser().parse_args(argv))
+    assert cli.filter.prior == "table"
+    assert not (tmp_path / "cli").exists()  # nothing is written before the run
