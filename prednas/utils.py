@@ -16,7 +16,7 @@ import torch
 from prednas.errors import InvalidParameterError
 
 __all__ = ["resolve_device", "make_rng", "torch_seed", "atomic_path", "atomic_write_text",
-           "atomic_write_json",
+           "atomic_write_json", "read_log", "append_log", "split_passthrough",
            "prednas_home"]
 
 #: the "chosen batch" of latency figures (the search cost ``latency_batch_ms``, model cards) when
@@ -93,6 +93,37 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The rows of an append-only JSON-lines log (a benchmark's results); ``[]`` when it does
+    not exist yet. A last line cut short by a kill is skipped (it is written again on resume)."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x.endswith("}")]
+
+
+def append_log(path: str | os.PathLike, row: dict) -> None:
+    """Append ``row`` to a JSON-lines log as one line (keys sorted); a last line cut short by a
+    kill is ended first, so the new row stands on a line of its own."""
+    line = json.dumps(row, sort_keys=True, default=_json_default) + "\n"
+    with open(path, "ab") as f:
+        if f.tell() > 0:
+            with open(path, "rb") as r:
+                r.seek(-1, os.SEEK_END)
+                if r.read(1) != b"\n":
+                    line = "\n" + line
+        f.write(line.encode("utf-8"))
+
+
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``(own, passed)``: a script's arguments before ``--`` and those after it (passed on to
+    the command it runs)."""
+    if "--" not in argv:
+        return list(argv), []
+    i = argv.index("--")
+    return list(argv[:i]), list(argv[i + 1:])
 
 
 def _json_default(o):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from prednas.search.protocol import FRESH_SEEDS
+from prednas.utils import append_log, read_log, split_passthrough
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "examples/models.py:SmallCNN1d"
@@ -42,9 +43,7 @@ LOG = ROOT / "benchmarks" / "byo-mnist1d.jsonl"
 
 
 def _logged() -> list[dict]:
-    if not LOG.exists():
-        return []
-    return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
+    return read_log(LOG)
 
 
 def final_protocol(run: Path, archs: list[str]) -> dict[str, float]:
@@ -56,8 +55,7 @@ def final_protocol(run: Path, archs: list[str]) -> dict[str, float]:
     key = str(run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run)
 
     def log(row: dict) -> None:
-        with open(LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"run": key, **row}, sort_keys=True) + "\n")
+        append_log(LOG, {"run": key, **row})
 
     rows = retrain(run, archs, FRESH_SEEDS, done=[r for r in _logged() if r["run"] == key],
                    on_result=log)
@@ -112,9 +110,7 @@ def summarise(run: Path) -> dict:
 
 def main(argv=None) -> int:
     global LOG
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    argv, extra = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--model", default=MODEL, help="FILE.py:FUNCTION, the user's network")

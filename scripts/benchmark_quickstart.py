@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.utils import append_log, read_log, split_passthrough
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "quickstart-mnist1d.md"
 LOG = ROOT / "benchmarks" / "quickstart-mnist1d.jsonl"
@@ -37,14 +39,11 @@ CAP = 0.6
 
 
 def _rows() -> list[dict]:
-    if not LOG.exists():
-        return []
-    return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
+    return read_log(LOG)
 
 
 def _log(row: dict) -> None:
-    with open(LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+    append_log(LOG, row)
 
 
 def run_one(seed: int, runs: Path, extra: list[str]) -> dict:
@@ -120,9 +119,7 @@ def report(results: list[tuple[dict, dict]], extra: list[str]) -> str:
 
 def main(argv=None) -> int:
     global LOG
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    argv, extra = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-quickstart"))

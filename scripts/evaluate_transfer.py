@@ -47,9 +47,9 @@ MIN_FIT = 6
 
 
 def _rows() -> list[dict]:
-    if not LOG.exists():
-        return []
-    return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
+    from prednas.utils import read_log
+
+    return read_log(LOG)
 
 
 def ground_truth(n: int) -> list[dict]:
@@ -60,6 +60,7 @@ def ground_truth(n: int) -> list[dict]:
     from prednas import tasks
     from prednas.search.defaults import PARAM_CAP, param_count
     from prednas.training import train
+    from prednas.utils import append_log
 
     torch.set_num_threads(1)
     space, task = spaces.get("blocks1d"), tasks.get("synthetic", **TASK)
@@ -79,8 +80,7 @@ def ground_truth(n: int) -> list[dict]:
         row = {"arch": arch, "status": rec.status, "val_acc": rec.val_acc,
                "test_acc": rec.test_acc, "params": rec.params,
                "seconds": time.perf_counter() - t}
-        with open(LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
+        append_log(LOG, row)
         print(json.dumps(row), flush=True)
     got = {r["arch"]: r for r in _rows()}
     return [got[a] for a in archs if got[a]["status"] == "ok" and math.isfinite(got[a]["val_acc"])]
