@@ -39,9 +39,11 @@ def _recipe_of(run_dir) -> tuple[Any, Any, dict]:
         raise InvalidParameterError(
             f"the final protocol retrains a training run's architectures; {os.fspath(run_dir)} "
             f"is a {cfg.get('mode')!r} run (its evaluations were looked up or simulated)")
-    space = _model.space_of_run(run_dir) or spaces.restore(
-        cfg["space"], cfg.get("space_config"), None, error=RunDirectoryError,
-        where=f"retrain({os.fspath(run_dir)})", how="a run of a registered space")
+    space = _model.space_of_run(run_dir)  # a --model run's space, regenerated
+    if space is None:
+        space = spaces.restore(cfg["space"], cfg.get("space_config"), None,
+                               error=RunDirectoryError, where=f"retrain({os.fspath(run_dir)})",
+                               how="a run of a registered space")
     task = tasks.get(cfg["task"], **(decode_param(cfg.get("task_options")) or {}))
     return space, task, dict(cfg["strategies"]["evaluator"]["params"])
 

@@ -45,3 +45,22 @@ def test_a_lookup_run_has_no_recipe_to_retrain(tmp_path):
     Search("nb201", oracle="nb201", budget=2, per_round=2, seed=0, run_dir=tmp_path / "o").run()
     with pytest.raises(InvalidParameterError, match="'oracle' run"):
         retrain(tmp_path / "o", ["x"])
+
+
+def test_a_model_runs_space_is_regenerated(tmp_path):
+    # a --model run: the space of the user's network comes back from the run's notes
+    from pathlib import Path
+
+    from prednas.cli import main
+
+    model = Path(__file__).resolve().parents[2] / "examples" / "models.py"
+    out = tmp_path / "m"
+    assert main(["search", "--model", f"{model}:SmallCNN1d", "--task", "synthetic",
+                 "--task-opt", "n=96", "--task-opt", "num_classes=10", "--budget", "1",
+                 "--steps", "12", "--replicas", "0",
+                 "--workers", "1", "--max-minutes", "5", "--out", str(out)]) in (0, None)
+    base = next(json.loads(x) for x in (out / "evaluations.jsonl").read_text().splitlines()
+                if json.loads(x)["kind"] == "baseline")
+    rows = retrain(out, [base["arch"]], seeds=(1000,))[base["arch"]]
+    assert rows[0]["status"] == "ok" and rows[0]["params"] == base["params"]
+    assert rows[0]["steps"] == 12
