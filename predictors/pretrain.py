@@ -15,7 +15,7 @@ from prednas.errors import InvalidParameterError, PredNASError, check_param
 from prednas.utils import make_rng
 
 __all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table", "shipped_table_dataset",
-           "table_prior", "TABLE_PRIOR_BENCH"]
+           "table_prior", "table_in_space", "TABLE_PRIOR_BENCH"]
 
 #: the table a ``prior="table"`` is learned from: the complete 1-D table (1,884 architectures)
 TABLE_PRIOR_BENCH = "blocks1d-mnist1d"
@@ -132,17 +132,15 @@ def pretrain(bench: str = "nb201", target: str | None = None, n_train: int = 100
     return report
 
 
-def table_prior(space, bench: str = TABLE_PRIOR_BENCH, target: str | None = None,
-                seed: int = 0, encoding: str = "onehot"):
-    """``(predictor, pipeline)``: an XGBoost predictor of ``target`` learned, in ``space``'s own
-    encoding, from every architecture of the benchmark ``bench`` that ``space`` holds (transfer:
-    ``PredictorFilter(prior="table")``). A space that holds fewer than 20 of them is refused."""
+def table_in_space(space, bench: str, metric: str | None = None):
+    """``(benchmark, archs, values)``: the architectures of the benchmark ``bench`` that
+    ``space`` holds (as ``space``'s own) with their finite ``metric`` values (default: the
+    benchmark's metric)."""
     from prednas import benchmarks
 
     b = benchmarks.load(bench)
-    target = target or b.default_metric
     archs, y = [], []
-    for a, v in zip(b.arch_strings(), b.values(target)):
+    for a, v in zip(b.arch_strings(), b.values(metric or b.default_metric)):
         if not np.isfinite(v):
             continue
         try:
@@ -150,6 +148,16 @@ def table_prior(space, bench: str = TABLE_PRIOR_BENCH, target: str | None = None
         except (ValueError, KeyError, TypeError):
             continue
         y.append(float(v))
+    return b, archs, y
+
+
+def table_prior(space, bench: str = TABLE_PRIOR_BENCH, target: str | None = None,
+                seed: int = 0, encoding: str = "onehot"):
+    """``(predictor, pipeline)``: an XGBoost predictor of ``target`` learned, in ``space``'s own
+    encoding, from every architecture of the benchmark ``bench`` that ``space`` holds (transfer:
+    ``PredictorFilter(prior="table")``). A space that holds fewer than 20 of them is refused."""
+    b, archs, y = table_in_space(space, bench, target)
+    target = target or b.default_metric
     if len(archs) < 20:
         raise InvalidParameterError(
             f"a prior learned from the table {bench!r} needs a space that holds its "

@@ -134,16 +134,10 @@ def cost_prior(space, prior: str | None = "auto") -> CostModel | None:
     the table's architectures that ``space`` holds are used (at least 20, else ``None``)."""
     if prior is None or (prior == "auto" and not str(space.name).startswith("blocks1d")):
         return None
-    from prednas import benchmarks
+    from predictors.pretrain import table_in_space
 
-    bench = benchmarks.load("blocks1d-mnist1d" if prior == "auto" else prior)
-    archs, secs = [], []
-    for a, s in zip(bench.arch_strings(), bench.values("train_seconds")):
-        try:
-            archs.append(space.coerce(a))
-        except (ValueError, KeyError, TypeError):
-            continue
-        secs.append(s)
+    _, archs, secs = table_in_space(space, "blocks1d-mnist1d" if prior == "auto" else prior,
+                                    "train_seconds")
     if len(archs) < 20:
         return None
     return CostModel(space).fit(archs, secs)
