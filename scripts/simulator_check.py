@@ -44,7 +44,6 @@ def make_search(strategy: str, seed: int, minutes: float, simulated: bool, run_d
     """The same search for a real and a simulated run: only the evaluator and executor differ."""
     from prednas import benchmarks
     from prednas import search as S
-    from prednas.search.defaults import shrunk_start as _shrunk
 
     bench = benchmarks.load("blocks1d-mnist1d-v2")
     space = bench.space
@@ -63,10 +62,7 @@ def make_search(strategy: str, seed: int, minutes: float, simulated: bool, run_d
                                                     max_params=max_params, device="cpu"))
     if strategy == "random":
         return S.random_search(space, **common)
-    start = _shrunk(space, baseline, max_params, None)
-    return S.Search(space, mutator=S.MutationMutator(parents=5, mutations=100, start=start),
-                    filter=S.PredictorFilter(proxy_table=None, live_proxies=(), survivors=6,
-                                             min_fit=6), **common)
+    return S.Search(space, **common)  # the library's defaults, as `prednas search` runs them
 
 
 def _params(space, arch) -> int:
