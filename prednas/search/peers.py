@@ -188,8 +188,19 @@ def suggest_blocks1d(trial, space) -> str:
                     for i in range(1, depth + 1))
 
 
+def _over_cap(trial) -> tuple[float]:
+    """Optuna's constraint of a trial (feasible at <= 0): its parameters' excess over the cap,
+    as a share of the cap (``TPESampler(constraints_func=...)``)."""
+    return (float(trial.user_attrs.get("over_cap", 0.0)),)
+
+
 class TPEMethod(Method):
-    """Optuna's TPE (ask/tell), optionally with its HyperbandPruner on the curve's checkpoints."""
+    """Optuna's TPE (ask/tell), optionally with its HyperbandPruner on the curve's checkpoints.
+
+    The parameter cap is a constraint, as Optuna handles one (constrained TPE,
+    ``constraints_func``): an architecture over the cap is told at once, without training or
+    cost, with the worst value and its excess over the cap, so TPE learns where the cap lies
+    instead of asking for such architectures again and again."""
 
     def __init__(self, hyperband: bool = False, min_resource: int = 25,
                  reduction_factor: int = 3):
@@ -208,18 +219,20 @@ class TPEMethod(Method):
         # a fixed study name: Hyperband's bracket of a trial hashes it (reproducible runs)
         self.study = optuna.create_study(
             direction="maximize", pruner=pruner, study_name=f"prednas-{self.name}",
-            sampler=optuna.samplers.TPESampler(seed=int(rng.integers(2 ** 31))))
+            sampler=optuna.samplers.TPESampler(seed=int(rng.integers(2 ** 31)),
+                                               constraints_func=_over_cap))
         self.otrials: dict[int, Any] = {}
 
     def next_job(self):
-        import optuna
 
-        space = self.sim.bench.space
-        for _ in range(100):
+        space, cap = self.sim.bench.space, self.sim.max_params
+        for _ in range(1000):
             ot = self.study.ask()
             arch = str(space.canonical(space.coerce(suggest_blocks1d(ot, space))))
-            if self.sim.max_params is not None and self.sim.params(arch) > self.sim.max_params:
-                self.study.tell(ot, state=optuna.trial.TrialState.FAIL)  # over the cap: no cost
+            over = 0.0 if cap is None else self.sim.params(arch) / cap - 1.0
+            ot.set_user_attr("over_cap", over)
+            if over > 0:  # over the cap: told at once, no training, no cost
+                self.study.tell(ot, 0.0)
                 continue
             t = self.sim.start(arch)
             self.otrials[t.key] = ot

@@ -59,6 +59,20 @@ def test_a_fixed_decision_cost_makes_a_simulation_reproducible(table):
     assert a == b
 
 
+def test_tpe_learns_the_cap_and_searches_to_the_end_of_its_budget(table):
+    # a cap that about half of the tiny table's architectures exceed: TPE is told those at once
+    # (constrained TPE), trains none of them, and keeps proposing feasible ones to the end
+    params = sorted(table.query(a, "params") for a in table.arch_strings())
+    cap = int(params[len(params) // 2])
+    total = _mean_seconds(table)
+    out = simulate_method(TPEMethod(), table, seed=0, workers=2, max_seconds=40 * total,
+                          max_params=cap, decision_seconds=0.0)
+    trained = {tr["arch"] for tr in out["trials"]}
+    assert trained and all(table.query(a, "params") <= cap for a in trained)
+    assert out["evaluations"] >= 30  # not stopped early by a run of infeasible proposals
+    assert max(b for tr in out["trials"] for _, b in tr["jobs"]) > 35 * total
+
+
 def test_asha_rungs_must_be_curve_points(table):
     with pytest.raises(InvalidParameterError, match="not curve points"):
         simulate_method(ASHAMethod(rungs=(7, 20)), table, max_seconds=10)
