@@ -106,9 +106,12 @@ def read_log(path: str | os.PathLike) -> list[dict]:
 
 def append_log(path: str | os.PathLike, row: dict) -> None:
     """Append ``row`` to a JSON-lines log as one line (keys sorted); a last line cut short by a
-    kill is ended first, so the new row stands on a line of its own."""
+    kill is ended first, so the new row stands on a line of its own. Processes appending to the
+    same log at once (a benchmark run in shards) take turns through a lock file beside it."""
+    from filelock import FileLock
+
     line = json.dumps(row, sort_keys=True, default=_json_default) + "\n"
-    with open(path, "ab") as f:
+    with FileLock(f"{os.fspath(path)}.lock"), open(path, "ab") as f:
         if f.tell() > 0:
             with open(path, "rb") as r:
                 r.seek(-1, os.SEEK_END)

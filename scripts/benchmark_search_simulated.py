@@ -12,9 +12,12 @@ mean test accuracy.
 
 Runs are appended to ``benchmarks/search-blocks1d-simulated.jsonl`` (resumable); the strategies'
 own time is measured (so timings of a loaded machine cost the strategies more simulated time:
-run it alone, and the report says what the load was).
+run it alone, and the report says what the load was). ``--shard K/N`` runs the seeds ``s`` with
+``s % N == K``: N shards, one per core and nothing else running, share the log.
 
     python scripts/benchmark_search_simulated.py --seeds 50
+    python scripts/benchmark_search_simulated.py --seeds 50 --shard 0/2 &   # two cores
+    python scripts/benchmark_search_simulated.py --seeds 50 --shard 1/2
 """
 
 from __future__ import annotations
@@ -211,12 +214,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--methods", default=",".join((*ENGINE, *PEERS)))
     ap.add_argument("--minutes", default=",".join(map(str, MINUTES)))
+    ap.add_argument("--shard", default="0/1", help="K/N: run the seeds s with s %% N == K")
     args = ap.parse_args(argv)
+    try:
+        k, n = (int(x) for x in args.shard.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--shard must be K/N with 0 <= K < N; got {args.shard!r}")
     import torch
 
     torch.set_num_threads(1)
     from prednas import benchmarks
     from prednas.errors import DataNotFoundError
+    from prednas.utils import append_log, read_log
 
     bench = benchmarks.load("blocks1d-mnist1d-v2")
     try:
@@ -224,10 +235,10 @@ def main(argv=None) -> int:
     except DataNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
-    rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.exists() else []
+    rows = read_log(LOG)
     have = {(r["method"], r["seed"], r["minutes"]) for r in rows}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for seed in range(args.seeds):  # methods interleaved seed by seed
+    for seed in range(k, args.seeds, n):  # methods interleaved seed by seed
         for minutes in (float(m) for m in args.minutes.split(",")):
             for m in methods:
                 if (m, seed, minutes) in have:
@@ -237,11 +248,10 @@ def main(argv=None) -> int:
                 row = {"method": m, "seed": seed, "minutes": minutes, **out,
                        "wall_seconds": time.perf_counter() - t,
                        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-                with open(LOG, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+                append_log(LOG, row)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-        OUT.write_text(summary(rows, bench))
+        OUT.write_text(summary(read_log(LOG), bench))  # every shard's rows
     print(OUT.read_text())
     return 0 if not any(math.isnan(r.get("seconds", 0)) for r in rows) else 1
 

@@ -25,3 +25,23 @@ def test_split_passthrough():
     assert split_passthrough(["--seeds", "1", "--", "--budget", "2"]) == (
         ["--seeds", "1"], ["--budget", "2"])
     assert split_passthrough(["--"]) == ([], [])
+
+
+def _append_many(path: str, who: int, n: int) -> None:
+    for i in range(n):
+        append_log(path, {"who": who, "i": i, "pad": "x" * 5000})
+
+
+def test_shards_append_to_one_log_at_once(tmp_path):
+    # two processes (a benchmark's shards) append long rows at once: every row stands whole
+    import multiprocessing as mp
+
+    log = str(tmp_path / "runs.jsonl")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(log, w, 100)) for w in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    rows = read_log(log)
+    assert sorted((r["who"], r["i"]) for r in rows) == [(w, i) for w in (0, 1) for i in range(100)]
