@@ -159,3 +159,19 @@ def test_mnist1d_generations_are_cached_on_disk_as_plain_arrays(tmp_path, monkey
     path.write_bytes(b"damaged")
     third = m._generate(200, 3)
     assert np.array_equal(np.asarray(first["x"]), np.asarray(third["x"]))
+
+
+def test_v2_builds_the_best_architectures_seeds_before_the_full_space_samples():
+    # what simulation needs (the sub-space with every seed) comes before the 200 full-space
+    # samples, which no simulation replays
+    from prednas.benchmarks.blocks1d_mnist1d import build_spec
+
+    first = build_spec(version=2, records=[]).jobs
+    sub = [j for j in first if j[2] == "sub"]
+    assert len(sub) == 2 * 1884 and first[:len(sub)] == sub and len(first) == len(sub) + 400
+    recs = [{"arch": a, "seed": s, "part": "sub", "status": "ok", "test_acc": float(i % 97),
+             "val_acc": 0.0} for i, (a, s, _) in enumerate(sub)]
+    jobs = build_spec(version=2, records=recs).jobs
+    extra = jobs[len(sub):len(sub) + 300]
+    assert len(jobs) == len(first) + 300 and all(p == "sub" and s >= 2 for _, s, p in extra)
+    assert all(p == "full" for _, _, p in jobs[len(sub) + 300:])
