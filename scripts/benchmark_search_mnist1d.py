@@ -6,10 +6,11 @@ wall clock, for ``--seeds`` seeds; runs are interleaved seed by seed, method by 
 busy machine slows every method alike. Methods:
 
 - through ``prednas search`` (a run directory each, resumed if unfinished): ``prednas`` (the
-  default), ``prednas-asha`` (``--scheduler asha``), ``prednas-race`` (``--race 0.2``),
-  ``prednas-cost`` (``--time-weight 1``: cost-aware proposals), ``prednas-prior``
-  (``--prior table``: the prior learned from the 1-D table, whose task is this one: its gain here
-  is partly circular; ``benchmarks/transfer-blocks1d.md`` measures it on another task),
+  default), ``prednas-asha`` (``--scheduler asha``), ``prednas-norace`` (``--race 0``: no race,
+  the default before it was measured), ``prednas-cost`` (``--time-weight 1``: cost-aware
+  proposals), ``prednas-prior`` (``--prior table``: the prior learned from the 1-D table,
+  whose task is this one: its gain here is partly circular; ``benchmarks/transfer-blocks1d.md``
+  measures it on another task),
   ``random``, ``asha`` (random search under the engine's ASHA), ``modelsearch``, ``rea``;
 - through :func:`prednas.search.peers.train_method` (the same evaluation function on a pool of
   the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
@@ -49,7 +50,7 @@ LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
 OUT = ROOT / "benchmarks" / "search-mnist1d.md"
 CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
        "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate"],
-       "prednas-race": ["--race", "0.2"], "prednas-cost": ["--time-weight", "1"],
+       "prednas-norace": ["--race", "0"], "prednas-cost": ["--time-weight", "1"],
        "prednas-prior": ["--prior", "table"],
        "random": ["--strategy", "random"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],

@@ -262,7 +262,8 @@ def build_spec(command: str = "", version: int = 1, records: list[dict] | None =
     Version 1: seed 0 for every architecture, seeds 0-2 for the first 100 of the shuffled order,
     seed 0 for the 200 full-space samples. Version 2: seeds 0-1 for every architecture (both
     seeds of one architecture together, so a partial build is a usable table); once ``records``
-    hold those, :func:`top_seed_jobs`; then seeds 0-1 of the 200 full-space samples.
+    hold those, :func:`top_seed_jobs` until it gives no more; then seeds 0-1 of the 200
+    full-space samples.
     """
     import spaces
     from prednas.benchmarks.build import BuildSpec
@@ -279,11 +280,14 @@ def build_spec(command: str = "", version: int = 1, records: list[dict] | None =
     else:  # the sub-space's seeds first (what simulation needs), then the full-space samples
         jobs = [(a, s, "sub") for a in order for s in BASE_SEEDS_V2]
         full_jobs = [(a, s, "full") for a in full_archs for s in BASE_SEEDS_V2]
+        extra: list = []
         if records is not None:
             done = {(r["arch"], int(r["seed"]), r.get("part", "sub")) for r in records}
             if all(j in done for j in jobs):
-                jobs += top_seed_jobs(records)
-        jobs += full_jobs
+                extra = top_seed_jobs(records)
+        # while the best architectures' seeds move the ranking, a build asks again after each
+        # batch of them; the full-space samples follow once it has settled
+        jobs += extra or full_jobs
     return BuildSpec(space=spaces.get("blocks1d", **SUBSPACE), recipe=RECIPES[version], jobs=jobs,
                      spaces_by_part={"full": spaces.get("blocks1d")},
                      name=NAME if version == 1 else f"{NAME}-v{version}", command=command,

@@ -89,11 +89,13 @@ def add_arguments(p) -> None:
                    help="with --scheduler asha: rank a rung by the validation accuracy reached "
                         "there (partial, the default) or by that accuracy combined with the "
                         "filter's prediction of the full training (estimate)")
-    p.add_argument("--race", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--race", type=float, default=None, metavar="SHARE",
                    help="keep this share of the budget (evaluations and time, 0 to 0.9) to "
                         "train the leaders again on new seeds until the best is separated; the "
                         "winner is always named by its noise-aware estimate (its trainings and "
-                        "the filter's prediction), never by one lucky training. Default 0")
+                        "the filter's prediction), never by one lucky training. Default: 0.2 "
+                        "for --strategy prednas when training or simulating without "
+                        "--scheduler (measured: benchmarks/search-blocks1d-simulated.md), else 0")
     p.add_argument("--time-weight", type=float, default=0.0, metavar="BETA",
                    help="cost-aware proposals (the prednas strategy, training or --simulate): "
                         "rank candidates by the predictor's expected improvement per (predicted "
@@ -205,7 +207,8 @@ def _build(args):
         # spawned workers cannot import the user's module: fork them, or stay in this process
         executor = (S.PoolExecutor(workers=args.workers, start_method="fork")
                     if _model.fork_ok() else None)
-    check_param(_OWNER, "--race", args.race, kind=(float, int), low=0, high=0.9)
+    if args.race is not None:
+        check_param(_OWNER, "--race", args.race, kind=(float, int), low=0, high=0.9)
     check_param(_OWNER, "--time-weight", args.time_weight, kind=(float, int), low=0, high=10)
     if args.time_weight and (args.strategy != "prednas" or (args.bench and not args.simulate)):
         raise InvalidParameterError(
@@ -314,6 +317,7 @@ def _build(args):
             mut = S.STNASMutator(samples=max(10, common["per_round"]))
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
+            common["race"] = _race(args, common["scheduler"])
             flt = defaults.default_filter(space, prior=args.prior,
                                           distribution=args.stnas_feature,
                                           warmup_seconds=args.warmup_seconds,
@@ -382,11 +386,23 @@ def _simulated(args, executor, common):
                   budget=args.budget or defaults.TRAINING_BUDGET, per_round=args.per_round or max(2, workers))
     common.pop("metric", None)
     if args.strategy == "prednas":
+        common["race"] = _race(args, common["scheduler"])
         return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
                         filter=defaults.default_filter(space, simulated=True, prior=args.prior,
                                                        time_weight=args.time_weight),
                         **common)
     return _baseline_strategy(args, space, common)
+
+
+def _race(args, scheduler) -> float:
+    """prednas's race share: ``--race``, else the library's default when every candidate trains
+    fully (:data:`prednas.search.defaults.RACE`; none under a scheduler), as
+    ``prednas.Search`` decides it."""
+    from prednas.search import defaults
+
+    if args.race is not None:
+        return float(args.race)
+    return defaults.RACE if scheduler is None else 0.0
 
 
 def _scheduler(args, steps: int | None):

@@ -5,18 +5,19 @@ prednas's measured setting: Model Search's start (the baseline with its widths s
 parameter cap, ``benchmarks/search-mnist1d.md``), 5 parents and 100 mutations a round, and the
 predictor filter without the NB201 proxy table, with the space's measured live proxies
 (:attr:`spaces.Space.live_proxies`; none in simulation, which has no data to compute them on),
-6 survivors and a fit from 6 results. ``param_cap`` sets the parameter cap as a share of the
-baseline's parameters. The command line passes only what its user gave, so
-``prednas search --task T`` and ``prednas.Search(space, task=T, baseline=True, param_cap=0.6,
-max_seconds=1200)`` run the same search (``tests/search/test_defaults.py``), on the same splits
-(:func:`task_options`).
+6 survivors and a fit from 6 results; it keeps :data:`RACE` of its budget to race its leaders.
+``param_cap`` sets the parameter cap as a share of the baseline's parameters. The command line
+passes only what its user gave, so ``prednas search --task T`` and ``prednas.Search(space,
+task=T, baseline=True, param_cap=0.6, max_seconds=1200)`` run the same search
+(``tests/search/test_defaults.py``), on the same splits (:func:`task_options`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["task_options", "TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "shrunk_start", "live_proxies",
+__all__ = ["task_options", "TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "RACE", "shrunk_start",
+           "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
 #: candidates fully trained by default when training (24: about five minutes on 2 cores)
@@ -25,6 +26,10 @@ TRAINING_BUDGET = 24
 PARAM_CAP = 0.6
 #: the command line's wall-time guard of the search phase, minutes
 MAX_MINUTES = 20.0
+#: the share of a training (or simulated) prednas search kept to race the leaders on new seeds
+#: (``Search(race=...)``): ahead of no race at 2, 10 and 20 simulated minutes in the pilot and
+#: the benchmark of ``benchmarks/search-blocks1d-simulated.md`` (prednas against prednas-norace)
+RACE = 0.2
 
 
 def task_options(name: str, options: dict | None) -> dict:

@@ -152,6 +152,8 @@ class Search:
             trainings are noisy: they are trained again on new seeds until the best one's
             noise-aware estimate is separated (:mod:`prednas.search.racing`); the winner is
             always named by that estimate, not by its best single training. 0: no race.
+            ``None`` (default): :data:`~prednas.search.defaults.RACE` for a search that trains
+            or simulates with prednas's default mutator and filter and no scheduler, else 0.
         simulate: replay real training from ``oracle``'s recorded runs (a benchmark with seeds
             and learning curves, e.g. ``"blocks1d-mnist1d-v2"``): each evaluation draws one
             recorded seed and charges its seconds to a simulated clock, on which ``max_seconds``
@@ -173,7 +175,7 @@ class Search:
         "constraints": [None, "dict"],
         "hv_reference": [None, SequenceOf(Interval(float, None, None))],
         "simulate": ["boolean"],
-        "race": [Interval(float, 0, 1, "left")],
+        "race": [None, Interval(float, 0, 1, "left")],
         "param_cap": [None, Interval(float, 0, 10, "right")],
     }
 
@@ -186,7 +188,7 @@ class Search:
                  task_options: dict | None = None, device: str = "auto", progress: bool = False,
                  objectives=None, constraints: dict | None = None, hv_reference=None,
                  notes: dict | None = None, simulate: bool = False, scheduler=None,
-                 race: float = 0.0, param_cap: float | None = None):
+                 race: float | None = None, param_cap: float | None = None):
         import spaces
         from prednas import tasks as _tasks
         from prednas.search.evaluators import OracleEvaluator, TrainingEvaluator
@@ -278,6 +280,9 @@ class Search:
         if param_cap is not None:
             max_params = self._cap(param_cap, max_params, trains)
         self.max_params = max_params
+        if race is None:  # prednas's measured race when it trains with its defaults
+            race = (defaults.RACE if trains and mutator is None and filter is None
+                    and scheduler is None else 0.0)
         if mutator is None:
             mutator = (defaults.default_mutator(self.space, self.baseline, max_params, self.task)
                        if trains else MutationMutator())

@@ -188,17 +188,11 @@ def suggest_blocks1d(trial, space) -> str:
                     for i in range(1, depth + 1))
 
 
-def _over_cap(trial) -> tuple[float]:
-    """Optuna's constraint of a trial (feasible at <= 0): its parameters' excess over the cap,
-    as a share of the cap (``TPESampler(constraints_func=...)``)."""
-    return (float(trial.user_attrs.get("over_cap", 0.0)),)
-
-
 class TPEMethod(Method):
     """Optuna's TPE (ask/tell), optionally with its HyperbandPruner on the curve's checkpoints.
 
     The parameter cap is a constraint, as Optuna handles one (constrained TPE,
-    ``constraints_func``): an architecture over the cap is told at once, without training or
+    ``Trial.set_constraint``): an architecture over the cap is told at once, without training or
     cost, with the worst value and its excess over the cap, so TPE learns where the cap lies
     instead of asking for such architectures again and again."""
 
@@ -219,8 +213,7 @@ class TPEMethod(Method):
         # a fixed study name: Hyperband's bracket of a trial hashes it (reproducible runs)
         self.study = optuna.create_study(
             direction="maximize", pruner=pruner, study_name=f"prednas-{self.name}",
-            sampler=optuna.samplers.TPESampler(seed=int(rng.integers(2 ** 31)),
-                                               constraints_func=_over_cap))
+            sampler=optuna.samplers.TPESampler(seed=int(rng.integers(2 ** 31))))
         self.otrials: dict[int, Any] = {}
 
     def next_job(self):
@@ -230,7 +223,7 @@ class TPEMethod(Method):
             ot = self.study.ask()
             arch = str(space.canonical(space.coerce(suggest_blocks1d(ot, space))))
             over = 0.0 if cap is None else self.sim.params(arch) / cap - 1.0
-            ot.set_user_attr("over_cap", over)
+            ot.set_constraint("over_cap", over)  # feasible at <= 0
             if over > 0:  # over the cap: told at once, no training, no cost
                 self.study.tell(ot, 0.0)
                 continue

@@ -669,10 +669,10 @@ class StudyView:
         self.seed = int(state["seed"])
         self.space = _restore_space(self.config)
         self._loaded = loaded = _load_journal(self.path / JOURNAL)
-        if loaded is not None:  # records read after the journal: never behind it
+        if loaded is not None:  # records read after the journal: never behind it (a journal
+            trials = loaded[1].get_trials(deepcopy=False)  # storage reads its file as it is asked)
             _, _, raw = RunDir.open(self.path, lock=False)
-            why = disagreement(loaded[1].get_trials(deepcopy=False), _records(raw, self.path),
-                               self.space, self.config)
+            why = disagreement(trials, _records(raw, self.path), self.space, self.config)
             if why is not None:
                 raise RunDirectoryError(_disagrees(self.path / JOURNAL, why))
         self.source: str | None = None  # "journal" or "records", once open

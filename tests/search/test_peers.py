@@ -89,7 +89,9 @@ def test_peers_train_for_real_through_the_engines_evaluator(synthetic_task, tmp_
 
     method = (TPEMethod(hyperband=True, min_resource=2, reduction_factor=2) if name != "asha"
               else ASHAMethod(rungs=(*points, 6), reduction_factor=2))
-    space = spaces.get("blocks1d", max_blocks=2)
+    # fast ops only: a recurrent block can take seconds a step on a busy machine, and the test
+    # needs a few trainings to reach the last rung within its time
+    space = spaces.get("blocks1d", max_blocks=2, ops=("conv3", "mlp"))
     out = train_method(method, space, synthetic_task, run_dir=tmp_path, seed=0, workers=workers,
                        max_seconds=8.0, steps=6, points=points)
     assert out["pick"] is not None and out["evaluations"] >= 1
