@@ -56,6 +56,12 @@ BASE_SEEDS_V2 = (0, 1)
 TOP_SEEDS_V2 = (0, 1, 2, 3, 4)
 TOP_ARCHS = 100
 TOP_SURE = 50
+#: and the best 50 of those a training-mode search may pick (within its default parameter cap,
+#: 60% of the baseline's: the search of ``prednas search``, which the simulator replays), so that
+#: racing its leaders draws fresh seeds there too
+TOP_CAPPED = 50
+#: the sub-space's baseline (``space.default_arch()``), whose parameters set that cap
+BASELINE = "conv3:32|conv3:32|conv3:32"
 METRICS = ("test_acc", "val_acc", "test_acc_std", "n_seeds", "params", "flops", "latency_ms",
            "train_seconds")
 _NUMERIC = ("val_acc", "test_acc", "params", "flops", "latency_ms", "train_seconds")
@@ -240,17 +246,27 @@ def _architectures() -> tuple[list[str], list[str]]:
 
 
 def top_seed_jobs(records: list[dict], top: int = TOP_ARCHS, sure: int = TOP_SURE,
-                  seeds: tuple[int, ...] = TOP_SEEDS_V2) -> list[tuple[str, int, str]]:
+                  seeds: tuple[int, ...] = TOP_SEEDS_V2,
+                  capped: int = TOP_CAPPED) -> list[tuple[str, int, str]]:
     """Version 2's second phase: the jobs that give ``seeds`` to the ``top`` sub-space
     architectures by mean test accuracy, and to every one of the best ``sure`` that still lacks
-    them (more seeds move the means, so a build calls this until it returns no new job)."""
+    them, and to the best ``capped`` within the training-mode parameter cap (60% of
+    :data:`BASELINE`'s parameters; more seeds move the means, so a build calls this until it
+    returns no new job)."""
+    from prednas.search.defaults import PARAM_CAP
+
     recs = [r for r in records if r.get("part", "sub") == "sub"]
     strings, table, by_arch = aggregate(recs)
     acc = np.where(np.isfinite(table["test_acc"]), table["test_acc"], -np.inf)
-    ranked = [strings[i] for i in np.argsort(-acc, kind="stable")]
+    order = np.argsort(-acc, kind="stable")
+    ranked = [strings[i] for i in order]
     chosen = ranked[:top]
     have = {(r["arch"], int(r["seed"])) for r in recs}
-    for a in ranked[:sure]:  # the best `sure` by the current means: all must have every seed
+    best = list(ranked[:sure])  # the best `sure` by the current means: all must have every seed
+    if capped and BASELINE in strings:
+        cap = PARAM_CAP * table["params"][strings.index(BASELINE)]
+        best += [strings[i] for i in order if table["params"][i] <= cap][:capped]
+    for a in best:
         if a not in chosen:
             chosen.append(a)
     return [(a, s, "sub") for a in chosen for s in seeds if (a, s) not in have]

@@ -177,3 +177,21 @@ def test_v2_builds_the_best_architectures_seeds_before_the_full_space_samples():
               "val_acc": 0.0} for a, s, _ in jobs[len(sub):]]
     settled = build_spec(version=2, records=recs).jobs
     assert len(settled) == len(first) and settled[len(sub):] == first[len(sub):]
+
+
+def test_v2_second_phase_covers_the_best_within_the_training_cap():
+    # the small architectures a capped search picks get five seeds too, though none is among
+    # the table's best: racing them in simulation then draws fresh seeds
+    from prednas.benchmarks.blocks1d_mnist1d import BASELINE, top_seed_jobs
+
+    big = [{"arch": f"big{i}", "seed": s, "part": "sub", "status": "ok", "test_acc": 90.0 + i,
+            "val_acc": 0.0, "params": 1000.0} for i in range(5) for s in (0, 1)]
+    small = [{"arch": f"small{i}", "seed": s, "part": "sub", "status": "ok",
+              "test_acc": 50.0 + i, "val_acc": 0.0, "params": 500.0} for i in range(5)
+             for s in (0, 1)]
+    base = [{"arch": BASELINE, "seed": s, "part": "sub", "status": "ok", "test_acc": 80.0,
+             "val_acc": 0.0, "params": 1000.0} for s in (0, 1)]
+    jobs = top_seed_jobs(big + small + base, top=2, sure=2, seeds=(0, 1, 2), capped=2)
+    assert sorted({a for a, _, _ in jobs}) == ["big3", "big4", "small3", "small4"]
+    assert top_seed_jobs(big + small, top=2, sure=2, seeds=(0, 1, 2), capped=2) == [
+        (a, 2, "sub") for a in ("big4", "big3")]  # no baseline recorded: no cap to go by
