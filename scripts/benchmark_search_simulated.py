@@ -40,6 +40,8 @@ ENGINE = ("prednas", "prednas-norace", "prednas-asha", "prednas-asha-estimate", 
           "prednas-prior", "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
+#: the machine of the runs from before each run recorded its own (their reports named it)
+EARLIER = "AMD EPYC (runs before 2026-12-04, which did not record it)"
 
 
 def _cap(bench) -> int:
@@ -128,7 +130,7 @@ def run_peer(method: str, bench, seed: int, minutes: float, workers: int = 2) ->
 
 
 def summary(rows: list[dict], bench) -> str:
-    from prednas.benchmarks.build import machine_summary
+    from prednas.benchmarks.build import machine_summary, runs_by_machine
 
     means = {a: bench.query(a, "test_acc") for a in bench.arch_strings()}
     params = {a: bench.query(a, "params") for a in means}
@@ -139,10 +141,11 @@ def summary(rows: list[dict], bench) -> str:
     top1_cap = np.quantile(feasible, 0.99)
     methods = [m for m in (*ENGINE, *PEERS) if any(r["method"] == m for r in rows)]
     lines = ["# Search under simulated training: blocks1d-mnist1d-v2", "",
-             f"Command: `python {Path(__file__).relative_to(ROOT)}`. Machine: "
+             f"Command: `python {Path(__file__).relative_to(ROOT)}`. Report written on: "
              f"{machine_summary()}; load while running: "
              f"{np.median([r.get('load') or 0 for r in rows]):.2f} (median of the 1-minute "
-             "load average at each run's end).", "",
+             "load average at each run's end). Runs by machine: "
+             f"{runs_by_machine(rows, EARLIER)}.", "",
              "2 simulated workers; the final protocol scores a pick by its mean test accuracy "
              "over the table's recorded seeds. Top 1%: the pick's mean is in the top 1% of the "
              f"architectures a search may pick, those within the parameter cap ({cap:,} "
@@ -227,6 +230,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from prednas import benchmarks
+    from prednas.benchmarks.build import machine_name
     from prednas.errors import DataNotFoundError
     from prednas.utils import append_log, read_log
 
@@ -247,7 +251,7 @@ def main(argv=None) -> int:
                 t = time.perf_counter()
                 out = (run_engine if m in ENGINE else run_peer)(m, bench, seed, minutes)
                 row = {"method": m, "seed": seed, "minutes": minutes, **out,
-                       "wall_seconds": time.perf_counter() - t,
+                       "wall_seconds": time.perf_counter() - t, "cpu": machine_name(),
                        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
                 append_log(LOG, row)
                 rows.append(row)

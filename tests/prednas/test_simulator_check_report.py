@@ -37,3 +37,13 @@ def test_report_escapes_the_pipes_of_architectures_in_its_tables(check):
     text = check.report(rows, 6.0)
     assert "`conv3:32\\|gru:16` (1)" in text
     assert "counting the final protocol's own scoring noise" in text
+    assert "Runs by machine: AMD EPYC (runs before" in text  # these rows name no machine
+
+
+def test_verdict_judges_the_difference_by_the_standard_error_that_counts_scoring_noise(check):
+    # every run picks one architecture: the runs' spread is 0, their scores' noise is not
+    real = [_row(False, "a|b", [96.0, 97.0, 96.5])] * 3
+    close = [_row(True, "c|d", [96.1, 96.3])] * 4   # 0.3 below: within sqrt(.25/3 + .02/2)
+    far = [_row(True, "c|d", [95.0, 95.2])] * 4     # 1.4 below: outside it
+    assert "; met; the runs' spread alone: 0.00, outside" in check.report(real + close, 6.0)
+    assert "; MISSED; the runs' spread alone" in check.report(real + far, 6.0)
