@@ -41,7 +41,7 @@ ENGINE = ("prednas", "prednas-norace", "prednas-asha", "prednas-asha-estimate", 
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
 #: the machine of the runs from before each run recorded its own (their reports named it)
-EARLIER = "AMD EPYC (runs before 2026-12-04, which did not record it)"
+EARLIER = "AMD EPYC (not recorded per run)"
 
 
 def _cap(bench) -> int:

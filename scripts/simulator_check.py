@@ -9,6 +9,13 @@ the final protocol (real runs: the pick retrained on fresh seeds with the table'
 accuracy; simulated runs: the table's mean over the pick's recorded seeds). Also the real time a
 simulated run takes.
 
+The simulator models the machine its real runs ran on: the table's seconds were measured on the
+machine that built it, so before its first run on another machine the check measures that
+machine's speed relative to the table's (``measure_time_scale``: six of the table's runs trained
+again, in ``benchmarks/simulator-check-machines.jsonl``) and simulates runs for it with that
+``time_scale``. Real runs are compared with the simulated runs of their own machine (weighted by
+the real runs' machines where they ran on several).
+
 Every run is appended to ``benchmarks/simulator-check.jsonl`` as it finishes; run the command
 again after an interruption and it continues (a run already recorded is not redone). Real
 training needs an otherwise idle machine: do not run it beside the table's builder.
@@ -34,16 +41,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "simulator-check.md"
 LOG = ROOT / "benchmarks" / "simulator-check.jsonl"
+MACHINES = ROOT / "benchmarks" / "simulator-check-machines.jsonl"
 STRATEGIES = ("random", "prednas")
 FRESH_SEEDS = (1000, 1001, 1002)
 #: the machine of the runs from before each run recorded its own (their report named it)
-EARLIER = "AMD EPYC (runs before 2026-12-04, which did not record it)"
+EARLIER = "AMD EPYC (not recorded per run)"
 #: never reached in the time budget: the clock ends the runs
 BUDGET = 500
 
 
 def make_search(strategy: str, seed: int, minutes: float, simulated: bool, run_dir: str,
-                workers: int = 2):
+                workers: int = 2, time_scale: float = 1.0):
     """The same search for a real and a simulated run: only the evaluator and executor differ."""
     from prednas import benchmarks
     from prednas import search as S
@@ -56,7 +64,8 @@ def make_search(strategy: str, seed: int, minutes: float, simulated: bool, run_d
                   budget=BUDGET, per_round=max(2, workers), seed=seed, run_dir=run_dir)
     if simulated:
         common.update(oracle=bench, simulate=True,
-                      evaluator=S.SimulatedEvaluator(workers=workers, max_params=max_params))
+                      evaluator=S.SimulatedEvaluator(workers=workers, max_params=max_params,
+                                                     time_scale=time_scale))
     else:
         recipe = bench.recipe
         common.update(task=recipe["task"], task_options=recipe["task_options"],
@@ -96,16 +105,19 @@ def final_protocol_sim(arch: str) -> dict:
     return {"final_acc": float(np.mean(accs)), "final_accs": accs}
 
 
-def one_run(strategy: str, seed: int, minutes: float, simulated: bool) -> dict:
+def one_run(strategy: str, seed: int, minutes: float, simulated: bool,
+            time_scale: float = 1.0) -> dict:
+    """One run on this machine (a simulated one: of this machine, at its ``time_scale``)."""
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        result = make_search(strategy, seed, minutes, simulated, f"{tmp}/run").run()
+        result = make_search(strategy, seed, minutes, simulated, f"{tmp}/run",
+                             time_scale=time_scale).run()
         wall = time.perf_counter() - t
     best = result.best
     from prednas.benchmarks.build import machine_name
 
     out = {"strategy": strategy, "seed": seed, "minutes": minutes, "simulated": simulated,
-           "cpu": machine_name(),
+           "cpu": machine_name(), **({"time_scale": time_scale} if simulated else {}),
            "evaluations": len(result.records), "wall_seconds": wall,
            "pick": None if best is None else best.arch,
            "pick_val": None if best is None else best.get("val_acc")}
@@ -126,68 +138,120 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _machine(row: dict) -> str:
+    """The machine a run ran on (a simulated run: the machine it simulates)."""
+    return row.get("cpu") or EARLIER
+
+
+def _acc_parts(rs: list[dict]) -> tuple[float, float, float]:
+    """Runs' mean pick accuracy, the variance of that mean over runs, and the mean scoring
+    variance (the spread of a run's scoring seeds over their number)."""
+    accs = [r["final_acc"] for r in rs if r.get("final_acc") is not None]
+    if not accs:
+        return math.nan, 0.0, 0.0
+    runs = float(np.var(accs, ddof=1)) / len(accs) if len(accs) > 1 else 0.0
+    scoring = [float(np.var(r["final_accs"], ddof=1)) / len(r["final_accs"])
+               for r in rs if len(r.get("final_accs") or ()) > 1]
+    return float(np.mean(accs)), runs, float(np.mean(scoring)) if scoring else 0.0
+
+
+def compare(real: list[dict], simulated: list[dict]) -> dict | None:
+    """Real runs against the simulated runs of their machines: each machine's simulated runs
+    weighted by the share of the real runs that ran on it (real runs on a machine without
+    simulated runs are left out). The pick accuracy's standard error comes twice: from the runs'
+    spread alone, and with each score's own error counted (``se_scored``: runs that pick the same
+    architecture share its score's error, which their spread misses)."""
+    sims: dict[str, list[dict]] = {}
+    for r in simulated:
+        sims.setdefault(_machine(r), []).append(r)
+    counts = Counter(_machine(r) for r in real if _machine(r) in sims)
+    if not counts:
+        return None
+    n = sum(counts.values())
+    weight = {m: c / n for m, c in counts.items()}
+    real = [r for r in real if _machine(r) in counts]
+    ev_real = float(np.mean([r["evaluations"] for r in real]))
+    ev_sim = sum(w * float(np.mean([r["evaluations"] for r in sims[m]]))
+                 for m, w in weight.items())
+    acc_r, runs_r, score_r = _acc_parts(real)
+    parts = {m: _acc_parts(sims[m]) for m in weight}
+    acc_s = sum(w * parts[m][0] for m, w in weight.items())
+    runs_s = sum(w * w * parts[m][1] for m, w in weight.items())
+    score_s = sum(w * w * parts[m][2] for m, w in weight.items())
+    per_machine = {m: float(np.mean([r["evaluations"] for r in sims[m]]))
+                   / float(np.mean([r["evaluations"] for r in real if _machine(r) == m])) - 1
+                   for m in weight}
+    return {"ev_real": ev_real, "ev_sim": ev_sim, "dev": ev_sim / ev_real - 1,
+            "acc_real": acc_r, "acc_sim": acc_s, "diff": acc_s - acc_r,
+            "se_runs": math.sqrt(runs_r + runs_s),
+            "se_scored": math.sqrt(runs_r + score_r + runs_s + score_s),
+            "machines": dict(counts), "per_machine": per_machine}
+
+
 def _scored_se(real: list[dict], simulated: list[dict]) -> float:
-    """The standard error of the difference in pick accuracy between two sets of runs, with
-    each score's own error counted: per set, the runs' variance of the mean plus the mean
-    scoring variance (the spread of a run's scoring seeds over their number), which runs
-    that pick the same architecture share and which their spread therefore misses."""
-    total = 0.0
-    for rs in (real, simulated):
-        accs = [r["final_acc"] for r in rs if r.get("final_acc") is not None]
-        if not accs:
-            continue
-        runs = float(np.var(accs, ddof=1)) / len(accs) if len(accs) > 1 else 0.0
-        scoring = [float(np.var(r["final_accs"], ddof=1)) / len(r["final_accs"])
-                   for r in rs if len(r.get("final_accs") or ()) > 1]
-        total += runs + (float(np.mean(scoring)) if scoring else 0.0)
-    return math.sqrt(total)
+    """The standard error of the difference in pick accuracy between two sets of runs of one
+    machine, each score's own error counted (see :func:`compare`)."""
+    same = [{**r, "cpu": "m"} for r in simulated]
+    out = compare([{**r, "cpu": "m"} for r in real], same)
+    return math.nan if out is None else out["se_scored"]
 
 
-def report(rows: list[dict], minutes: float) -> str:
+def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = None) -> str:
     from prednas.benchmarks.build import machine_summary, runs_by_machine
 
+    scales = {EARLIER: 1.0, **(scales or {})}
     lines = ["# The simulator checked against real training", "",
-             f"Command: `python scripts/simulator_check.py`. Report written on: {machine_summary()}. Runs "
-             f"by machine: {runs_by_machine(rows, EARLIER)}.", "",
+             f"Command: `python scripts/simulator_check.py`. Report written on: "
+             f"{machine_summary()}. Runs by machine: {runs_by_machine(rows, EARLIER)}.", "",
              f"Settings: the `blocks1d-mnist1d-v2` sub-space and recipe, 2 workers, {minutes:g} "
              "minutes, the training-mode search's baseline, 60% parameter cap and start; real runs "
              "train on a process pool, simulated runs replay the table on a simulated clock. Final "
              f"protocol: real picks retrained on seeds {', '.join(map(str, FRESH_SEEDS))} (mean "
              "test accuracy); simulated picks scored by the table's mean over their recorded "
              "seeds.", "",
-             "| strategy | mode | runs | evaluations (mean ± SE) | pick's final accuracy (mean ± SE) "
-             "| real seconds per run |", "|---|---|---:|---:|---:|---:|"]
+             "The table's seconds were measured on the machine that built it (AMD EPYC). A "
+             "simulated run models one machine: the table's seconds times that machine's "
+             "`time_scale` (its training time over the table's, measured by training six of "
+             "the table's runs again: `prednas.search.simulate.measure_time_scale`), and real "
+             "runs are compared with the simulated runs of their own machine.", "",
+             "| machine | time_scale |", "|---|---:|",
+             *(f"| {m} | {x:.3f} |" for m, x in scales.items()), "",
+             "| strategy | mode | machine | runs | evaluations (mean ± SE) "
+             "| pick's final accuracy (mean ± SE) | real seconds per run |",
+             "|---|---|---|---:|---:|---:|---:|"]
     verdict = []
-    for strategy in STRATEGIES:
-        stats = {}
-        for sim in (False, True):
-            rs = [r for r in rows if r["strategy"] == strategy and r["simulated"] == sim
-                  and r["minutes"] == minutes]
-            if not rs:
-                continue
-            ev, acc = _mean_se([r["evaluations"] for r in rs]), _mean_se(
-                [r.get("final_acc") for r in rs])
-            wall = float(np.median([r["wall_seconds"] for r in rs]))
-            stats[sim] = (ev, acc, len(rs))
-            lines.append(f"| {strategy} | {'simulated' if sim else 'real'} | {len(rs)} | "
-                         f"{ev[0]:.1f} ± {ev[1]:.1f} | {acc[0]:.2f} ± {acc[1]:.2f} | {wall:.1f} |")
-        def rs_of(sim, strategy=strategy):
-            return [r for r in rows if r["strategy"] == strategy and r["simulated"] == sim
-                    and r["minutes"] == minutes]
 
-        if len(stats) == 2:
-            scored = _scored_se(rs_of(False), rs_of(True))
-            (ev_r, acc_r, _), (ev_s, acc_s, _) = stats[False], stats[True]
-            dev = (ev_s[0] - ev_r[0]) / ev_r[0]
-            se = math.sqrt(np.nansum([acc_r[1] ** 2, acc_s[1] ** 2]))
-            diff = acc_s[0] - acc_r[0]
-            verdict.append(f"- {strategy}: evaluations {100 * dev:+.1f}% simulated vs real (target "
-                           f"within ±15%: {'met' if abs(dev) <= 0.15 else 'MISSED'}); pick "
-                           f"accuracy {diff:+.2f} points (one standard error of the difference, "
-                           f"counting the final protocol's own scoring noise: {scored:.2f}; "
-                           f"{'met' if abs(diff) <= scored else 'MISSED'}; the runs' spread "
-                           f"alone: {se:.2f}, {'within' if abs(diff) <= se else 'outside'})")
-    sims = [r["wall_seconds"] for r in rows if r["simulated"] and r["strategy"] == "prednas"]
+    def of(strategy, sim):
+        return [r for r in rows if r["strategy"] == strategy and r["simulated"] == sim
+                and r["minutes"] == minutes]
+
+    for strategy in STRATEGIES:
+        for sim in (False, True):
+            for machine in sorted({_machine(r) for r in of(strategy, sim)}):
+                rs = [r for r in of(strategy, sim) if _machine(r) == machine]
+                ev = _mean_se([r["evaluations"] for r in rs])
+                acc = _mean_se([r.get("final_acc") for r in rs])
+                wall = float(np.median([r["wall_seconds"] for r in rs]))
+                lines.append(f"| {strategy} | {'simulated' if sim else 'real'} | {machine} | "
+                             f"{len(rs)} | {ev[0]:.1f} ± {ev[1]:.1f} | {acc[0]:.2f} ± "
+                             f"{acc[1]:.2f} | {wall:.1f} |")
+        c = compare(of(strategy, False), of(strategy, True))
+        if c is None:
+            continue
+        where = ", ".join(f"{m}: {n}" for m, n in c["machines"].items())
+        per = ("; per machine " + ", ".join(f"{100 * d:+.1f}%" for d in c["per_machine"].values())
+               if len(c["per_machine"]) > 1 else "")
+        verdict.append(
+            f"- {strategy} (real runs by machine: {where}): evaluations {c['ev_sim']:.1f} "
+            f"simulated vs {c['ev_real']:.1f} real, {100 * c['dev']:+.1f}%{per} (target within "
+            f"±15%: {'met' if abs(c['dev']) <= 0.15 else 'MISSED'}); pick accuracy "
+            f"{c['acc_sim']:.2f} vs {c['acc_real']:.2f}, {c['diff']:+.2f} points (one standard "
+            f"error of the difference, counting the final protocol's own scoring noise: "
+            f"{c['se_scored']:.2f}; {'met' if abs(c['diff']) <= c['se_scored'] else 'MISSED'}; "
+            f"the runs' spread alone: {c['se_runs']:.2f}, "
+            f"{'within' if abs(c['diff']) <= c['se_runs'] else 'outside'})")
+    sims = [r["wall_seconds"] for r in rows if r["simulated"] and r["strategy"] == "prednas"
+            and r["minutes"] == minutes]
     lines += ["", "## Verdict", "", *verdict]
     if sims:
         lines += [f"- a {minutes:g}-simulated-minute prednas search on 2 simulated workers took "
@@ -201,13 +265,22 @@ def report(rows: list[dict], minutes: float) -> str:
               "| strategy | mode | picks (runs) |", "|---|---|---|"]
     for strategy in STRATEGIES:
         for sim in (False, True):
-            picks = Counter(r["pick"] for r in rows if r["strategy"] == strategy
-                            and r["simulated"] == sim and r["minutes"] == minutes)
+            picks = Counter(r["pick"] for r in of(strategy, sim))
             if picks:
                 lines.append(f"| {strategy} | {'simulated' if sim else 'real'} | "
                              + ", ".join(f"`{_cell(a)}` ({n})" for a, n in picks.most_common())
                              + " |")
     return "\n".join(lines) + "\n"
+
+
+def read_scales() -> dict[str, float]:
+    """Each machine's measured ``time_scale`` (the first measurement of a machine counts)."""
+    out: dict[str, float] = {}
+    if MACHINES.exists():
+        for line in MACHINES.read_text().splitlines():
+            row = json.loads(line)
+            out.setdefault(row["cpu"], float(row["time_scale"]))
+    return out
 
 
 def main(argv=None) -> int:
@@ -223,7 +296,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from prednas import benchmarks
+    from prednas.benchmarks.build import machine_name
     from prednas.errors import DataNotFoundError
+    from prednas.search.simulate import measure_time_scale
 
     bench = benchmarks.load("blocks1d-mnist1d-v2")
     try:
@@ -233,16 +308,27 @@ def main(argv=None) -> int:
         print(exc, file=sys.stderr)
         return 2
     rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.exists() else []
-    have = {(r["strategy"], r["seed"], r["minutes"], r["simulated"]) for r in rows}
-    # real and simulated runs interleaved seed by seed, strategies alternating
+    here = machine_name()
+    done_real = {(r["strategy"], r["seed"], r["minutes"]) for r in rows if not r["simulated"]}
+    done_sim = {(r["strategy"], r["seed"], r["minutes"]) for r in rows
+                if r["simulated"] and _machine(r) == here}
+    # real and simulated runs interleaved seed by seed, strategies alternating; the simulated
+    # runs model this machine
     todo = [(st, s, sim) for s in range(max(args.real_seeds, args.sim_seeds))
             for st in STRATEGIES for sim in (False, True)
             if (s < (args.sim_seeds if sim else args.real_seeds))
-            and args.only in (None, "simulated" if sim else "real")]
+            and args.only in (None, "simulated" if sim else "real")
+            and (st, s, args.minutes) not in (done_sim if sim else done_real)]
+    scales = read_scales()
+    if todo and here not in scales:
+        print(f"measuring this machine's speed against the table's ({here})", flush=True)
+        m = measure_time_scale(bench, n=6, workers=2)
+        with open(MACHINES, "a") as f:
+            f.write(json.dumps({"cpu": here, **m}) + "\n")
+        scales[here] = float(m["time_scale"])
+        print(f"time_scale {scales[here]:.3f}", flush=True)
     for st, s, sim in todo:
-        if (st, s, args.minutes, sim) in have:
-            continue
-        row = one_run(st, s, args.minutes, sim)
+        row = one_run(st, s, args.minutes, sim, time_scale=scales.get(here, 1.0))
         row["load"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with open(LOG, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -250,7 +336,7 @@ def main(argv=None) -> int:
         print(json.dumps(row), flush=True)
     if args.only == "real" and not bench.complete:  # the report waits for the simulated runs
         return 0
-    OUT.write_text(report(rows, args.minutes))
+    OUT.write_text(report(rows, args.minutes, scales))
     print(OUT.read_text())
     return 0
 

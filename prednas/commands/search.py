@@ -39,6 +39,10 @@ def add_arguments(p) -> None:
     p.add_argument("--decision-seconds", type=float, default=None, metavar="S",
                    help="with --simulate: charge S seconds per decision of the strategy instead "
                         "of its measured time (a run exactly reproducible from its seed)")
+    p.add_argument("--time-scale", type=float, default=None, metavar="X",
+                   help="with --simulate: charge X times the table's recorded training seconds "
+                        "(a machine X times as slow as the table's; "
+                        "prednas.search.simulate.measure_time_scale measures this one's)")
     p.add_argument("--metric", default=None,
                    help="benchmark metric to maximise (default: the benchmark's own, e.g. "
                         "cifar10_test_200ep for nb201, test_acc for blocks1d-mnist1d)")
@@ -235,7 +239,7 @@ def _build(args):
         if args.bench:
             raise InvalidParameterError("--latency-batch goes with training (--task); a "
                                         "benchmark's latency column is what it measured")
-    if args.simulate or args.decision_seconds is not None:
+    if args.simulate or args.decision_seconds is not None or args.time_scale is not None:
         return _simulated(args, executor, common)
     if args.bench:
         from prednas import benchmarks
@@ -347,7 +351,8 @@ def _simulated(args, executor, common):
     from prednas.search.simulate import check_simulable
 
     if not args.simulate:
-        raise InvalidParameterError("--decision-seconds goes with --simulate")
+        flag = "--decision-seconds" if args.decision_seconds is not None else "--time-scale"
+        raise InvalidParameterError(f"{flag} goes with --simulate")
     if not args.bench:
         raise InvalidParameterError("--simulate needs --bench, a benchmark with recorded seeds "
                                     "and learning curves (blocks1d-mnist1d-v2)")
@@ -363,6 +368,9 @@ def _simulated(args, executor, common):
                                     f"{args.strategy}{' with --objectives' if args.objectives else ''}")
     if args.decision_seconds is not None:
         check_param(_OWNER, "--decision-seconds", args.decision_seconds, kind=(float, int), low=0)
+    if args.time_scale is not None:
+        check_param(_OWNER, "--time-scale", args.time_scale, kind=(float, int), low=0,
+                    low_open=True, high=1000)
     bench = benchmarks.load(args.bench)
     check_simulable(bench, args.steps)
     space = bench.space
@@ -377,7 +385,8 @@ def _simulated(args, executor, common):
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     evaluator = S.SimulatedEvaluator(
         steps=args.steps, workers=workers, max_params=max_params,
-        decision_seconds="measured" if args.decision_seconds is None else float(args.decision_seconds))
+        decision_seconds="measured" if args.decision_seconds is None else float(args.decision_seconds),
+        time_scale=1.0 if args.time_scale is None else float(args.time_scale))
     from prednas.search.simulate import recorded_runs
 
     common.update(oracle=bench, simulate=True, evaluator=evaluator, baseline=baseline,

@@ -28,9 +28,9 @@ PARAM_CAP = 0.6
 MAX_MINUTES = 20.0
 #: the share of a training (or simulated) prednas search kept to race the leaders on new seeds
 #: (``Search(race=...)``). ``benchmarks/search-blocks1d-simulated.md`` (prednas against
-#: prednas-norace, 22-24 seeds): +0.06 points at 2 simulated minutes (90% CI +0.02 to +0.10),
-#: within noise at 5, 10 and 20 (-0.01 to -0.03), and more picks in the capped top 1% at every
-#: budget (79/92/88/88% against 67/62/67/70%)
+#: prednas-norace on the complete sub-space table, 23-24 seeds, final protocol): +0.21, +0.29,
+#: +0.26 and +0.25 points at 2, 5, 10 and 20 simulated minutes, every 90% interval above zero,
+#: and 96-100% of picks in the capped top 1% against 54-65%
 RACE = 0.2
 
 

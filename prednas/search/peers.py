@@ -48,24 +48,29 @@ class Trial:
     status: str = "running"  # running, paused, stopped, done, failed, rejected
     values: dict[int, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the simulated machine's speed relative to the table's (recorded seconds times this)
+    time_scale: float = 1.0
 
     def point(self, step: int) -> tuple[float, float]:
         """``(validation accuracy, seconds)`` of the run at ``step`` (the full training's own
-        validation accuracy and seconds at its last step)."""
+        validation accuracy and seconds at its last step), seconds times ``time_scale``."""
         c = self.run.get("curve", {})
         steps = c.get("step", [])
         if step >= int(self.run.get("steps", 0)) and self.run.get("status") == "ok":
-            return float(self.run["val_acc"]), float(self.run.get("cpu_seconds",
-                                                                  self.run["train_seconds"]))
+            return float(self.run["val_acc"]), self.time_scale * float(
+                self.run.get("cpu_seconds", self.run["train_seconds"]))
         i = steps.index(step)
-        return float(c["val_acc"][i]), float(c["cpu"][i] if "cpu" in c else c["seconds"][i])
+        return float(c["val_acc"][i]), self.time_scale * float(
+            c["cpu"][i] if "cpu" in c else c["seconds"][i])
 
 
 class SimulatedTraining:
     """The evaluation function every simulated method calls."""
 
-    def __init__(self, bench, seed: int = 0, max_params: int | None = None):
+    def __init__(self, bench, seed: int = 0, max_params: int | None = None,
+                 time_scale: float = 1.0):
         self.bench, self.seed, self.max_params = bench, int(seed), max_params
+        self.time_scale = float(time_scale)
         self.src = recorded_runs(bench)
         self.total_steps = self.src.total_steps
         self.fidelities = list(self.src.fidelities)
@@ -88,7 +93,7 @@ class SimulatedTraining:
             run = runs[int(np.random.default_rng([self.seed, h]).permutation(len(runs))[k])]
         else:
             run = runs[int(np.random.default_rng([self.seed, h, k]).integers(len(runs)))]
-        return Trial(next(self._keys), arch, run)
+        return Trial(next(self._keys), arch, run, time_scale=self.time_scale)
 
     def checkpoints(self, trial: Trial, stop: int) -> list[int]:
         """The curve points a trial passes from where it is to ``stop`` (the run's own failure
@@ -258,14 +263,19 @@ PEERS = {"random": RandomMethod, "asha": ASHAMethod, "tpe": TPEMethod,
 
 def simulate_method(method: Method, bench, *, seed: int = 0, workers: int = 2,
                     max_seconds: float = 360.0, max_params: int | None = None,
-                    decision_seconds: float | str = "measured") -> dict:
-    """Run ``method`` on ``workers`` simulated workers for ``max_seconds`` of simulated time.
+                    decision_seconds: float | str = "measured", time_scale: float = 1.0) -> dict:
+    """Run ``method`` on ``workers`` simulated workers for ``max_seconds`` of simulated time
+    (recorded seconds times ``time_scale``, as :class:`~prednas.search.SimulatedEvaluator`'s).
 
     Returns ``{"pick": arch, "pick_val": val_acc, "trials": [...], "seconds": simulated end,
     "evaluations": full trainings, "jobs": jobs started}``; the pick is the best validation
     accuracy among full trainings.
     """
-    sim = SimulatedTraining(bench, seed, max_params)
+    if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
+            0 < time_scale <= 1000):
+        raise InvalidParameterError(f"The 'time_scale' parameter of simulate_method must be a "
+                                    f"float in (0, 1000]. Got {time_scale!r} instead.")
+    sim = SimulatedTraining(bench, seed, max_params, time_scale)
     method.setup(sim, np.random.default_rng([seed, 7]))
     now = 0.0
     events: list[tuple[float, int, int]] = []  # (time, order, trial key)
@@ -297,8 +307,8 @@ def simulate_method(method: Method, bench, *, seed: int = 0, workers: int = 2,
         if pts:
             heapq.heappush(events, (now - base + trial.point(pts[0])[1], next(order), trial.key))
         else:  # a recorded failure before any checkpoint: it costs its recorded time
-            heapq.heappush(events, (now + float(trial.run.get("cpu_seconds", 0.0)), next(order),
-                                    trial.key))
+            heapq.heappush(events, (now + trial.time_scale * float(
+                trial.run.get("cpu_seconds", 0.0)), next(order), trial.key))
         return True
 
     while True:

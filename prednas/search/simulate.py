@@ -30,7 +30,7 @@ from prednas.search.base import Evaluator
 from prednas.search.registries import register_evaluator
 
 __all__ = ["SimulatedEvaluator", "SimClock", "check_simulable", "recorded_runs",
-           "NB201_EPOCH_SECONDS"]
+           "measure_time_scale", "NB201_EPOCH_SECONDS"]
 
 #: NAS-Bench-201's modelled cost (our copy has no training times): seconds per CIFAR-10 epoch
 #: ``a + b * MFLOPs`` of the cell network (FLOPs as prednas counts them, 2 per multiply-add: a
@@ -111,6 +111,55 @@ def check_simulable(bench, steps: int | None = None) -> None:
             f"at {', '.join(map(str, src.fidelities))}; cannot simulate {steps} steps")
 
 
+def measure_time_scale(benchmark: str = "blocks1d-mnist1d-v2", n: int = 6, workers: int = 2,
+                       seed: int = 0) -> dict[str, Any]:
+    """How fast this machine trains relative to the table's: ``n`` of the table's recorded runs
+    (seed ``seed``, spread over its range of training times) trained again here with the
+    table's recipe, ``workers`` at a time on one thread each as the table's builder ran them
+    (``0``: one after another in this process).
+
+    Returns ``{"time_scale": ..., "runs": [...]}``: the geometric mean of the ratio of CPU
+    seconds (here over the table's), for :class:`SimulatedEvaluator`'s ``time_scale``, and each
+    run's ``arch``, ``seed``, ``here`` and ``table`` seconds. A minute or two of training."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from prednas import benchmarks
+    from prednas.benchmarks.build import _init_worker, train_job
+
+    bench = benchmarks.load(benchmark) if isinstance(benchmark, str) else benchmark
+    check_simulable(bench)
+    if not isinstance(recorded_runs(bench), _TableRuns):
+        raise InvalidParameterError(
+            f"benchmark {bench.name!r} has no recorded training times to compare with")
+    for name, value, low in (("n", n, 1), ("workers", workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of measure_time_scale must be an int >= {low}. "
+                f"Got {value!r} instead.")
+    timed = sorted((float(r["cpu_seconds"]), a) for a in bench.arch_strings()
+                   for r in bench.seeds(a) if int(r["seed"]) == seed and r.get("status") == "ok"
+                   and r.get("cpu_seconds"))
+    if not timed:
+        raise InvalidParameterError(f"benchmark {bench.name!r} has no timed run of seed {seed}")
+    picks = [timed[int(i)] for i in np.linspace(0, len(timed) - 1, n).round()]
+    space = bench.space
+    args = [(space.name, space.config(), arch, seed, bench.recipe) for _, arch in picks]
+    if workers == 0:
+        records = [train_job(*a) for a in args]
+    else:
+        ctx = multiprocessing.get_context("spawn")  # as the builder: no forked torch state
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(1,)) as pool:
+            records = list(pool.map(train_job, *zip(*args)))
+    runs = [{"arch": arch, "seed": seed, "table": table, "here": float(r["cpu_seconds"])}
+            for (table, arch), r in zip(picks, records) if r.get("cpu_seconds")]
+    if not runs:
+        raise RuntimeError(f"no run trained: {records[0].get('reason')}")
+    ratio = float(np.exp(np.mean([np.log(r["here"] / r["table"]) for r in runs])))
+    return {"time_scale": ratio, "runs": runs}
+
+
 class SimClock:
     """A simulated wall clock with ``workers`` workers (list scheduling: a job starts when a
     worker is free, in the order it is submitted).
@@ -169,6 +218,10 @@ class SimulatedEvaluator(Evaluator):
         over_penalty: objective points lost per 1% over the cap.
         seconds: ``"cpu"`` charges each run's CPU seconds (one thread: the time on an idle core,
             robust to what else ran during the build), ``"wall"`` its wall seconds.
+        time_scale: recorded seconds are multiplied by this before they are charged: the
+            speed of the machine to simulate relative to the table's (0.75: a machine that trains
+            in three quarters of the table's time; :func:`measure_time_scale` measures this
+            one's). The strategy's own time is measured here and never scaled.
     """
 
     is_oracle = True
@@ -180,11 +233,12 @@ class SimulatedEvaluator(Evaluator):
                                                    Interval(float, 0, None)],
                               "max_params": [None, Interval(int, 1, None)],
                               "over_penalty": [Interval(float, 0, None)],
-                              "seconds": [Options("cpu", "wall")]}
+                              "seconds": [Options("cpu", "wall")],
+                              "time_scale": [Interval(float, 0, 1000, closed="right")]}
 
     def __init__(self, benchmark: str | None = None, steps: int | None = None, workers: int = 1,
                  decision_seconds: str | float = "measured", max_params: int | None = None,
-                 over_penalty: float = 0.2, seconds: str = "cpu"):
+                 over_penalty: float = 0.2, seconds: str = "cpu", time_scale: float = 1.0):
         self.benchmark = benchmark
         self.steps = steps
         self.workers = workers
@@ -192,6 +246,7 @@ class SimulatedEvaluator(Evaluator):
         self.max_params = max_params
         self.over_penalty = over_penalty
         self.seconds = seconds
+        self.time_scale = time_scale
 
     def setup(self, context) -> None:
         from prednas.search.evaluators import benchmark_of
@@ -302,7 +357,8 @@ class SimulatedEvaluator(Evaluator):
                                "params": run.get("params"), "flops": run.get("flops"),
                                "latency_ms": run.get("latency_ms"),
                                "curve": {k2: list(v[:a["cut"]]) for k2, v in curve.items()},
-                               "seconds": max(0.0, a["charged"] - since), "steps": a["steps"]}
+                               "seconds": self.time_scale * max(0.0, a["charged"] - since),
+                               "steps": a["steps"]}
         if fidelity is not None:
             out["continued"] = resume is not None and restarted is None
             out["restarted"] = restarted

@@ -37,7 +37,7 @@ def test_report_escapes_the_pipes_of_architectures_in_its_tables(check):
     text = check.report(rows, 6.0)
     assert "`conv3:32\\|gru:16` (1)" in text
     assert "counting the final protocol's own scoring noise" in text
-    assert "Runs by machine: AMD EPYC (runs before" in text  # these rows name no machine
+    assert "Runs by machine: AMD EPYC (not recorded" in text  # these rows name no machine
 
 
 def test_verdict_judges_the_difference_by_the_standard_error_that_counts_scoring_noise(check):
@@ -47,3 +47,18 @@ def test_verdict_judges_the_difference_by_the_standard_error_that_counts_scoring
     far = [_row(True, "c|d", [95.0, 95.2])] * 4     # 1.4 below: outside it
     assert "; met; the runs' spread alone: 0.00, outside" in check.report(real + close, 6.0)
     assert "; MISSED; the runs' spread alone" in check.report(real + far, 6.0)
+
+
+def test_real_runs_meet_the_simulated_runs_of_their_own_machine(check):
+    def run(sim, machine, evaluations, acc):
+        return {**_row(sim, "a|b", [acc, acc]), "cpu": machine, "evaluations": evaluations}
+
+    real = [run(False, "A", 80, 96.0)] * 2 + [run(False, "B", 120, 96.6)]
+    real += [run(False, "C", 10, 90.0)]  # no simulated run of C: left out
+    sims = [run(True, "A", 80, 96.0)] * 4 + [run(True, "B", 120, 96.6)] * 4
+    c = check.compare(real, sims)
+    assert c["machines"] == {"A": 2, "B": 1}
+    assert c["ev_real"] == pytest.approx(c["ev_sim"]) and c["dev"] == pytest.approx(0.0)
+    assert c["diff"] == pytest.approx(0.0)  # 2/3 of A's 96.0 and 1/3 of B's 96.6 on both sides
+    assert c["per_machine"] == pytest.approx({"A": 0.0, "B": 0.0})
+    assert check.compare([run(False, "C", 10, 90.0)], sims) is None

@@ -85,6 +85,9 @@ SEARCH_ROWS = [
     (["--resume", "{missing}"], "missing.npz"),
     (["--simulate"], "--simulate"),
     (["--decision-seconds", "1"], "--decision-seconds"),
+    (["--time-scale", "0.5"], "--time-scale"),
+    (["--bench", "blocks1d-mnist1d-v2", "--simulate", "--time-scale", "0"], "'--time-scale'"),
+    (["--bench", "blocks1d-mnist1d-v2", "--simulate", "--time-scale", "nan"], "'--time-scale'"),
     # partial trainings and the race
     (["--scheduler", "asha", "--rungs", "5,x"], "--rungs"),
     (["--scheduler", "asha", "--rungs", "100,50,300"], "'rungs'"),

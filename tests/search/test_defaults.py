@@ -46,6 +46,16 @@ def test_the_command_line_and_the_library_run_the_same_simulated_search(sim_tabl
     assert _config(lib) == _config(cli)
 
 
+def test_time_scale_reaches_the_simulated_evaluator_from_the_command_line(sim_table, tmp_path,
+                                                                          monkeypatch):
+    from prednas import benchmarks
+
+    monkeypatch.setattr(benchmarks, "load", lambda name, **kw: sim_table)
+    argv = ["search", "--bench", "simtiny", "--simulate", "--time-scale", "0.5", "--budget", "10",
+            "--out", str(tmp_path / "cli")]
+    assert _build(build_parser().parse_args(argv)).evaluator.time_scale == 0.5
+
+
 def test_param_cap_needs_a_baseline_and_no_max_params(tmp_path):
     with pytest.raises(InvalidParameterError, match="param_cap"):
         prednas.Search("blocks1d", task="synthetic", param_cap=0.6, run_dir=tmp_path / "a")

@@ -59,6 +59,19 @@ def test_a_fixed_decision_cost_makes_a_simulation_reproducible(table):
     assert a == b
 
 
+def test_time_scale_makes_a_simulated_machine_faster(table):
+    # no decision cost: the same draws on a machine twice as fast take half the time
+    slow = simulate_method(PEERS["random"](), table, seed=2, max_seconds=6 * _mean_seconds(table),
+                           decision_seconds=0.0)
+    fast = simulate_method(PEERS["random"](), table, seed=2, max_seconds=3 * _mean_seconds(table),
+                           decision_seconds=0.0, time_scale=0.5)
+    assert fast["evaluations"] == slow["evaluations"]
+    assert fast["seconds"] == pytest.approx(0.5 * slow["seconds"])
+    for bad in (0, -2.0, float("nan"), True):
+        with pytest.raises(InvalidParameterError, match="time_scale"):
+            simulate_method(PEERS["random"](), table, max_seconds=10, time_scale=bad)
+
+
 def test_tpe_learns_the_cap_and_searches_to_the_end_of_its_budget(table):
     # a cap that about half of the tiny table's architectures exceed: TPE is told those at once
     # (constrained TPE), trains none of them, and keeps proposing feasible ones to the end

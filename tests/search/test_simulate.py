@@ -83,6 +83,35 @@ def test_seeds_are_drawn_without_replacement_until_they_run_out(table):
                                               (ev.draw(arch, k) for k in range(n + 2))]
 
 
+def test_time_scale_charges_the_recorded_seconds_of_a_faster_or_slower_machine(table, tmp_path):
+    ev = SimulatedEvaluator(workers=2, decision_seconds=0.5, time_scale=0.5)
+    result = search(table, tmp_path, evaluator=ev).run()
+    for r in result.records:
+        drawn = {int(x["seed"]): x for x in table.seeds(r.arch)}[r.get("table_seed")]
+        assert r.get("seconds") == pytest.approx(0.5 * drawn["cpu_seconds"])
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, math.nan, "fast"])
+def test_a_time_scale_out_of_range_is_refused(table, tmp_path, scale):
+    with pytest.raises(InvalidParameterError, match="time_scale"):
+        search(table, tmp_path, evaluator=SimulatedEvaluator(time_scale=scale)).run()
+    assert not (tmp_path / "run").exists()
+
+
+def test_measure_time_scale_trains_recorded_runs_again_and_compares_their_seconds(table):
+    from prednas.search.simulate import measure_time_scale
+
+    out = measure_time_scale(table, n=2, workers=0)
+    assert len(out["runs"]) == 2 and out["time_scale"] > 0
+    for r in out["runs"]:
+        recorded = {int(x["seed"]): x for x in table.seeds(r["arch"])}[0]
+        assert r["table"] == recorded["cpu_seconds"] and r["here"] > 0
+    lo, hi = sorted(r["table"] for r in out["runs"])
+    assert lo < hi  # spread over the table's range of times, not one run twice
+    with pytest.raises(InvalidParameterError, match="'n'"):
+        measure_time_scale(table, n=0)
+
+
 def test_a_fixed_decision_cost_makes_a_run_reproducible(table, tmp_path):
     a = search(table, tmp_path, "a", seed=4).run()
     b = search(table, tmp_path, "b", seed=4).run()
