@@ -14,6 +14,16 @@ SHARED_DATA = Path(os.environ.get("PREDNAS_SHARED_DATA", REPO.parent / "shared" 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
 def cifar_subset_path() -> Path:
     p = SHARED_DATA / "cifar10-subset.npz"

@@ -1,20 +1,15 @@
 """The simulator check's report: its standard errors and its tables."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "simulator_check.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def check():
-    spec = importlib.util.spec_from_file_location("simulator_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("simulator_check")
 
 
 def _row(sim, pick, accs, strategy="prednas"):

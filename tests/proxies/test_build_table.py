@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -12,16 +11,12 @@ import pytest
 import proxies
 from prednas.utils import JsonlLog
 from proxies._table import ProxyTable
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_proxies_blocks1d.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("build_proxies_blocks1d", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("build_proxies_blocks1d")
 
 
 @pytest.fixture(scope="module")
