@@ -11,8 +11,9 @@ simulated run takes.
 
 The simulator models the machine its real runs ran on: the table's seconds were measured on the
 machine that built it, so before its first run on another machine the check measures that
-machine's speed relative to the table's (``measure_time_scale``: six of the table's runs trained
-again, in ``benchmarks/simulator-check-machines.jsonl``) and simulates runs for it with that
+machine's speed relative to the table's (``measure_time_scale``: twelve of the table's runs
+within the cap trained again, their summed seconds compared; in
+``benchmarks/simulator-check-machines.jsonl``) and simulates runs for it with that
 ``time_scale``. Real runs are compared with the simulated runs of their own machine (weighted by
 the real runs' machines where they ran on several).
 
@@ -46,6 +47,8 @@ STRATEGIES = ("random", "prednas")
 FRESH_SEEDS = (1000, 1001, 1002)
 #: the machine of the runs from before each run recorded its own (their report named it)
 EARLIER = "AMD EPYC (not recorded per run)"
+#: how this check measures a machine's time_scale (a measurement by another is superseded)
+ESTIMATOR = "summed CPU seconds of 12 random runs within the cap, after a warm-up per worker"
 #: never reached in the time budget: the clock ends the runs
 BUDGET = 500
 
@@ -200,6 +203,7 @@ def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = N
     from prednas.benchmarks.build import machine_summary, runs_by_machine
 
     scales = {EARLIER: 1.0, **(scales or {})}
+    rows = _at_scale(rows, scales)
     lines = ["# The simulator checked against real training", "",
              f"Command: `python scripts/simulator_check.py`. Report written on: "
              f"{machine_summary()}. Runs by machine: {runs_by_machine(rows, EARLIER)}.", "",
@@ -211,11 +215,16 @@ def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = N
              "seeds.", "",
              "The table's seconds were measured on the machine that built it (AMD EPYC). A "
              "simulated run models one machine: the table's seconds times that machine's "
-             "`time_scale` (its training time over the table's, measured by training six of "
+             "`time_scale` (its training time over the table's, measured by training some of "
              "the table's runs again: `prednas.search.simulate.measure_time_scale`), and real "
-             "runs are compared with the simulated runs of their own machine.", "",
-             "| machine | time_scale |", "|---|---:|",
-             *(f"| {m} | {x:.3f} |" for m, x in scales.items()), "",
+             "runs are compared with the simulated runs of their own machine at its current "
+             "scale.", "",
+             "| machine | time_scale | how it was measured | used |", "|---|---:|---|---|",
+             f"| {EARLIER} | 1.000 | the table's own machine | yes |",
+             *(f"| {m['cpu']} | {m['time_scale']:.3f} | "
+               f"{m.get('estimator', 'geometric mean of the ratios of 6 runs over the whole range')}"
+               f" | {'yes' if m.get('estimator') == ESTIMATOR else 'no: superseded'} |"
+               for m in read_scales(all_rows=True)), "",
              "| strategy | mode | machine | runs | evaluations (mean ± SE) "
              "| pick's final accuracy (mean ± SE) | real seconds per run |",
              "|---|---|---|---:|---:|---:|---:|"]
@@ -273,14 +282,22 @@ def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = N
     return "\n".join(lines) + "\n"
 
 
-def read_scales() -> dict[str, float]:
-    """Each machine's measured ``time_scale`` (the first measurement of a machine counts)."""
-    out: dict[str, float] = {}
-    if MACHINES.exists():
-        for line in MACHINES.read_text().splitlines():
-            row = json.loads(line)
-            out.setdefault(row["cpu"], float(row["time_scale"]))
-    return out
+def read_scales(all_rows: bool = False):
+    """Each machine's ``time_scale``: its latest measurement by today's estimator
+    (:data:`ESTIMATOR`); with ``all_rows``, every measurement in the log (a superseded one
+    stays there, with what it measured)."""
+    rows = ([json.loads(x) for x in MACHINES.read_text().splitlines()]
+            if MACHINES.exists() else [])
+    if all_rows:
+        return rows
+    return {r["cpu"]: float(r["time_scale"]) for r in rows if r.get("estimator") == ESTIMATOR}
+
+
+def _at_scale(rows: list[dict], scales: dict[str, float]) -> list[dict]:
+    """The runs to compare: real runs, and the simulated runs made with their machine's
+    current ``time_scale`` (those of a superseded measurement stay in the log)."""
+    return [r for r in rows if not r["simulated"]
+            or math.isclose(r.get("time_scale", 1.0), scales.get(_machine(r), 1.0))]
 
 
 def main(argv=None) -> int:
@@ -310,8 +327,9 @@ def main(argv=None) -> int:
     rows = [json.loads(x) for x in LOG.read_text().splitlines()] if LOG.exists() else []
     here = machine_name()
     done_real = {(r["strategy"], r["seed"], r["minutes"]) for r in rows if not r["simulated"]}
-    done_sim = {(r["strategy"], r["seed"], r["minutes"]) for r in rows
-                if r["simulated"] and _machine(r) == here}
+    scales = read_scales()
+    done_sim = {(r["strategy"], r["seed"], r["minutes"]) for r in _at_scale(rows, scales)
+                if r["simulated"] and _machine(r) == here and here in scales}
     # real and simulated runs interleaved seed by seed, strategies alternating; the simulated
     # runs model this machine
     todo = [(st, s, sim) for s in range(max(args.real_seeds, args.sim_seeds))
@@ -319,12 +337,12 @@ def main(argv=None) -> int:
             if (s < (args.sim_seeds if sim else args.real_seeds))
             and args.only in (None, "simulated" if sim else "real")
             and (st, s, args.minutes) not in (done_sim if sim else done_real)]
-    scales = read_scales()
     if todo and here not in scales:
         print(f"measuring this machine's speed against the table's ({here})", flush=True)
-        m = measure_time_scale(bench, n=6, workers=2)
+        cap = int(0.6 * _params(bench.space, bench.space.default_arch()))
+        m = measure_time_scale(bench, n=12, workers=2, max_params=cap)
         with open(MACHINES, "a") as f:
-            f.write(json.dumps({"cpu": here, **m}) + "\n")
+            f.write(json.dumps({"cpu": here, "estimator": ESTIMATOR, **m}) + "\n")
         scales[here] = float(m["time_scale"])
         print(f"time_scale {scales[here]:.3f}", flush=True)
     for st, s, sim in todo:

@@ -138,6 +138,7 @@ def main(argv=None) -> int:
     noise2 = seed_noise(v2)
     noise1 = seed_noise({a: rs for a, rs in v1.items() if len(rs) > 1})
     noise1_same = seed_noise({a: v1[a] for a in v1 if len(v1[a]) > 1 and a in v2})
+    noise2_same = seed_noise({a: v2[a] for a in v1 if len(v1[a]) > 1 and a in v2})
     seeds_hist = np.bincount([len(rs) for rs in v2.values()]) if v2 else np.zeros(1, int)
     curve = [r for rs in v2.values() for r in rs if "curve" in r]
     overhead = (sum(r["curve_seconds"] for r in curve)
@@ -178,7 +179,8 @@ def main(argv=None) -> int:
         f"{noise1['median_std']:.2f} ({noise1['archs']} archs) | "
         f"{noise2['median_std']:.2f} ({noise2['archs']} archs) |",
         f"| the same, on the architectures both versions have with 2+ seeds | "
-        f"{noise1_same['median_std']:.2f} ({noise1_same['archs']} archs) | |",
+        f"{noise1_same['median_std']:.2f} ({noise1_same['archs']} archs) | "
+        f"{noise2_same['median_std']:.2f} ({noise2_same['archs']} archs) |",
         f"| seed-to-seed Spearman (seed 0 vs 1) | {noise1['rho']:.3f} | {noise2['rho']:.3f} |",
         "",
         f"Test-split sampling error at the table's median accuracy ({100 * p:.2f}%): "

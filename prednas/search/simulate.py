@@ -111,16 +111,19 @@ def check_simulable(bench, steps: int | None = None) -> None:
             f"at {', '.join(map(str, src.fidelities))}; cannot simulate {steps} steps")
 
 
-def measure_time_scale(benchmark: str = "blocks1d-mnist1d-v2", n: int = 6, workers: int = 2,
-                       seed: int = 0) -> dict[str, Any]:
+def measure_time_scale(benchmark: str = "blocks1d-mnist1d-v2", n: int = 12, workers: int = 2,
+                       seed: int = 0, max_params: int | None = None) -> dict[str, Any]:
     """How fast this machine trains relative to the table's: ``n`` of the table's recorded runs
-    (seed ``seed``, spread over its range of training times) trained again here with the
-    table's recipe, ``workers`` at a time on one thread each as the table's builder ran them
-    (``0``: one after another in this process).
+    of seed ``seed`` (drawn at random from the architectures within ``max_params``: those a
+    capped search trains) trained again here with the table's recipe, ``workers`` at a time on
+    one thread each as the table's builder ran them (``0``: one after another in this process),
+    after one untimed training per worker (a fresh worker's first training pays one-time
+    costs that a search pays once).
 
-    Returns ``{"time_scale": ..., "runs": [...]}``: the geometric mean of the ratio of CPU
-    seconds (here over the table's), for :class:`SimulatedEvaluator`'s ``time_scale``, and each
-    run's ``arch``, ``seed``, ``here`` and ``table`` seconds. A minute or two of training."""
+    Returns ``{"time_scale": ..., "runs": [...]}``: the CPU seconds of those runs here over
+    their table seconds, summed (the clock charges sums: a long run weighs what it costs), for
+    :class:`SimulatedEvaluator`'s ``time_scale``; and each run's ``arch``, ``seed``, ``here``
+    and ``table`` seconds. A minute or two of training."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -139,25 +142,30 @@ def measure_time_scale(benchmark: str = "blocks1d-mnist1d-v2", n: int = 6, worke
                 f"Got {value!r} instead.")
     timed = sorted((float(r["cpu_seconds"]), a) for a in bench.arch_strings()
                    for r in bench.seeds(a) if int(r["seed"]) == seed and r.get("status") == "ok"
-                   and r.get("cpu_seconds"))
+                   and r.get("cpu_seconds")
+                   and (max_params is None or float(r.get("params") or 0) <= max_params))
     if not timed:
-        raise InvalidParameterError(f"benchmark {bench.name!r} has no timed run of seed {seed}")
-    picks = [timed[int(i)] for i in np.linspace(0, len(timed) - 1, n).round()]
+        raise InvalidParameterError(f"benchmark {bench.name!r} has no timed run of seed {seed}"
+                                    + ("" if max_params is None else f" within {max_params}"))
+    draw = np.random.default_rng(seed).choice(len(timed), size=min(n, len(timed)), replace=False)
+    picks = [timed[int(i)] for i in sorted(draw)]
     space = bench.space
     args = [(space.name, space.config(), arch, seed, bench.recipe) for _, arch in picks]
+    warm = [args[0]] * max(1, workers)  # untimed: one per worker
     if workers == 0:
-        records = [train_job(*a) for a in args]
+        records = [train_job(*a) for a in warm + args][1:]
     else:
         ctx = multiprocessing.get_context("spawn")  # as the builder: no forked torch state
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(1,)) as pool:
+            list(pool.map(train_job, *zip(*warm)))
             records = list(pool.map(train_job, *zip(*args)))
     runs = [{"arch": arch, "seed": seed, "table": table, "here": float(r["cpu_seconds"])}
             for (table, arch), r in zip(picks, records) if r.get("cpu_seconds")]
     if not runs:
         raise RuntimeError(f"no run trained: {records[0].get('reason')}")
-    ratio = float(np.exp(np.mean([np.log(r["here"] / r["table"]) for r in runs])))
-    return {"time_scale": ratio, "runs": runs}
+    ratio = sum(r["here"] for r in runs) / sum(r["table"] for r in runs)
+    return {"time_scale": float(ratio), "runs": runs}
 
 
 class SimClock:

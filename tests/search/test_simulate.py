@@ -101,13 +101,16 @@ def test_a_time_scale_out_of_range_is_refused(table, tmp_path, scale):
 def test_measure_time_scale_trains_recorded_runs_again_and_compares_their_seconds(table):
     from prednas.search.simulate import measure_time_scale
 
-    out = measure_time_scale(table, n=2, workers=0)
-    assert len(out["runs"]) == 2 and out["time_scale"] > 0
+    cap = int(sorted(table.query(a, "params") for a in table.arch_strings())[10])
+    out = measure_time_scale(table, n=3, workers=0, max_params=cap)
+    assert len(out["runs"]) == 3 and len({r["arch"] for r in out["runs"]}) == 3
     for r in out["runs"]:
         recorded = {int(x["seed"]): x for x in table.seeds(r["arch"])}[0]
         assert r["table"] == recorded["cpu_seconds"] and r["here"] > 0
-    lo, hi = sorted(r["table"] for r in out["runs"])
-    assert lo < hi  # spread over the table's range of times, not one run twice
+        assert recorded["params"] <= cap  # what a capped search trains
+    # the clock charges sums: the ratio of the summed seconds
+    assert out["time_scale"] == pytest.approx(sum(r["here"] for r in out["runs"])
+                                              / sum(r["table"] for r in out["runs"]))
     with pytest.raises(InvalidParameterError, match="'n'"):
         measure_time_scale(table, n=0)
 
