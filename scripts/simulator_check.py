@@ -250,10 +250,13 @@ def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = N
         where = ", ".join(f"{m}: {n}" for m, n in c["machines"].items())
         per = ("; per machine " + ", ".join(f"{100 * d:+.1f}%" for d in c["per_machine"].values())
                if len(c["per_machine"]) > 1 else "")
+        off = [m for m, d in c["per_machine"].items() if abs(d) > 0.15]
         verdict.append(
             f"- {strategy} (real runs by machine: {where}): evaluations {c['ev_sim']:.1f} "
             f"simulated vs {c['ev_real']:.1f} real, {100 * c['dev']:+.1f}%{per} (target within "
-            f"±15%: {'met' if abs(c['dev']) <= 0.15 else 'MISSED'}); pick accuracy "
+            f"±15% on every machine: "
+            f"{'met' if not off and abs(c['dev']) <= 0.15 else 'MISSED on ' + ', '.join(off)}"
+            f"); pick accuracy "
             f"{c['acc_sim']:.2f} vs {c['acc_real']:.2f}, {c['diff']:+.2f} points (one standard "
             f"error of the difference, counting the final protocol's own scoring noise: "
             f"{c['se_scored']:.2f}; {'met' if abs(c['diff']) <= c['se_scored'] else 'MISSED'}; "

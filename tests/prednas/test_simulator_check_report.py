@@ -57,3 +57,13 @@ def test_real_runs_meet_the_simulated_runs_of_their_own_machine(check):
     assert c["diff"] == pytest.approx(0.0)  # 2/3 of A's 96.0 and 1/3 of B's 96.6 on both sides
     assert c["per_machine"] == pytest.approx({"A": 0.0, "B": 0.0})
     assert check.compare([run(False, "C", 10, 90.0)], sims) is None
+
+
+def test_the_evaluations_target_holds_on_every_machine_not_just_on_average(check):
+    def run(sim, machine, evaluations):
+        return {**_row(sim, "a|b", [96.0, 96.1]), "cpu": machine, "evaluations": evaluations}
+
+    rows = [run(False, "A", 80), run(False, "A", 80), run(False, "B", 100)]
+    rows += [run(True, "A", 84)] * 4 + [run(True, "B", 75)] * 4  # B is 25% short: the mean is not
+    text = check.report(rows, 6.0)
+    assert "(target within ±15% on every machine: MISSED on B)" in text
