@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from prednas.errors import InvalidParameterError
+from prednas.errors import InvalidParameterError, check_param
 from prednas.search.simulate import recorded_runs
 
 __all__ = ["SimulatedTraining", "RealTraining", "Trial", "simulate_method", "train_method",
@@ -271,10 +271,8 @@ def simulate_method(method: Method, bench, *, seed: int = 0, workers: int = 2,
     "evaluations": full trainings, "jobs": jobs started}``; the pick is the best validation
     accuracy among full trainings.
     """
-    if isinstance(time_scale, bool) or not isinstance(time_scale, (int, float)) or not (
-            0 < time_scale <= 1000):
-        raise InvalidParameterError(f"The 'time_scale' parameter of simulate_method must be a "
-                                    f"float in (0, 1000]. Got {time_scale!r} instead.")
+    check_param("simulate_method", "time_scale", time_scale, kind=float, low=0, low_open=True,
+                high=1000)
     sim = SimulatedTraining(bench, seed, max_params, time_scale)
     method.setup(sim, np.random.default_rng([seed, 7]))
     now = 0.0

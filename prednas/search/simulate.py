@@ -129,17 +129,15 @@ def measure_time_scale(benchmark: str = "blocks1d-mnist1d-v2", n: int = 12, work
 
     from prednas import benchmarks
     from prednas.benchmarks.build import _init_worker, train_job
+    from prednas.errors import check_param
 
     bench = benchmarks.load(benchmark) if isinstance(benchmark, str) else benchmark
     check_simulable(bench)
     if not isinstance(recorded_runs(bench), _TableRuns):
         raise InvalidParameterError(
             f"benchmark {bench.name!r} has no recorded training times to compare with")
-    for name, value, low in (("n", n, 1), ("workers", workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidParameterError(
-                f"The {name!r} parameter of measure_time_scale must be an int >= {low}. "
-                f"Got {value!r} instead.")
+    check_param("measure_time_scale", "n", n, low=1)
+    check_param("measure_time_scale", "workers", workers, low=0)
     timed = sorted((float(r["cpu_seconds"]), a) for a in bench.arch_strings()
                    for r in bench.seeds(a) if int(r["seed"]) == seed and r.get("status") == "ok"
                    and r.get("cpu_seconds")
