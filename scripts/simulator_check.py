@@ -11,8 +11,8 @@ simulated run takes.
 
 The simulator models the machine its real runs ran on: the table's seconds were measured on the
 machine that built it, so before its first run on another machine the check measures that
-machine's speed relative to the table's (``measure_time_scale``: twelve of the table's runs
-within the cap trained again, their summed seconds compared; in
+machine's speed relative to the table's (``measure_time_scale``: a short real random search
+within the cap, of a seed no checked run uses, its candidates' summed seconds over the table's; in
 ``benchmarks/simulator-check-machines.jsonl``) and simulates runs for it with that
 ``time_scale``. Real runs are compared with the simulated runs of their own machine (weighted by
 the real runs' machines where they ran on several).
@@ -48,7 +48,10 @@ FRESH_SEEDS = (1000, 1001, 1002)
 #: the machine of the runs from before each run recorded its own (their report named it)
 EARLIER = "AMD EPYC (not recorded per run)"
 #: how this check measures a machine's time_scale (a measurement by another is superseded)
-ESTIMATOR = "summed CPU seconds of 12 random runs within the cap, after a warm-up per worker"
+ESTIMATOR = ("summed seconds of the 48 candidates of a real random search within the cap "
+             "(seed 99), over the table's")
+#: the calibration search's seed: none of the checked runs' seeds
+CALIBRATION_SEED = 99
 #: never reached in the time budget: the clock ends the runs
 BUDGET = 500
 
@@ -215,8 +218,9 @@ def report(rows: list[dict], minutes: float, scales: dict[str, float] | None = N
              "seeds.", "",
              "The table's seconds were measured on the machine that built it (AMD EPYC). A "
              "simulated run models one machine: the table's seconds times that machine's "
-             "`time_scale` (its training time over the table's, measured by training some of "
-             "the table's runs again: `prednas.search.simulate.measure_time_scale`), and real "
+             "`time_scale` (its training time over the table's, measured by a short real random "
+             "search whose candidates' seconds are compared with the table's: "
+             "`prednas.search.simulate.measure_time_scale`), and real "
              "runs are compared with the simulated runs of their own machine at its current "
              "scale.", "",
              "| machine | time_scale | how it was measured | used |", "|---|---:|---|---|",
@@ -343,7 +347,7 @@ def main(argv=None) -> int:
     if todo and here not in scales:
         print(f"measuring this machine's speed against the table's ({here})", flush=True)
         cap = int(0.6 * _params(bench.space, bench.space.default_arch()))
-        m = measure_time_scale(bench, n=12, workers=2, max_params=cap)
+        m = measure_time_scale(bench, n=48, workers=2, seed=CALIBRATION_SEED, max_params=cap)
         with open(MACHINES, "a") as f:
             f.write(json.dumps({"cpu": here, "estimator": ESTIMATOR, **m}) + "\n")
         scales[here] = float(m["time_scale"])

@@ -98,16 +98,15 @@ def test_a_time_scale_out_of_range_is_refused(table, tmp_path, scale):
     assert not (tmp_path / "run").exists()
 
 
-def test_measure_time_scale_trains_recorded_runs_again_and_compares_their_seconds(table):
+def test_measure_time_scale_runs_a_real_search_and_compares_its_seconds_with_the_table(table):
     from prednas.search.simulate import measure_time_scale
 
     cap = int(sorted(table.query(a, "params") for a in table.arch_strings())[10])
-    out = measure_time_scale(table, n=3, workers=0, max_params=cap)
-    assert len(out["runs"]) == 3 and len({r["arch"] for r in out["runs"]}) == 3
+    out = measure_time_scale(table, n=4, workers=0, max_params=cap)
+    assert 1 <= len(out["runs"]) <= 4
     for r in out["runs"]:
-        recorded = {int(x["seed"]): x for x in table.seeds(r["arch"])}[0]
-        assert r["table"] == recorded["cpu_seconds"] and r["here"] > 0
-        assert recorded["params"] <= cap  # what a capped search trains
+        recorded = [x["cpu_seconds"] for x in table.seeds(r["arch"])]
+        assert r["table"] == pytest.approx(np.mean(recorded)) and r["here"] > 0
     # the clock charges sums: the ratio of the summed seconds
     assert out["time_scale"] == pytest.approx(sum(r["here"] for r in out["runs"])
                                               / sum(r["table"] for r in out["runs"]))
