@@ -253,12 +253,16 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         log.warning("could not count FLOPs of %s: %s", arch, exc)
     if parent_state is not None:
         rec.inherited = inherit_weights(model, parent_state)
-    model.to(dev)
+    try:
+        model.to(dev)
+        x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
+    except torch.cuda.OutOfMemoryError as exc:  # as in training: recorded, not raised
+        rec.status, rec.reason = "oom", f"CUDA out of memory: {str(exc).splitlines()[0]}"
+        return rec
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
                                                 pct_start=0.15 if parent_state is None else 0.05)
     gen = torch.Generator().manual_seed(int(seed if data_seed is None else data_seed))
-    x_train, y_train = task.x_train.to(dev), task.y_train.to(dev)
     saved = None
     if resume is not None:
         saved = _load_checkpoint(resume, rec, total)
@@ -287,6 +291,10 @@ def train(space, arch, task, *, epochs: int | None = None, steps: int | None = N
         step, pos = 0, 0
         if saved is not None:
             torch.set_rng_state(saved["torch_rng"])
+            if dev.type == "cuda" and saved.get("cuda_rng") is not None:
+                # the GPU's stream (dropout there) too; a checkpoint paused on another kind of
+                # device continues from its CPU stream alone
+                torch.cuda.set_rng_state(saved["cuda_rng"], dev)
             step, pos = int(saved["step"]), int(saved["pos"])
         try:
             while step < total:
@@ -379,12 +387,19 @@ def _save_checkpoint(path, rec: TrainRecord, model, opt, sched, epoch_rng, step:
     state = {"format": CHECKPOINT_FORMAT, "arch": rec.arch, "seed": rec.seed, "step": step,
              "pos": pos, "model": model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "data_rng": epoch_rng,
-             "torch_rng": torch.get_rng_state(), "epoch_loss": float(loss_sum),
+             "torch_rng": torch.get_rng_state(), "cuda_rng": _cuda_rng(model),
+             "epoch_loss": float(loss_sum),
              "epoch_count": int(count), "loss_curve": list(rec.loss_curve),
              "curve": {k: list(v) for k, v in rec.curve.items()}, "seconds": float(seconds),
              "cpu": float(cpu), "curve_seconds": float(rec.curve_seconds)}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def _cuda_rng(model) -> torch.Tensor | None:
+    """The random stream of the GPU ``model`` trains on (``None`` on a CPU)."""
+    p = next(model.parameters(), None)
+    return None if p is None or p.device.type != "cuda" else torch.cuda.get_rng_state(p.device)
 
 
 def _load_checkpoint(path, rec: TrainRecord, total: int) -> dict:
