@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -35,9 +37,12 @@ def flops(ctx: ProxyContext) -> float:
     Bigger networks score higher; higher is better. Baseline in Ning et al., NeurIPS 2021,
     and NAS-Bench-Suite-Zero (Krishnakumar et al., NeurIPS 2022 Datasets and Benchmarks).
     """
-    model = ctx.model
-    if _only_conv_linear(model):
+    if _only_conv_linear(ctx.model):
         return float(ctx.shared()["flops"])
+    # counted on a CPU copy: a GPU runs recurrent layers as fused kernels that the counter
+    # counts otherwise (an LSTM counted 1.7 times its CPU count on an H200), and a network's
+    # FLOPs do not depend on where it runs
+    model = copy.deepcopy(ctx.model).cpu() if ctx.device.type != "cpu" else ctx.model
     was_training = model.training
     model.eval()
     try:
@@ -45,7 +50,7 @@ def flops(ctx: ProxyContext) -> float:
         with torch.no_grad(), torch.backends.cudnn.flags(enabled=not rnn and
                                                          torch.backends.cudnn.enabled), \
                 FlopCounterMode(display=False) as counter:
-            model(ctx.inputs[:1].to(ctx.dtype))
+            model(ctx.inputs[:1].to("cpu", ctx.dtype))
         return float(counter.get_total_flops())
     finally:
         model.train(was_training)

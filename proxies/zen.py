@@ -39,7 +39,9 @@ def zen(ctx: ProxyContext) -> float:
     """
     model = ctx.model
     feat_mod = _feature_module(model)
-    gen = torch.Generator(device=ctx.device).manual_seed(int(ctx.seed))
+    # drawn on the CPU and moved: the same numbers on every device (a GPU's generator draws
+    # other ones from the same seed)
+    gen = torch.Generator().manual_seed(int(ctx.seed))
     ctx.restore()
     captured: list[torch.Tensor] = []
 
@@ -60,13 +62,14 @@ def zen(ctx: ProxyContext) -> float:
                     continue
                 for p in m.parameters(recurse=False):
                     if p.dim() >= 2:
-                        p.normal_(0.0, 1.0, generator=gen)
+                        p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
                     else:
                         p.zero_()
             model.train()
             shape, dt = ctx.inputs.shape, ctx.inputs.dtype
-            x = torch.randn(shape, generator=gen, device=ctx.device, dtype=dt)
-            x2 = x + _MIXUP * torch.randn(shape, generator=gen, device=ctx.device, dtype=dt)
+            x = torch.randn(shape, generator=gen, dtype=dt)
+            x2 = (x + _MIXUP * torch.randn(shape, generator=gen, dtype=dt)).to(ctx.device)
+            x = x.to(ctx.device)
             out1, out2 = model(x), model(x2)
             if feat_mod is not None and len(captured) >= 2:
                 f1, f2 = captured[0], captured[-1]
