@@ -42,6 +42,14 @@ CAP = 0.6
 LOG = ROOT / "benchmarks" / "byo-mnist1d.jsonl"
 
 
+def defaults_tag() -> str:
+    """The library defaults a run of this script measures (its run directories are named by it,
+    so that a run made under other defaults is never read back as this one)."""
+    from prednas.search import defaults
+
+    return f"search{defaults.SEARCH_MINUTES:g}min-race{defaults.RACE:g}"
+
+
 def _logged() -> list[dict]:
     return read_log(LOG)
 
@@ -114,11 +122,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--model", default=MODEL, help="FILE.py:FUNCTION, the user's network")
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-byo"))
+    ap.add_argument("--runs", default=None,
+                    help="where the run directories go (default runs/bench-byo/<defaults tag>)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "byo-mnist1d.md"))
     ap.add_argument("--log", default=str(LOG), help="the final protocol's retrainings (JSONL)")
     args = ap.parse_args(argv)
     LOG = Path(args.log)
+    if args.runs is None:
+        args.runs = str(ROOT / "runs" / "bench-byo" / defaults_tag())
     t0 = time.time()
     rows = [summarise(run_one(s, args, extra)) for s in range(args.seeds)]
 

@@ -38,6 +38,14 @@ MINUTES = 8.0
 CAP = 0.6
 
 
+def defaults_tag() -> str:
+    """The library defaults a run of this script measures (its run directories are named by it,
+    so that a run made under other defaults is never read back as this one)."""
+    from prednas.search import defaults
+
+    return f"search{defaults.SEARCH_MINUTES:g}min-race{defaults.RACE:g}"
+
+
 def _rows() -> list[dict]:
     return read_log(LOG)
 
@@ -50,7 +58,8 @@ def run_one(seed: int, runs: Path, extra: list[str]) -> dict:
     """The main job for ``seed`` (read back when already logged)."""
     from prednas.search.rundir import RunDir
 
-    got = next((r for r in _rows() if r["type"] == "run" and r["seed"] == seed), None)
+    got = next((r for r in _rows() if r["type"] == "run" and r["seed"] == seed
+                and r.get("run") == str(runs / f"s{seed}")), None)
     if got is not None:
         return got
     run = runs / f"s{seed}"
@@ -122,11 +131,15 @@ def main(argv=None) -> int:
     argv, extra = split_passthrough(list(sys.argv[1:] if argv is None else argv))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-quickstart"))
+    ap.add_argument("--runs", default=None,
+                    help="where the run directories go (default runs/bench-quickstart/<defaults "
+                         "tag>)")
     ap.add_argument("--log", default=str(LOG))
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     LOG = Path(args.log)
+    if args.runs is None:
+        args.runs = str(ROOT / "runs" / "bench-quickstart" / defaults_tag())
     results = []
     for seed in range(args.seeds):
         run = run_one(seed, Path(args.runs), extra)

@@ -66,11 +66,12 @@ def add_arguments(p) -> None:
                    help="constraint: candidates slower than this at batch --latency-batch do "
                         "not count (training only)")
     p.add_argument("--budget", type=int, default=None,
-                   help="fully evaluated candidates (queries with --bench); default 24, or 50 "
-                        "with --bench")
+                   help="fully evaluated candidates (queries with --bench; default 50 there); "
+                        "when training, a search reproducible from its seed (default: search "
+                        "for --max-minutes)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="wall-time guard of the search phase (default 20 when training); the "
-                        "budget in evaluations is what normally ends a search")
+                   help="wall time of the search phase when training (simulated time with "
+                        "--simulate); default 5, or a 20-minute guard with --budget")
     p.add_argument("--per-round", type=int, default=None, help="evaluations per round")
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per candidate (default 300, the recipe of "
@@ -161,6 +162,17 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the search saved in RUN_DIR (other options are ignored, but "
                         "--executor, --ray-address and --workers)")
+
+
+def _limits(args) -> tuple[int, float]:
+    """``(budget, max_seconds)`` of a training or simulated search (checked)."""
+    from prednas.errors import check_param
+    from prednas.search import defaults
+
+    if args.max_minutes is not None:
+        check_param(_OWNER, "--max-minutes", args.max_minutes, kind=(float, int), low=0,
+                    low_open=True)
+    return defaults.training_limits(args.budget, args.max_minutes)
 
 
 def _build(args):
@@ -304,18 +316,17 @@ def _build(args):
         check_param(_OWNER, "--steps", args.steps, low=1)
         check_param(_OWNER, "--top-k", args.top_k, low=1)
         check_param(_OWNER, "--replicas", args.replicas, low=0)
-        max_minutes = defaults.MAX_MINUTES if args.max_minutes is None else args.max_minutes
-        check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
+        budget, max_seconds = _limits(args)
         evaluator = S.TrainingEvaluator(steps=args.steps, inherit=args.inherit,
                                         max_params=max_params, device=args.device,
                                         **({} if args.latency_batch is None else
                                            {"latency_batch": args.latency_batch}))
         common.update(task=args.task, task_options=opts, scheduler=_scheduler(args, args.steps),
                       evaluator=evaluator, baseline=baseline, max_params=max_params,
-                      max_seconds=60.0 * max_minutes,
+                      max_seconds=max_seconds,
                       ensembler=(S.ReplicaEnsembler(args.replicas, top_k=args.top_k)
                                  if args.replicas else False))
-        common["budget"] = args.budget or defaults.TRAINING_BUDGET
+        common["budget"] = budget
         common["per_round"] = args.per_round or max(2, args.workers or 1)
         if args.strategy == "stnas":
             mut = S.STNASMutator(samples=max(10, common["per_round"]))
@@ -380,8 +391,7 @@ def _simulated(args, executor, common):
         check_param(_OWNER, "--param-cap", args.param_cap, kind=(float, int), low=0,
                     low_open=True, high=10)
         max_params = int(args.param_cap * defaults.param_count(space, baseline))
-    max_minutes = defaults.MAX_MINUTES if args.max_minutes is None else args.max_minutes
-    check_param(_OWNER, "--max-minutes", max_minutes, kind=(float, int), low=0, low_open=True)
+    budget, max_seconds = _limits(args)
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     evaluator = S.SimulatedEvaluator(
         steps=args.steps, workers=workers, max_params=max_params,
@@ -391,8 +401,8 @@ def _simulated(args, executor, common):
 
     common.update(oracle=bench, simulate=True, evaluator=evaluator, baseline=baseline,
                   scheduler=_scheduler(args, args.steps or recorded_runs(bench).total_steps),
-                  max_params=max_params, max_seconds=60.0 * max_minutes, executor=None,
-                  budget=args.budget or defaults.TRAINING_BUDGET, per_round=args.per_round or max(2, workers))
+                  max_params=max_params, max_seconds=max_seconds, executor=None,
+                  budget=budget, per_round=args.per_round or max(2, workers))
     common.pop("metric", None)
     if args.strategy == "prednas":
         common["race"] = _race(args, common["scheduler"])

@@ -8,7 +8,7 @@ predictor filter without the NB201 proxy table, with the space's measured live p
 6 survivors and a fit from 6 results; it keeps :data:`RACE` of its budget to race its leaders.
 ``param_cap`` sets the parameter cap as a share of the baseline's parameters. The command line
 passes only what its user gave, so ``prednas search --task T`` and ``prednas.Search(space,
-task=T, baseline=True, param_cap=0.6, max_seconds=1200)`` run the same search
+task=T, baseline=True, param_cap=0.6)`` run the same search, for :data:`SEARCH_MINUTES`
 (``tests/search/test_defaults.py``), on the same splits (:func:`task_options`).
 """
 
@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["task_options", "TRAINING_BUDGET", "PARAM_CAP", "MAX_MINUTES", "RACE", "shrunk_start",
-           "live_proxies",
+__all__ = ["task_options", "training_limits", "SEARCH_MINUTES", "TRAINING_BUDGET", "PARAM_CAP",
+           "MAX_MINUTES", "RACE", "shrunk_start", "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
-#: candidates fully trained by default when training (24: about five minutes on 2 cores)
-TRAINING_BUDGET = 24
+#: the time a training (or simulated) search searches when given neither a budget nor a time
+#: limit, minutes. A time, not a count of candidates: what a candidate costs varies a
+#: hundredfold between networks and machines, and 24 candidates (the default until measured)
+#: took 30 s on a user's small CNN, where the winner reached the network's accuracy at <= 60% of
+#: its parameters in 1 of 3 seeds (``benchmarks/byo-mnist1d.md``); AutoGluon and auto-sklearn
+#: default to a time limit too. ``--budget N`` runs a search reproducible from its seed.
+SEARCH_MINUTES = 5.0
+#: the most candidates a time-limited training search trains (a ceiling the time reaches first)
+TRAINING_BUDGET = 1000
 #: the command line's parameter cap, a share of the baseline's parameters
 PARAM_CAP = 0.6
-#: the command line's wall-time guard of the search phase, minutes
+#: the command line's wall-time guard of a search given a ``--budget``, minutes
 MAX_MINUTES = 20.0
 #: the share of a training (or simulated) prednas search kept to race the leaders on new seeds
 #: (``Search(race=...)``). ``benchmarks/search-blocks1d-simulated.md`` (prednas against
@@ -32,6 +39,16 @@ MAX_MINUTES = 20.0
 #: +0.26 and +0.25 points at 2, 5, 10 and 20 simulated minutes, every 90% interval above zero,
 #: and 96-100% of picks in the capped top 1% against 54-65%
 RACE = 0.2
+
+
+def training_limits(budget: int | None, max_minutes: float | None) -> tuple[int, float]:
+    """A training (or simulated) search's ``(budget, max_seconds)`` from what its user gave:
+    neither, :data:`SEARCH_MINUTES` of search (up to :data:`TRAINING_BUDGET` candidates); a
+    budget alone, that many candidates with the :data:`MAX_MINUTES` guard; a time, that time
+    (up to the budget given, else :data:`TRAINING_BUDGET`)."""
+    if max_minutes is None:
+        max_minutes = SEARCH_MINUTES if budget is None else MAX_MINUTES
+    return int(budget or TRAINING_BUDGET), 60.0 * float(max_minutes)
 
 
 def task_options(name: str, options: dict | None) -> dict:

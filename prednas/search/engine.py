@@ -113,8 +113,11 @@ class Search:
             best, the staged predictor filter, training or lookup, in-process, replica ensemble in
             training mode / none in oracle mode). Use :func:`random_search` /
             :func:`regularized_evolution` / :func:`model_search` for the baselines.
-        budget: number of full evaluations (queries in oracle mode).
-        max_seconds: optional wall-time budget for the search phase (training mode).
+        budget: number of full evaluations (queries in oracle mode; default 50). A training or
+            simulated search given neither ``budget`` nor ``max_seconds`` searches for
+            :data:`~prednas.search.defaults.SEARCH_MINUTES` minutes (5); a ``budget`` makes it
+            reproducible from its seed.
+        max_seconds: optional wall-time (simulated: simulated-time) budget for the search phase.
         per_round: full evaluations per round.
         seed: seed of everything random in the run.
         run_dir: directory of the run (a new temporary directory when None).
@@ -263,8 +266,12 @@ class Search:
         from prednas.search import defaults
 
         trains = self.task is not None or simulate or getattr(evaluator, "simulated", False)
-        if budget is None:
-            budget = defaults.TRAINING_BUDGET if trains else 50
+        if trains and budget is None:  # a search for SEARCH_MINUTES unless told otherwise
+            budget, default_seconds = defaults.training_limits(
+                None, None if max_seconds is None else max_seconds / 60.0)
+            max_seconds = default_seconds if max_seconds is None else max_seconds
+        elif budget is None:
+            budget = 50
         if oracle is not None and budget > len(oracle):
             raise InvalidParameterError(
                 f"The 'budget' parameter of Search must be at most the {len(oracle)} "

@@ -22,9 +22,11 @@ def test_the_command_line_and_the_library_run_the_same_training_search(tmp_path)
             "--out", str(tmp_path / "cli")]
     cli = _build(build_parser().parse_args(argv))
     lib = prednas.Search("blocks1d", task="synthetic", task_options={"n": 64}, baseline=True,
-                         param_cap=defaults.PARAM_CAP,
-                         max_seconds=60 * defaults.MAX_MINUTES, run_dir=tmp_path / "lib")
+                         param_cap=defaults.PARAM_CAP, run_dir=tmp_path / "lib")
     assert _config(lib) == _config(cli)
+    # a search of SEARCH_MINUTES, not of a count of candidates
+    assert cli.max_seconds == 60 * defaults.SEARCH_MINUTES
+    assert cli.budget == defaults.TRAINING_BUDGET
     assert lib.mutator.start == cli.mutator.start and lib.mutator.start  # the shrunk baseline
 
 
@@ -73,7 +75,7 @@ def test_mnist1d_by_name_gets_the_ground_truth_tables_splits_in_both(tmp_path):
     cli = _build(build_parser().parse_args(["search", "--workers", "1", "--out",
                                             str(tmp_path / "c")]))
     lib = prednas.Search("blocks1d", task="mnist1d", baseline=True, param_cap=0.6,
-                         max_seconds=1200, run_dir=tmp_path / "l")
+                         run_dir=tmp_path / "l")
     assert lib.task_options == cli.task_options == SEARCH_SPLITS
     assert _config(lib) == _config(cli)
 
@@ -94,3 +96,17 @@ def test_prior_table_reaches_the_filter_from_the_command_line(tmp_path):
     cli = _build(build_parser().parse_args(argv))
     assert cli.filter.prior == "table"
     assert not (tmp_path / "cli").exists()  # nothing is written before the run
+
+
+def test_a_training_search_searches_for_a_time_unless_given_a_budget(tmp_path):
+    assert defaults.training_limits(None, None) == (defaults.TRAINING_BUDGET,
+                                                    60 * defaults.SEARCH_MINUTES)
+    assert defaults.training_limits(10, None) == (10, 60 * defaults.MAX_MINUTES)  # a guard
+    assert defaults.training_limits(None, 2) == (defaults.TRAINING_BUDGET, 120.0)
+    assert defaults.training_limits(10, 2.5) == (10, 150.0)
+    timed = prednas.Search("blocks1d", task="synthetic", run_dir=tmp_path / "a")
+    assert (timed.budget, timed.max_seconds) == (defaults.TRAINING_BUDGET,
+                                                 60 * defaults.SEARCH_MINUTES)
+    counted = prednas.Search("blocks1d", task="synthetic", budget=5, run_dir=tmp_path / "b")
+    assert (counted.budget, counted.max_seconds) == (5, None)  # reproducible from its seed
+    assert prednas.Search("nb201", oracle="nb201", run_dir=tmp_path / "c").budget == 50
