@@ -392,6 +392,8 @@ def _simulated(args, executor, common):
                     low_open=True, high=10)
         max_params = int(args.param_cap * defaults.param_count(space, baseline))
     budget, max_seconds = _limits(args)
+    if args.budget is None:  # a small table: the table at most
+        budget = min(budget, len(bench))
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     evaluator = S.SimulatedEvaluator(
         steps=args.steps, workers=workers, max_params=max_params,

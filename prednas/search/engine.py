@@ -270,6 +270,8 @@ class Search:
             budget, default_seconds = defaults.training_limits(
                 None, None if max_seconds is None else max_seconds / 60.0)
             max_seconds = default_seconds if max_seconds is None else max_seconds
+            if oracle is not None:  # a simulated search of a small table: the table at most
+                budget = min(budget, len(oracle))
         elif budget is None:
             budget = 50
         if oracle is not None and budget > len(oracle):

@@ -110,3 +110,15 @@ def test_a_training_search_searches_for_a_time_unless_given_a_budget(tmp_path):
     counted = prednas.Search("blocks1d", task="synthetic", budget=5, run_dir=tmp_path / "b")
     assert (counted.budget, counted.max_seconds) == (5, None)  # reproducible from its seed
     assert prednas.Search("nb201", oracle="nb201", run_dir=tmp_path / "c").budget == 50
+
+
+def test_a_time_limited_simulation_of_a_small_table_trains_the_table_at_most(sim_table, tmp_path,
+                                                                            monkeypatch):
+    from prednas import benchmarks
+
+    lib = prednas.Search(sim_table.space, oracle=sim_table, simulate=True,
+                         run_dir=tmp_path / "lib")
+    assert lib.budget == len(sim_table) and lib.max_seconds == 60 * defaults.SEARCH_MINUTES
+    monkeypatch.setattr(benchmarks, "load", lambda name, **kw: sim_table)
+    argv = ["search", "--bench", "simtiny", "--simulate", "--out", str(tmp_path / "cli")]
+    assert _build(build_parser().parse_args(argv)).budget == len(sim_table)
