@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.search import defaults
 from prednas.search.protocol import FRESH_SEEDS
 from prednas.utils import append_log, read_log, split_passthrough
 
@@ -40,14 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = "examples/models.py:SmallCNN1d"
 CAP = 0.6
 LOG = ROOT / "benchmarks" / "byo-mnist1d.jsonl"
-
-
-def defaults_tag() -> str:
-    """The library defaults a run of this script measures (its run directories are named by it,
-    so that a run made under other defaults is never read back as this one)."""
-    from prednas.search import defaults
-
-    return f"search{defaults.SEARCH_MINUTES:g}min-race{defaults.RACE:g}"
 
 
 def _logged() -> list[dict]:
@@ -129,7 +122,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     LOG = Path(args.log)
     if args.runs is None:
-        args.runs = str(ROOT / "runs" / "bench-byo" / defaults_tag())
+        args.runs = str(ROOT / "runs" / "bench-byo" / defaults.defaults_tag())
     t0 = time.time()
     rows = [summarise(run_one(s, args, extra)) for s in range(args.seeds)]
 

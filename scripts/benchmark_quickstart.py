@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.search import defaults
 from prednas.utils import append_log, read_log, split_passthrough
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,14 +37,6 @@ OUT = ROOT / "benchmarks" / "quickstart-mnist1d.md"
 LOG = ROOT / "benchmarks" / "quickstart-mnist1d.jsonl"
 MINUTES = 8.0
 CAP = 0.6
-
-
-def defaults_tag() -> str:
-    """The library defaults a run of this script measures (its run directories are named by it,
-    so that a run made under other defaults is never read back as this one)."""
-    from prednas.search import defaults
-
-    return f"search{defaults.SEARCH_MINUTES:g}min-race{defaults.RACE:g}"
 
 
 def _rows() -> list[dict]:
@@ -139,7 +132,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     LOG = Path(args.log)
     if args.runs is None:
-        args.runs = str(ROOT / "runs" / "bench-quickstart" / defaults_tag())
+        args.runs = str(ROOT / "runs" / "bench-quickstart" / defaults.defaults_tag())
     results = []
     for seed in range(args.seeds):
         run = run_one(seed, Path(args.runs), extra)

@@ -164,7 +164,7 @@ def add_arguments(p) -> None:
                         "--executor, --ray-address and --workers)")
 
 
-def _limits(args) -> tuple[int, float]:
+def _limits(args, most: int | None = None) -> tuple[int, float]:
     """``(budget, max_seconds)`` of a training or simulated search (checked)."""
     from prednas.errors import check_param
     from prednas.search import defaults
@@ -172,7 +172,7 @@ def _limits(args) -> tuple[int, float]:
     if args.max_minutes is not None:
         check_param(_OWNER, "--max-minutes", args.max_minutes, kind=(float, int), low=0,
                     low_open=True)
-    return defaults.training_limits(args.budget, args.max_minutes)
+    return defaults.training_limits(args.budget, args.max_minutes, most)
 
 
 def _build(args):
@@ -391,9 +391,7 @@ def _simulated(args, executor, common):
         check_param(_OWNER, "--param-cap", args.param_cap, kind=(float, int), low=0,
                     low_open=True, high=10)
         max_params = int(args.param_cap * defaults.param_count(space, baseline))
-    budget, max_seconds = _limits(args)
-    if args.budget is None:  # a small table: the table at most
-        budget = min(budget, len(bench))
+    budget, max_seconds = _limits(args, most=len(bench))
     workers = args.workers or max(1, min(os.cpu_count() or 1, 8))
     evaluator = S.SimulatedEvaluator(
         steps=args.steps, workers=workers, max_params=max_params,

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["task_options", "training_limits", "SEARCH_MINUTES", "TRAINING_BUDGET", "PARAM_CAP",
+__all__ = ["task_options", "training_limits",
+           "defaults_tag", "SEARCH_MINUTES", "TRAINING_BUDGET", "PARAM_CAP",
            "MAX_MINUTES", "RACE", "shrunk_start", "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
@@ -41,14 +42,23 @@ MAX_MINUTES = 20.0
 RACE = 0.2
 
 
-def training_limits(budget: int | None, max_minutes: float | None) -> tuple[int, float]:
+def training_limits(budget: int | None, max_minutes: float | None,
+                    most: int | None = None) -> tuple[int, float]:
     """A training (or simulated) search's ``(budget, max_seconds)`` from what its user gave:
-    neither, :data:`SEARCH_MINUTES` of search (up to :data:`TRAINING_BUDGET` candidates); a
-    budget alone, that many candidates with the :data:`MAX_MINUTES` guard; a time, that time
-    (up to the budget given, else :data:`TRAINING_BUDGET`)."""
+    neither, :data:`SEARCH_MINUTES` of search (up to :data:`TRAINING_BUDGET` candidates, or
+    ``most``: a simulated table's size); a budget alone, that many candidates with the
+    :data:`MAX_MINUTES` guard; a time, that time (up to the budget given, else the ceiling)."""
     if max_minutes is None:
         max_minutes = SEARCH_MINUTES if budget is None else MAX_MINUTES
-    return int(budget or TRAINING_BUDGET), 60.0 * float(max_minutes)
+    ceiling = TRAINING_BUDGET if most is None else min(TRAINING_BUDGET, int(most))
+    return int(budget or ceiling), 60.0 * float(max_minutes)
+
+
+def defaults_tag() -> str:
+    """The defaults a benchmark of the default search measures, as a name (benchmark scripts
+    name their run directories by it, so that a run made under other defaults is never read
+    back as one of these)."""
+    return f"search{SEARCH_MINUTES:g}min-race{RACE:g}"
 
 
 def task_options(name: str, options: dict | None) -> dict:

@@ -268,10 +268,9 @@ class Search:
         trains = self.task is not None or simulate or getattr(evaluator, "simulated", False)
         if trains and budget is None:  # a search for SEARCH_MINUTES unless told otherwise
             budget, default_seconds = defaults.training_limits(
-                None, None if max_seconds is None else max_seconds / 60.0)
+                None, None if max_seconds is None else max_seconds / 60.0,
+                most=None if oracle is None else len(oracle))
             max_seconds = default_seconds if max_seconds is None else max_seconds
-            if oracle is not None:  # a simulated search of a small table: the table at most
-                budget = min(budget, len(oracle))
         elif budget is None:
             budget = 50
         if oracle is not None and budget > len(oracle):
