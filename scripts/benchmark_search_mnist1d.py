@@ -61,6 +61,7 @@ STEPS = 300
 
 
 def _log(row: dict) -> None:
+    LOG.parent.mkdir(parents=True, exist_ok=True)
     with open(LOG, "a", encoding="utf-8") as f:
         f.write(json.dumps(row, sort_keys=True) + "\n")
 
@@ -69,6 +70,24 @@ def _rows() -> list[dict]:
     if not LOG.exists():
         return []
     return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
+
+
+def _merge(paths: list[Path]) -> None:
+    """Append to ``LOG`` the rows of ``paths`` it lacks (searches by method, seed and minutes;
+    retrainings by architecture and seed; matches by method, seed and minutes)."""
+    def key(r):
+        if r["type"] == "final":
+            return ("final", r["arch"], r["seed"])
+        if r["type"] == "baseline":
+            return ("baseline",)
+        return (r["type"], r["method"], r["seed"], r["minutes"])
+
+    have = {key(r) for r in _rows()}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.endswith("}") and key(r := json.loads(line)) not in have:
+                _log(r)
+                have.add(key(r))
 
 
 def _task():
@@ -81,7 +100,8 @@ def _task():
 def run_cli(method: str, seed: int, minutes: float, runs: Path) -> dict:
     run = runs / f"{method}-s{seed}"
     cmd = [sys.executable, "-m", "prednas", "search", "--seed", str(seed), "--replicas", "0",
-           "--budget", "1000", "--max-minutes", str(minutes), "--workers", "2"]
+           "--budget", "1000", "--max-minutes", str(minutes), "--workers", "2",
+           "--device", "cpu"]
     cmd += ["--resume", str(run)] if (run / "state.json").exists() else [
         *CLI[method], "--out", str(run)]
     print("+", " ".join(cmd), flush=True)
@@ -239,8 +259,17 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
 
 
 def main(argv=None) -> int:
+    global LOG
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--only-seeds", default="",
+                    help="comma-separated search seeds to run now (default: 0 .. --seeds - 1); "
+                         "lets two machines share the seeds, each with its own --log")
+    ap.add_argument("--log", default=str(LOG),
+                    help="the append-only record to write and resume from (merge several with "
+                         "--merge)")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="append these records' rows missing from --log, then report")
     ap.add_argument("--minutes", type=float, default=6.0, help="wall clock of each search")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-mnist1d"))
@@ -249,6 +278,9 @@ def main(argv=None) -> int:
                     help="methods whose time until the pick matches the baseline is measured "
                          "(their incumbents are retrained); empty: none")
     args = ap.parse_args(argv)
+    LOG = Path(args.log)
+    if args.merge:
+        _merge([Path(x) for x in args.merge])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -260,20 +292,24 @@ def main(argv=None) -> int:
     if not args.report_only:
         import spaces
 
+        from prednas.benchmarks.build import machine_name
+
         rows = _rows()
         done = {(r["arch"], r["seed"]) for r in rows if r["type"] == "final"}
         base = str(spaces.get("blocks1d").default_arch())
         if not any(r["type"] == "baseline" for r in rows):
             _log({"type": "baseline", "arch": base})
         final_protocol([base], done)
-        for seed in range(args.seeds):
+        seeds = ([int(x) for x in args.only_seeds.split(",") if x.strip()]
+                 if args.only_seeds else range(args.seeds))
+        for seed in seeds:
             for m in methods:
                 if any(r["type"] == "search" and r["method"] == m and r["seed"] == seed
                        and r["minutes"] == args.minutes for r in _rows()):
                     continue
                 out = (run_peer if m in PEERS else run_cli)(m, seed, args.minutes, runs)
                 _log({"type": "search", "method": m, "seed": seed, "minutes": args.minutes,
-                      **out})
+                      "machine": machine_name(), **out})
             picks = [r["pick"] for r in _rows() if r["type"] == "search" and r["seed"] == seed
                      and r["minutes"] == args.minutes and r["pick"]]
             final_protocol(picks, done)
