@@ -221,6 +221,24 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
     return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
 
 
+def _seed_lines(runs: dict, score: dict, methods) -> list[str]:
+    """Each search seed's final-protocol scores, and the machines its searches ran on."""
+    seeds = sorted({s for _, s in runs})
+    if not seeds:
+        return []
+    lines = ["", "## By search seed", "",
+             "Final-protocol score of each method's pick (·: search or retraining not done yet).",
+             "", "| seed | " + " | ".join(methods) + " | machine |",
+             "|---:|" + "---:|" * len(methods) + "---|"]
+    for s in seeds:
+        cells = [score.get(runs[(m, s)]["pick"]) if (m, s) in runs else None for m in methods]
+        machines = sorted({r.get("machine", "not recorded") for (m, ss), r in runs.items()
+                           if ss == s})
+        lines.append(f"| {s} | " + " | ".join("·" if c is None else f"{c:.2f}" for c in cells)
+                     + f" | {'; '.join(machines)} |")
+    return lines
+
+
 def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> str:
     from prednas.benchmarks.build import machine_name
 
@@ -254,6 +272,7 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
                      + f" | {diff} |")
     if base in score:
         lines += ["", f"Baseline `{base}` on the same protocol: {score[base]:.2f}."]
+    lines += _seed_lines(runs, score, methods)
     lines += _match_lines(rows, minutes, methods)
     return "\n".join(lines) + "\n"
 

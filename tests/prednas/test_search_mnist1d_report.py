@@ -1,0 +1,58 @@
+"""The real-training benchmark's records: merging two machines' rows, and its report."""
+
+import json
+
+import pytest
+
+from tests.conftest import load_script
+
+BASE = "conv5:64|conv5:64|conv5:64"
+
+
+@pytest.fixture()
+def bench(tmp_path, monkeypatch):
+    mod = load_script("benchmark_search_mnist1d")
+    monkeypatch.setattr(mod, "LOG", tmp_path / "main.jsonl")
+    return mod
+
+
+def _finals(arch, accs):
+    return [{"type": "final", "arch": arch, "seed": 1000 + i, "status": "ok", "test_acc": a,
+             "val_acc": a, "params": 1} for i, a in enumerate(accs)]
+
+
+def _search(method, seed, pick, machine="A"):
+    return {"type": "search", "method": method, "seed": seed, "minutes": 6.0, "pick": pick,
+            "pick_val": 98.0, "evaluations": 10, "trainings": 10, "incumbents": [],
+            "machine": machine}
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_merge_appends_only_the_rows_the_record_lacks(bench, tmp_path):
+    start = [{"type": "baseline", "arch": BASE}, *_finals(BASE, [98.0] * 5)]
+    _write(bench.LOG, [*start, _search("prednas", 0, "a")])
+    other = tmp_path / "device.jsonl"
+    _write(other, [*start, _search("prednas", 0, "b"), _search("prednas", 4, "c"),
+                   *_finals("c", [98.5] * 5)])
+    bench._merge([other, other])
+    rows = bench._rows()
+    assert len(rows) == 1 + 5 + 1 + 1 + 5  # the baseline's rows and seed 0's search once each
+    assert [r["pick"] for r in rows if r["type"] == "search"] == ["a", "c"]
+
+
+def test_report_pairs_by_seed_and_names_each_seeds_machines(bench):
+    rows = [{"type": "baseline", "arch": BASE}, *_finals(BASE, [98.0] * 5),
+            *_finals("p", [98.6] * 5), *_finals("q", [98.2] * 5), *_finals("r", [98.4] * 5),
+            _search("prednas", 0, "p"), _search("random", 0, "q"),
+            _search("prednas", 1, "p", machine="B"), _search("random", 1, "r", machine="B"),
+            _search("prednas", 2, "p")]  # random's seed 2 not searched yet
+    text = bench.report(rows, 6.0, 3, ["prednas", "random"], "")
+    assert "| random | 2 | 10.0 | 98.30 ± 0.10 | +0.30" in text
+    assert "(n=2)" in text
+    assert "| 0 | 98.60 | 98.20 | A |" in text
+    assert "| 1 | 98.60 | 98.40 | B |" in text
+    assert "| 2 | 98.60 | · | A |" in text
+    assert "Baseline `conv5:64|conv5:64|conv5:64` on the same protocol: 98.00." in text
