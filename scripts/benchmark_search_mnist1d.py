@@ -310,7 +310,6 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0]
     if not args.report_only:
         import spaces
-
         from prednas.benchmarks.build import machine_name
 
         rows = _rows()
