@@ -29,6 +29,10 @@ same fresh seeds in time order until one's score reaches the baseline's; the run
 is when that incumbent finished (never: the run did not match). Median over search seeds.
 
     python scripts/benchmark_search_mnist1d.py --seeds 5 --minutes 6
+
+Two machines can share the seeds: ``--only-seeds 4 --log OTHER.jsonl`` on the other one
+(``scripts/device_search_mnist1d.sh`` runs one seed's methods at once on a many-core machine, each
+on two cores of its own), then ``--merge OTHER.jsonl`` here. Each search row names its machine.
 """
 
 from __future__ import annotations
@@ -277,6 +281,14 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
     return "\n".join(lines) + "\n"
 
 
+def _seed_list(ap, text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--only-seeds {text!r}: give comma-separated integers, e.g. 3,4")
+        raise
+
+
 def main(argv=None) -> int:
     global LOG
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -288,7 +300,8 @@ def main(argv=None) -> int:
                     help="the append-only record to write and resume from (merge several with "
                          "--merge)")
     ap.add_argument("--merge", nargs="*", default=[],
-                    help="append these records' rows missing from --log, then report")
+                    help="first append to --log the rows of these records that it lacks "
+                         "(another machine's --log)")
     ap.add_argument("--minutes", type=float, default=6.0, help="wall clock of each search")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-mnist1d"))
@@ -298,6 +311,7 @@ def main(argv=None) -> int:
                          "(their incumbents are retrained); empty: none")
     args = ap.parse_args(argv)
     LOG = Path(args.log)
+    seeds = _seed_list(ap, args.only_seeds) if args.only_seeds else range(args.seeds)
     if args.merge:
         _merge([Path(x) for x in args.merge])
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -318,8 +332,6 @@ def main(argv=None) -> int:
         if not any(r["type"] == "baseline" for r in rows):
             _log({"type": "baseline", "arch": base})
         final_protocol([base], done)
-        seeds = ([int(x) for x in args.only_seeds.split(",") if x.strip()]
-                 if args.only_seeds else range(args.seeds))
         for seed in seeds:
             for m in methods:
                 if any(r["type"] == "search" and r["method"] == m and r["seed"] == seed
