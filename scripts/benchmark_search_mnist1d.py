@@ -306,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-mnist1d"))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--beside", default="nothing else",
+                    help="what else ran on the machine during the searches, for the report")
     ap.add_argument("--match-methods", default="prednas,random,asha,tpe-hyperband",
                     help="methods whose time until the pick matches the baseline is measured "
                          "(their incumbents are retrained); empty: none")
@@ -345,7 +347,7 @@ def main(argv=None) -> int:
             final_protocol(picks, done)
             time_to_match([m for m in args.match_methods.split(",") if m in methods],
                           args.minutes, done)
-    note = (f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
+    note = (f"Beside the searches ran: {args.beside}. This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
             f"{LOG.name} are read back); load average {load:.1f} when it started.")
     text = report(_rows(), args.minutes, args.seeds, methods, note)
     OUT.write_text(text)
