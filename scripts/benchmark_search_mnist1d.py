@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from prednas.search.protocol import FRESH_SEEDS
+from prednas.utils import append_log, read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
@@ -66,14 +67,11 @@ STEPS = 300
 
 def _log(row: dict) -> None:
     LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+    append_log(LOG, row)
 
 
 def _rows() -> list[dict]:
-    if not LOG.exists():
-        return []
-    return [json.loads(x) for x in LOG.read_text().splitlines() if x.endswith("}")]
+    return read_log(LOG)
 
 
 def _merge(paths: list[Path]) -> None:
@@ -88,8 +86,8 @@ def _merge(paths: list[Path]) -> None:
 
     have = {key(r) for r in _rows()}
     for path in paths:
-        for line in path.read_text().splitlines():
-            if line.endswith("}") and key(r := json.loads(line)) not in have:
+        for r in read_log(path):
+            if key(r) not in have:
                 _log(r)
                 have.add(key(r))
 
@@ -113,7 +111,7 @@ def run_cli(method: str, seed: int, minutes: float, runs: Path) -> dict:
     from prednas.search.peers import incumbents
 
     best = json.loads((run / "best.json").read_text())
-    recs = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
+    recs = read_log(run / "evaluations.jsonl")
     done = [(r["elapsed"], r["objective"], r["arch"]) for r in recs if r["kind"] == "candidate"
             and r["status"] == "ok" and r.get("elapsed") is not None]
     return {"pick": best["arch"], "pick_val": best.get("val_acc"),
@@ -347,7 +345,8 @@ def main(argv=None) -> int:
             final_protocol(picks, done)
             time_to_match([m for m in args.match_methods.split(",") if m in methods],
                           args.minutes, done)
-    note = (f"Beside the searches ran: {args.beside}. This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
+    note = (f"Beside the searches ran: {args.beside}. "
+            f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
             f"{LOG.name} are read back); load average {load:.1f} when it started.")
     text = report(_rows(), args.minutes, args.seeds, methods, note)
     OUT.write_text(text)
