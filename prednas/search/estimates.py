@@ -13,6 +13,15 @@ predictor's error variance (its residuals on what the run has trained). The post
 deviation ``(n / s2 + 1 / t2) ** -0.5`` says how sure each estimate is; :func:`race` spends extra
 trainings on the leaders whose intervals overlap the best's, until one is separated or the
 trainings run out.
+
+A training's validation loss is a second, steadier reading of the same model: accuracy counts
+each validation example as right or wrong, the loss weighs how right. On the default task a
+seed moves the validation accuracy of a good architecture by about 0.2 points, as much as good
+architectures differ, while their losses keep part of their order (see
+``benchmarks/estimate-design.md``). Given the trainings' losses, the estimate adds a third
+term: the accuracy the run's own least-squares line of mean accuracy on mean loss gives the
+architecture's mean loss, weighted by that line's error variance (its residuals, less the seed
+noise), as the prediction is.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ __all__ = ["NoiseAwareEstimate", "Estimate", "race_targets"]
 @dataclass(frozen=True)
 class Estimate:
     """An architecture's estimate: ``value`` ± ``std``, from ``n`` trainings (mean ``mean``,
-    sample std ``sample_std``) and the prediction ``prediction`` (``None``: none)."""
+    sample std ``sample_std``), the prediction ``prediction`` and the accuracy its validation
+    loss reads ``loss_reading`` (``None``: none)."""
 
     arch: str
     value: float
@@ -40,11 +50,12 @@ class Estimate:
     mean: float
     sample_std: float
     prediction: float | None
+    loss_reading: float | None = None
 
     def to_json(self) -> dict:
         return {"arch": self.arch, "estimate": self.value, "estimate_std": self.std,
                 "trainings": self.n, "mean": self.mean, "std": self.sample_std,
-                "prediction": self.prediction}
+                "prediction": self.prediction, "loss_reading": self.loss_reading}
 
 
 class NoiseAwareEstimate:
@@ -53,19 +64,24 @@ class NoiseAwareEstimate:
     Args:
         prior_noise_std: seed noise (std, points) assumed until the run has repeats.
         prior_weight: how many pooled repeat degrees of freedom the prior counts for.
-        min_prediction_std: floor of the predictor's error std (it is never trusted fully).
+        min_prediction_std: floor of the predictor's error std (it is never trusted fully),
+            and of the loss reading's.
+        min_loss_fit: fewest architectures with losses that the loss's line is fitted from.
     """
 
     def __init__(self, prior_noise_std: float = 0.9, prior_weight: float = 4.0,
-                 min_prediction_std: float = 0.3):
-        if prior_noise_std <= 0 or prior_weight < 0 or min_prediction_std <= 0:
+                 min_prediction_std: float = 0.3, min_loss_fit: int = 8):
+        if (prior_noise_std <= 0 or prior_weight < 0 or min_prediction_std <= 0
+                or int(min_loss_fit) != min_loss_fit or min_loss_fit < 3):
             raise InvalidParameterError(
-                "NoiseAwareEstimate needs prior_noise_std > 0, prior_weight >= 0 and "
-                f"min_prediction_std > 0. Got {prior_noise_std}, {prior_weight}, "
-                f"{min_prediction_std} instead.")
+                "NoiseAwareEstimate needs prior_noise_std > 0, prior_weight >= 0, "
+                "min_prediction_std > 0 and an integer min_loss_fit >= 3. Got "
+                f"{prior_noise_std}, {prior_weight}, {min_prediction_std}, {min_loss_fit} "
+                "instead.")
         self.prior_noise_std = prior_noise_std
         self.prior_weight = prior_weight
         self.min_prediction_std = min_prediction_std
+        self.min_loss_fit = int(min_loss_fit)
 
     def noise_var(self, trainings: Mapping[str, Sequence[float]]) -> float:
         """Seed noise variance: the repeats' pooled variance, with the prior as
@@ -94,12 +110,35 @@ class NoiseAwareEstimate:
             return max(floor, 4 * noise_var)  # too few to tell: a weak prediction
         return max(floor, float(np.mean(res)))
 
+    def loss_readings(self, trainings: Mapping[str, Sequence[float]],
+                      losses: Mapping[str, Sequence[float]]) -> dict[str, float]:
+        """The accuracy each architecture's mean validation loss implies: the run's
+        least-squares line of mean accuracy on mean loss (``{}`` with fewer than
+        :attr:`min_loss_fit` architectures having both, or no spread in the losses)."""
+        pairs = {}
+        for a, vals in trainings.items():
+            v = [x for x in vals if math.isfinite(x)]
+            lv = [x for x in losses.get(a, ()) if x is not None and math.isfinite(x)]
+            if v and lv:
+                pairs[a] = (float(np.mean(v)), float(np.mean(lv)))
+        if len(pairs) < self.min_loss_fit:
+            return {}
+        acc, loss = (np.array(c) for c in zip(*pairs.values()))
+        if np.ptp(loss) <= 0:
+            return {}
+        slope, icpt = np.polyfit(loss, acc, 1)
+        return {a: float(icpt + slope * lo) for a, (_, lo) in pairs.items()}
+
     def estimates(self, trainings: Mapping[str, Sequence[float]],
-                  predictions: Mapping[str, float] | None = None) -> list[Estimate]:
-        """Every trained architecture's estimate, best first."""
+                  predictions: Mapping[str, float] | None = None,
+                  losses: Mapping[str, Sequence[float]] | None = None) -> list[Estimate]:
+        """Every trained architecture's estimate, best first; ``losses`` (per architecture,
+        its trainings' validation losses) adds the loss's reading (:meth:`loss_readings`)."""
         predictions = dict(predictions or {})
         s2 = self.noise_var(trainings)
         t2 = self.prediction_var(trainings, predictions, s2)
+        readings = self.loss_readings(trainings, losses) if losses else {}
+        u2 = self.prediction_var(trainings, readings, s2) if readings else math.inf
         out = []
         for a, vals in trainings.items():
             v = np.asarray([x for x in vals if math.isfinite(x)], float)
@@ -111,9 +150,12 @@ class NoiseAwareEstimate:
             if p is not None and math.isfinite(p):
                 prec += 1 / t2
                 num += p / t2
+            if a in readings:
+                prec += 1 / u2
+                num += readings[a] / u2
             out.append(Estimate(a, num / prec, prec ** -0.5, len(v), float(v.mean()),
                                 float(v.std(ddof=1)) if len(v) > 1 else math.nan,
-                                None if p is None else float(p)))
+                                None if p is None else float(p), readings.get(a)))
         return sorted(out, key=lambda e: (-e.value, e.arch))
 
 

@@ -39,27 +39,38 @@ def is_noisy(search: Search) -> bool:
     return search.simulated or not search.evaluator.is_oracle
 
 
-def _trainings(search: Search) -> tuple[dict[str, list[float]], dict[str, float], dict]:
+def _trainings(search: Search) -> tuple[dict[str, list[float]], dict[str, float], dict,
+                                        dict[str, list[float]]]:
     """Per architecture: its full trainings' objectives (the candidate's, then its repeats'),
-    the filter's prediction, and its candidate record."""
+    the filter's prediction, its candidate record, and its trainings' validation losses
+    (where the evaluator measured them: real training, not simulation)."""
     vals: dict[str, list[float]] = {}
+    losses: dict[str, list[float]] = {}
     preds: dict[str, float] = {}
     first: dict[str, Record] = {}
     for r in search._records:
         if r.kind == "candidate" and r.ok and r.arch not in first:
             first[r.arch] = r
             vals.setdefault(r.arch, []).insert(0, r.objective)
+            losses.setdefault(r.arch, []).insert(0, _loss(r))
             if r.predicted is not None and math.isfinite(r.predicted):
                 preds[r.arch] = float(r.predicted)
         elif r.kind == REPEAT and r.ok:
             vals.setdefault(r.arch, []).append(r.objective)
-    return {a: v for a, v in vals.items() if a in first}, preds, first
+            losses.setdefault(r.arch, []).append(_loss(r))
+    return ({a: v for a, v in vals.items() if a in first}, preds, first,
+            {a: v for a, v in losses.items() if a in first})
+
+
+def _loss(record: Record) -> float:
+    loss = record.get("val_loss")
+    return math.nan if loss is None else float(loss)
 
 
 def estimates(search: Search):
     """Every fully trained candidate's estimate, best first."""
-    vals, preds, _ = _trainings(search)
-    return search.estimator.estimates(vals, preds)
+    vals, preds, _, losses = _trainings(search)
+    return search.estimator.estimates(vals, preds, losses)
 
 
 def winner(search: Search) -> tuple[Record | None, dict[str, Any] | None]:
@@ -71,8 +82,8 @@ def winner(search: Search) -> tuple[Record | None, dict[str, Any] | None]:
     if not is_noisy(search):
         top = History(search.space, cands).top(1)
         return (top[0] if top else None), None
-    vals, preds, first = _trainings(search)
-    ests = search.estimator.estimates(vals, preds)
+    vals, preds, first, losses = _trainings(search)
+    ests = search.estimator.estimates(vals, preds, losses)
     if not ests:
         return None, None
     best = ests[0]
@@ -91,7 +102,9 @@ def winner(search: Search) -> tuple[Record | None, dict[str, Any] | None]:
                + ("the race's budget ran out" if search.race else "no budget was kept to race"))
     else:
         how = "the only fully trained candidate"
-    pred = "" if best.prediction is None else f" and the prediction {best.prediction:.2f}"
+    pred = "" if best.prediction is None else f", the prediction {best.prediction:.2f}"
+    if best.loss_reading is not None:
+        pred += f", the accuracy its validation loss reads {best.loss_reading:.2f}"
     spread = "" if best.n < 2 else f" ± {best.sample_std:.2f}"
     info["why"] = (f"highest estimate {best.value:.2f} ± {best.std:.2f}, from {best.n} "
                    f"training{'s' if best.n != 1 else ''} (mean {best.mean:.2f}{spread}){pred}; "

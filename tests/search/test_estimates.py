@@ -47,3 +47,41 @@ def test_the_race_goes_on_until_the_best_is_separated():
 def test_bad_parameters():
     with pytest.raises(InvalidParameterError, match="prior_noise_std"):
         NoiseAwareEstimate(prior_noise_std=0)
+
+
+def test_the_loss_reading_orders_what_noisy_accuracies_do_not():
+    rng = np.random.default_rng(1)
+    true = np.linspace(98.0, 99.0, 12)
+    tr = {f"x{i}": [float(t + rng.normal(0, 0.4))] for i, t in enumerate(true)}
+    loss = {f"x{i}": [float(0.06 - 0.03 * (t - 98.0) + rng.normal(0, 0.001))]
+            for i, t in enumerate(true)}
+    est = NoiseAwareEstimate(prior_noise_std=0.4)
+    readings = est.loss_readings(tr, loss)
+    assert set(readings) == set(tr)
+    assert np.corrcoef([readings[f"x{i}"] for i in range(12)], true)[0, 1] > 0.99
+
+    def corr(ests):
+        by = {e.arch: e.value for e in ests}
+        return np.corrcoef([by[f"x{i}"] for i in range(12)], true)[0, 1]
+
+    assert corr(est.estimates(tr, None, loss)) > corr(est.estimates(tr)) + 0.05
+    assert est.estimates(tr, None, loss)[0].arch in ("x11", "x10")
+
+
+def test_too_few_or_missing_losses_leave_the_estimate_alone():
+    est = NoiseAwareEstimate()
+    tr = {"a": [97.0], "b": [96.0], "c": [95.0]}
+    loss = {"a": [0.1], "b": [0.2], "c": [0.3]}
+    assert est.loss_readings(tr, loss) == {}  # 3 < min_loss_fit
+    assert [e.value for e in est.estimates(tr, None, loss)] == [e.value for e in
+                                                              est.estimates(tr)]
+    tr8 = {f"x{i}": [90.0 + i] for i in range(8)}
+    nan = {a: [math.nan] for a in tr8}
+    assert est.loss_readings(tr8, nan) == {}
+    same = {a: [0.1] for a in tr8}  # no spread in the losses: no line
+    assert est.loss_readings(tr8, same) == {}
+
+
+def test_min_loss_fit_is_checked():
+    with pytest.raises(InvalidParameterError, match="min_loss_fit"):
+        NoiseAwareEstimate(min_loss_fit=2)
