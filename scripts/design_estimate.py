@@ -119,12 +119,14 @@ def main(argv=None) -> int:
 def summary(studies: dict, truth: dict) -> str:
     from scipy.stats import spearmanr
 
+    from prednas.benchmarks.build import machine_name
+
     names = ("estimate", "mean", "loss", "blend", "estimate_loss", "mean_loss")
     lines = ["# Which in-run signal names the best architecture (design study)", "",
              "Truth: mean validation accuracy of 5 fresh-seed retrainings (the test split is not "
              "looked at). Per run: the truth of each rule's first pick, and its Spearman "
              f"correlation with the truth over the union of every rule's top {TOP} "
-             "(`scripts/design_estimate.py`).", "",
+             f"(`scripts/design_estimate.py`, {machine_name()}).", "",
              "| run | archs | " + " | ".join(f"{n}: pick | {n}: ρ" for n in names) + " |",
              "|---|---:|" + "---:|---:|" * len(names)]
     for run, (_per, order, leaders) in studies.items():
