@@ -141,6 +141,46 @@ def run_peer(method: str, seed: int, minutes: float, runs: Path) -> dict:
             "trainings": out["jobs"], "incumbents": trial_incumbents(out["trials"])}
 
 
+#: the peers that search through ``prednas search`` and so name their winner by the engine's
+#: estimate, as prednas does (none of them races: with one training each, the estimate orders
+#: them by their accuracies and, since the loss reading, by their validation losses too)
+ENGINE_PEERS = ("random", "asha", "modelsearch", "rea")
+
+
+def repick(run: Path) -> str | None:
+    """The winner today's engine names from the trainings a finished run recorded: what the run
+    would hand over were it made now (its trajectory does not depend on how the winner is
+    named, for a method that does not race)."""
+    from types import SimpleNamespace
+
+    from prednas.search.base import Record
+    from prednas.search.estimates import NoiseAwareEstimate
+    from prednas.search.racing import winner
+
+    recs = [Record.from_json(r) for r in read_log(run / "evaluations.jsonl")]
+    fake = SimpleNamespace(_records=recs, estimator=NoiseAwareEstimate(), race=0.0,
+                           simulated=False, evaluator=SimpleNamespace(is_oracle=False))
+    best, _ = winner(fake)
+    return None if best is None else best.arch
+
+
+def repick_peers(methods, minutes: float, runs: Path, done: set) -> None:
+    """For each engine peer's run without a ``repick`` row: its winner under today's estimate
+    (:func:`repick`), logged and retrained on the fresh seeds."""
+    have = {(r["method"], r["seed"]) for r in _rows()
+            if r["type"] == "repick" and r["minutes"] == minutes}
+    for r in [r for r in _rows() if r["type"] == "search" and r["minutes"] == minutes
+              and r["method"] in methods and r["method"] in ENGINE_PEERS]:
+        run = runs / f"{r['method']}-s{r['seed']}"
+        if (r["method"], r["seed"]) in have or not (run / "evaluations.jsonl").exists():
+            continue
+        pick = repick(run)
+        _log({"type": "repick", "method": r["method"], "seed": r["seed"], "minutes": minutes,
+              "pick": pick, "was": r["pick"]})
+        if pick:
+            final_protocol([pick], done)
+
+
 def _retrain(arch: str, seed: int) -> dict:
     import torch
 
@@ -229,6 +269,37 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
     return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
 
 
+def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods) -> list[str]:
+    """The engine peers' winners as today's estimate names them from their runs' trainings."""
+    got = {(r["method"], r["seed"]): r for r in rows
+           if r["type"] == "repick" and r["minutes"] == minutes and r["method"] in methods}
+    if not got:
+        return []
+    lines = ["", "## Engine peers, their winners named by today's estimate", "",
+             "Random search, ASHA, Model Search and REA search through `prednas search` and name "
+             "their winner by the engine's estimate, as prednas does; their runs above were made "
+             "before the estimate read validation losses. Here each run's winner is named again "
+             "from the trainings it recorded, by today's estimate (what the run would hand over "
+             "now: none of these methods races, so its trajectory does not depend on the "
+             "winner), and retrained on the same fresh seeds.", "",
+             "| method | seeds | picks changed | final protocol (mean ± std over seeds) | "
+             "prednas − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
+    for m in ENGINE_PEERS:
+        rs = {s: r for (mm, s), r in got.items() if mm == m}
+        vals = {s: score.get(r["pick"]) for s, r in rs.items()}
+        v = np.array([x for x in vals.values() if x is not None], float)
+        if not len(v):
+            continue
+        d = np.array([ref[s] - vals[s] for s in vals
+                      if vals[s] is not None and ref.get(s) is not None], float)
+        lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
+        changed = sum(1 for r in rs.values() if r["pick"] != r["was"])
+        lines.append(f"| {m} | {len(v)} | {changed}/{len(rs)} | {v.mean():.2f} ± {v.std():.2f} | "
+                     + (f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})" if len(d) else "")
+                     + " |")
+    return lines
+
+
 def _seed_lines(runs: dict, score: dict, methods) -> list[str]:
     """Each search seed's final-protocol scores, and the machines its searches ran on."""
     seeds = sorted({s for _, s in runs})
@@ -280,6 +351,7 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
                      + f" | {diff} |")
     if base in score:
         lines += ["", f"Baseline `{base}` on the same protocol: {score[base]:.2f}."]
+    lines += _repick_lines(rows, minutes, score, ref, methods)
     lines += _seed_lines(runs, score, methods)
     lines += _match_lines(rows, minutes, methods)
     return "\n".join(lines) + "\n"
@@ -353,6 +425,7 @@ def main(argv=None) -> int:
             final_protocol(picks, done)
             time_to_match([m for m in args.match_methods.split(",") if m in methods],
                           args.minutes, done)
+        repick_peers(methods, args.minutes, runs, done)
     note = (f"Beside the searches ran: {args.beside}. "
             f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
             f"{LOG.name} are read back); load average {load:.1f} when it started.")

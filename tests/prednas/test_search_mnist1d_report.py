@@ -56,3 +56,28 @@ def test_report_pairs_by_seed_and_names_each_seeds_machines(bench):
     assert "| 1 | 98.60 | 98.40 | B |" in text
     assert "| 2 | 98.60 | · | A |" in text
     assert "Baseline `conv5:64|conv5:64|conv5:64` on the same protocol: 98.00." in text
+
+
+def test_an_engine_peers_winner_is_named_again_by_todays_estimate(bench, tmp_path):
+    # ten trainings: the best accuracy ("lucky") has a poor loss; "steady" reads best by loss
+    recs = [{"arch": f"x{i}", "canonical": f"x{i}", "kind": "candidate", "round": i, "slot": 0,
+             "status": "ok", "objective": 97.0 + 0.1 * i, "val_loss": 0.10 - 0.005 * i}
+            for i in range(8)]
+    recs += [{**recs[0], "arch": "lucky", "canonical": "lucky", "objective": 98.9,
+              "val_loss": 0.09},
+             {**recs[0], "arch": "steady", "canonical": "steady", "objective": 98.6,
+              "val_loss": 0.03}]
+    run = tmp_path / "runs" / "6min" / "random-s0"
+    run.mkdir(parents=True)
+    _write(run / "evaluations.jsonl", recs)
+    assert bench.repick(run) == "steady"
+    rows = [{"type": "baseline", "arch": BASE}, *_finals(BASE, [98.0] * 5),
+            _search("prednas", 0, "p"), {**_search("random", 0, "lucky")},
+            *_finals("p", [98.6] * 5), *_finals("steady", [98.5] * 5)]
+    _write(bench.LOG, rows)
+    done = {(r["arch"], r["seed"]) for r in rows if r["type"] == "final"}
+    bench.repick_peers(["prednas", "random"], 6.0, tmp_path / "runs" / "6min", done)
+    got = [r for r in bench._rows() if r["type"] == "repick"]
+    assert [(r["method"], r["pick"], r["was"]) for r in got] == [("random", "steady", "lucky")]
+    text = bench.report(bench._rows(), 6.0, 1, ["prednas", "random"], "")
+    assert "| random | 1 | 1/1 | 98.50 ± 0.00 | +0.10" in text
