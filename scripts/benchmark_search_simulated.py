@@ -42,7 +42,9 @@ ENGINE = ("prednas", "prednas-norace", "prednas-asha", "prednas-asha-estimate", 
           "prednas-prior", "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 #: methods whose rows are read back, not run: the default before its estimate read the recorded
-#: validation losses (code at commit a390604; its rows relabelled from ``prednas``)
+#: validation losses (code at commit a390604; its rows relabelled from ``prednas``). The record
+#: as it stood then is ``search-blocks1d-simulated-v1.jsonl``; Model Search's and REA's rows of
+#: that time, whose winners the estimate names too, are only there (they are searched again)
 REFERENCE = ("prednas-v1",)
 #: what an engine run's row says of the estimate that named its winner (rows without it were
 #: made before the estimate read validation losses)
