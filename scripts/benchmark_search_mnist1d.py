@@ -15,8 +15,8 @@ busy machine slows every method alike. Methods:
 - through :func:`prednas.search.peers.train_method` (the same evaluation function on a pool of
   the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
   reports at 25, 75 and 225 steps);
-- read back, not run: ``prednas-v1``, the default before its estimate read the trainings'
-  validation losses (:data:`REFERENCE`).
+- read back, not run: ``prednas-loss`` and ``prednas-prior-loss``, the default and
+  ``--prior table`` when the estimate read the trainings' validation losses (:data:`REFERENCE`).
 
 **Final protocol:** each method's pick, and the baseline, are retrained on 5 fresh seeds (1000 to
 1004, never seen by a search) with the search's recipe; a pick's score is their mean test
@@ -63,10 +63,11 @@ CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],
        "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}
 PEERS = ("tpe", "tpe-hyperband")
-#: methods whose rows are read back, not run: the default as it was before the estimate read the
-#: trainings' validation losses (code at commit a390604; its rows, searched with the peers' seeds
-#: on the same machine type, are those of ``search-mnist1d-v1.jsonl`` relabelled)
-REFERENCE = ("prednas-v1",)
+#: methods whose rows are read back, not run: made at commit 9ac1e36, when the estimate that names
+#: the winner (and the race's leaders) read the trainings' validation losses by default
+#: (``NoiseAwareEstimate(loss_reading=True)``): the default then, and the default with
+#: ``--prior table``. Measured, the loss reading is off by default again.
+REFERENCE = ("prednas-loss", "prednas-prior-loss")
 METHODS = (*CLI, *PEERS, *REFERENCE)
 STEPS = 300
 
@@ -143,14 +144,14 @@ def run_peer(method: str, seed: int, minutes: float, runs: Path) -> dict:
 
 #: the peers that search through ``prednas search`` and so name their winner by the engine's
 #: estimate, as prednas does (none of them races: with one training each, the estimate orders
-#: them by their accuracies and, since the loss reading, by their validation losses too)
+#: them by their accuracies, and with the loss reading by their validation losses too)
 ENGINE_PEERS = ("random", "asha", "modelsearch", "rea")
 
 
 def repick(run: Path) -> str | None:
-    """The winner today's engine names from the trainings a finished run recorded: what the run
-    would hand over were it made now (its trajectory does not depend on how the winner is
-    named, for a method that does not race)."""
+    """The winner the estimate with the loss reading (``prednas-loss``'s) names from the
+    trainings a finished run recorded: what the run would hand over with it (its trajectory does
+    not depend on how the winner is named, for a method that does not race)."""
     from types import SimpleNamespace
 
     from prednas.search.base import Record
@@ -158,15 +159,15 @@ def repick(run: Path) -> str | None:
     from prednas.search.racing import winner
 
     recs = [Record.from_json(r) for r in read_log(run / "evaluations.jsonl")]
-    fake = SimpleNamespace(_records=recs, estimator=NoiseAwareEstimate(), race=0.0,
+    fake = SimpleNamespace(_records=recs, estimator=NoiseAwareEstimate(loss_reading=True), race=0.0,
                            simulated=False, evaluator=SimpleNamespace(is_oracle=False))
     best, _ = winner(fake)
     return None if best is None else best.arch
 
 
 def repick_peers(methods, minutes: float, runs: Path, done: set) -> None:
-    """For each engine peer's run without a ``repick`` row: its winner under today's estimate
-    (:func:`repick`), logged and retrained on the fresh seeds."""
+    """For each engine peer's run without a ``repick`` row: its winner under the estimate with
+    the loss reading (:func:`repick`), logged and retrained on the fresh seeds."""
     have = {(r["method"], r["seed"]) for r in _rows()
             if r["type"] == "repick" and r["minutes"] == minutes}
     for r in [r for r in _rows() if r["type"] == "search" and r["minutes"] == minutes
@@ -270,18 +271,20 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
 
 
 def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods) -> list[str]:
-    """The engine peers' winners as today's estimate names them from their runs' trainings."""
+    """The engine peers' winners as the estimate with the loss reading names them."""
     got = {(r["method"], r["seed"]): r for r in rows
            if r["type"] == "repick" and r["minutes"] == minutes and r["method"] in methods}
     if not got:
         return []
-    lines = ["", "## Engine peers, their winners named by today's estimate", "",
+    lines = ["", "## Engine peers, their winners named by the estimate with the loss reading", "",
              "Random search, ASHA, Model Search and REA search through `prednas search` and name "
-             "their winner by the engine's estimate, as prednas does; their runs above were made "
-             "before the estimate read validation losses. Here each run's winner is named again "
-             "from the trainings it recorded, by today's estimate (what the run would hand over "
-             "now: none of these methods races, so its trajectory does not depend on the "
-             "winner), and retrained on the same fresh seeds.", "",
+             "their winner by the engine's estimate, as prednas does. `prednas-loss` and "
+             "`prednas-prior-loss` named theirs by the estimate that also reads validation "
+             "losses; to compare them on equal terms, each peer run's winner is named again from "
+             "the trainings it recorded by that estimate (what the run would hand over with it: "
+             "none of these methods races, so its trajectory does not depend on the winner), "
+             "and retrained on the same fresh seeds. Differences here are still to `prednas`.",
+             "",
              "| method | seeds | picks changed | final protocol (mean ± std over seeds) | "
              "prednas − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
     for m in ENGINE_PEERS:

@@ -38,20 +38,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
-ENGINE = ("prednas", "prednas-norace", "prednas-asha", "prednas-asha-estimate", "prednas-cost",
-          "prednas-prior", "modelsearch", "rea")
+ENGINE = ("prednas", "prednas-loss", "prednas-norace", "prednas-asha", "prednas-asha-estimate",
+          "prednas-cost", "prednas-prior", "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
-#: methods whose rows are read back, not run: the default before its estimate read the recorded
-#: validation losses (code at commit a390604; its rows relabelled from ``prednas``). The record
-#: as it stood then is ``search-blocks1d-simulated-v1.jsonl``; Model Search's and REA's rows of
-#: that time, whose winners the estimate names too, are only there (they are searched again)
-REFERENCE = ("prednas-v1",)
-#: what an engine run's row says of the estimate that named its winner (rows without it were
-#: made before the estimate read validation losses)
-ESTIMATE = "accuracy+loss"
 MINUTES = (2, 5, 10, 20)
 #: the machine of the runs from before each run recorded its own (their reports named it)
 EARLIER = "AMD EPYC (not recorded per run)"
+
 
 
 def _cap(bench) -> int:
@@ -62,7 +55,9 @@ def _cap(bench) -> int:
 
 def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) -> dict:
     """One engine search on the simulated clock, with the library's defaults (the same search
-    as ``prednas search --bench ... --simulate``): ``prednas``, ``prednas-asha`` (partial
+    as ``prednas search --bench ... --simulate``): ``prednas``, ``prednas-loss`` (its estimate
+    also reads the recorded validation losses: ``NoiseAwareEstimate(loss_reading=True)``),
+    ``prednas-asha`` (partial
     trainings under ASHA, rungs 50/100/300; ``prednas-asha-estimate`` ranks each rung by the
     partial accuracy combined with the filter's prediction), ``prednas-norace`` (no share of the
     budget races the leaders: the default before it was measured), ``prednas-cost``
@@ -82,8 +77,12 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
                   evaluator=S.SimulatedEvaluator(workers=workers, max_params=cap))
     with tempfile.TemporaryDirectory() as tmp:
         common["run_dir"] = f"{tmp}/run"
-        if method == "prednas":
+        if method in ("prednas", "prednas-loss"):
             search = S.Search(space, **common)
+            if method == "prednas-loss":
+                from prednas.search.estimates import NoiseAwareEstimate
+
+                search.estimator = NoiseAwareEstimate(loss_reading=True)
         elif method in ("prednas-asha", "prednas-asha-estimate"):
             rank = "estimate" if method.endswith("estimate") else "partial"
             search = S.Search(space, scheduler=S.ASHAScheduler(rungs=(50, 100, 300),
@@ -149,9 +148,7 @@ def summary(rows: list[dict], bench) -> str:
     top1 = np.quantile(vals[np.isfinite(vals)], 0.99)
     feasible = np.array([v for a, v in means.items() if params[a] <= cap and np.isfinite(v)])
     top1_cap = np.quantile(feasible, 0.99)
-    methods = [m for m in (*ENGINE, *REFERENCE, *PEERS) if any(r["method"] == m for r in rows)]
-    before = [m for m in ENGINE if any(r["method"] == m and r.get("estimate") != ESTIMATE
-                                       for r in rows)]
+    methods = [m for m in (*ENGINE, *PEERS) if any(r["method"] == m for r in rows)]
     lines = ["# Search under simulated training: blocks1d-mnist1d-v2", "",
              f"Command: `python {Path(__file__).relative_to(ROOT)}`. Report written on: "
              f"{machine_summary()}; load while running: "
@@ -165,11 +162,6 @@ def summary(rows: list[dict], bench) -> str:
              f"top 1% at ≥ {top1_cap:.2f}. The table's top 1% over all architectures (≥ "
              f"{top1:.2f}) holds {sum(1 for a, v in means.items() if v >= top1 and params[a] <= cap)}"
              " within the cap; the share of picks in it is the last column.", ""]
-    if before:
-        lines += ["Engine methods name their winner by the engine's noise-aware estimate, which "
-                  "reads the recorded validation losses since `prednas-v1` (the default before "
-                  "that, its rows relabelled). Rows of these engine methods were made before it, "
-                  f"all or some: {', '.join(before)}.", ""]
     for minutes in MINUTES:
         at = [r for r in rows if r["minutes"] == minutes and r.get("pick")]
         if not at:
@@ -263,16 +255,13 @@ def main(argv=None) -> int:
     for seed in range(k, args.seeds, n):  # methods interleaved seed by seed
         for minutes in (float(m) for m in args.minutes.split(",")):
             for m in methods:
-                if m in REFERENCE:
-                    continue
                 if (m, seed, minutes) in have:
                     continue
                 t = time.perf_counter()
                 out = (run_engine if m in ENGINE else run_peer)(m, bench, seed, minutes)
                 row = {"method": m, "seed": seed, "minutes": minutes, **out,
                        "wall_seconds": time.perf_counter() - t, "cpu": machine_name(),
-                       "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-                       **({"estimate": ESTIMATE} if m in ENGINE else {})}
+                       "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
                 append_log(LOG, row)
                 rows.append(row)
                 print(json.dumps(row), flush=True)

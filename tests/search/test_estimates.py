@@ -55,7 +55,7 @@ def test_the_loss_reading_orders_what_noisy_accuracies_do_not():
     tr = {f"x{i}": [float(t + rng.normal(0, 0.4))] for i, t in enumerate(true)}
     loss = {f"x{i}": [float(0.06 - 0.03 * (t - 98.0) + rng.normal(0, 0.001))]
             for i, t in enumerate(true)}
-    est = NoiseAwareEstimate(prior_noise_std=0.4)
+    est = NoiseAwareEstimate(prior_noise_std=0.4, loss_reading=True)
     readings = est.loss_readings(tr, loss)
     assert set(readings) == set(tr)
     assert np.corrcoef([readings[f"x{i}"] for i in range(12)], true)[0, 1] > 0.99
@@ -66,10 +66,13 @@ def test_the_loss_reading_orders_what_noisy_accuracies_do_not():
 
     assert corr(est.estimates(tr, None, loss)) > corr(est.estimates(tr)) + 0.05
     assert est.estimates(tr, None, loss)[0].arch in ("x11", "x10")
+    off = NoiseAwareEstimate(prior_noise_std=0.4)  # the default: losses are not read
+    assert [e.value for e in off.estimates(tr, None, loss)] == [e.value for e in
+                                                              off.estimates(tr)]
 
 
 def test_too_few_or_missing_losses_leave_the_estimate_alone():
-    est = NoiseAwareEstimate()
+    est = NoiseAwareEstimate(loss_reading=True)
     tr = {"a": [97.0], "b": [96.0], "c": [95.0]}
     loss = {"a": [0.1], "b": [0.2], "c": [0.3]}
     assert est.loss_readings(tr, loss) == {}  # 3 < min_loss_fit

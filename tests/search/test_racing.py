@@ -71,7 +71,7 @@ def test_a_race_killed_mid_batch_resumes_without_counting_twice(sim_table, tmp_p
     from prednas.search.estimates import NoiseAwareEstimate
 
     # noise so large that the race always runs to its budget, in every search below
-    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3, 8))
+    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3, 8, False))
     _sim(sim_table, tmp_path / "ref", seed=2).run()
     kill_when(lambda rec, n: rec.get("kind") == REPEAT,
               _sim(sim_table, tmp_path / "run", seed=2).run)
@@ -100,7 +100,7 @@ def test_the_ensemble_is_of_the_winner_and_reuses_the_races_trainings(synthetic_
     from prednas.search import MutationMutator, NoFilter, ReplicaEnsembler, TrainingEvaluator
     from prednas.search.estimates import NoiseAwareEstimate
 
-    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3, 8))
+    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (50.0, 1e6, 0.3, 8, False))
     res = Search("blocks1d", task=synthetic_task, evaluator=TrainingEvaluator(steps=4, device="cpu"),
                  budget=4, per_round=2, seed=0, race=0.5, filter=NoFilter(),
                  mutator=MutationMutator(parents=3, mutations=30), run_dir=tmp_path / "e",
@@ -111,12 +111,12 @@ def test_the_ensemble_is_of_the_winner_and_reuses_the_races_trainings(synthetic_
     assert not [r for r in recs if r["kind"] == "replica"]  # its repeat was the replica
 
 
-def test_a_training_search_reads_its_trainings_validation_losses(synthetic_task, tmp_path,
+def test_a_training_search_reads_its_trainings_validation_losses_when_asked(synthetic_task, tmp_path,
                                                                  monkeypatch):
     from prednas.search import MutationMutator, NoFilter, TrainingEvaluator
     from prednas.search.estimates import NoiseAwareEstimate
 
-    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (0.9, 4.0, 0.3, 3))
+    monkeypatch.setattr(NoiseAwareEstimate.__init__, "__defaults__", (0.9, 4.0, 0.3, 3, True))
     res = Search("blocks1d", task=synthetic_task, evaluator=TrainingEvaluator(steps=4, device="cpu"),
                  budget=5, per_round=5, seed=0, race=0.0, filter=NoFilter(),
                  mutator=MutationMutator(parents=3, mutations=30), run_dir=tmp_path / "l").run()
