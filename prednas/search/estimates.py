@@ -18,8 +18,10 @@ With ``loss_reading=True`` the estimate also reads the trainings' validation los
 steadier reading of the same models than 0/1 accuracy on a finite validation split): the accuracy
 the run's own least-squares line of mean accuracy on mean loss gives each architecture's mean
 loss, weighted by that line's error variance (its residuals, less the seed noise), as the
-prediction is. Measured, it is off by default: on the simulated clock (50 seeds) it lowered the
-default search's picks by 0.03-0.10 points at every budget, every 90% interval below zero
+prediction is. It was chosen from a design study on two unseen search seeds with real training
+(``benchmarks/estimate-design.md``: the loss ordered the leaders better in one of two). Measured,
+it is off by default: on the simulated clock (50 seeds) it lowered the default search's picks by
+0.03-0.10 points at every budget, every 90% interval below zero
 (``benchmarks/search-blocks1d-simulated.md``, ``prednas-loss``), and with real training on the
 default task it moved them by +0.01 (5 seeds, ``benchmarks/search-mnist1d.md``).
 """
