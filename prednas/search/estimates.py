@@ -77,7 +77,7 @@ class NoiseAwareEstimate:
                  min_prediction_std: float = 0.3, min_loss_fit: int = 8,
                  loss_reading: bool = False):
         if (prior_noise_std <= 0 or prior_weight < 0 or min_prediction_std <= 0
-                or int(min_loss_fit) != min_loss_fit or min_loss_fit < 3):
+                or not isinstance(min_loss_fit, int) or min_loss_fit < 3):
             raise InvalidParameterError(
                 "NoiseAwareEstimate needs prior_noise_std > 0, prior_weight >= 0, "
                 "min_prediction_std > 0 and an integer min_loss_fit >= 3. Got "

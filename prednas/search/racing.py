@@ -43,7 +43,7 @@ def _trainings(search: Search) -> tuple[dict[str, list[float]], dict[str, float]
                                         dict[str, list[float]]]:
     """Per architecture: its full trainings' objectives (the candidate's, then its repeats'),
     the filter's prediction, its candidate record, and its trainings' validation losses
-    (where the evaluator measured them: real training, not simulation)."""
+    (NaN where the evaluator measured none)."""
     vals: dict[str, list[float]] = {}
     losses: dict[str, list[float]] = {}
     preds: dict[str, float] = {}

@@ -86,5 +86,6 @@ def test_too_few_or_missing_losses_leave_the_estimate_alone():
 
 
 def test_min_loss_fit_is_checked():
-    with pytest.raises(InvalidParameterError, match="min_loss_fit"):
-        NoiseAwareEstimate(min_loss_fit=2)
+    for bad in (2, 4.5, "8"):
+        with pytest.raises(InvalidParameterError, match="min_loss_fit"):
+            NoiseAwareEstimate(min_loss_fit=bad)
