@@ -16,7 +16,9 @@ busy machine slows every method alike. Methods:
   the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
   reports at 25, 75 and 225 steps);
 - read back, not run: ``prednas-loss`` and ``prednas-prior-loss``, the default and
-  ``--prior table`` when the estimate read the trainings' validation losses (:data:`REFERENCE`).
+  ``--prior table`` when the estimate read the trainings' validation losses (:data:`REFERENCE`);
+  ``--repick`` names the engine peers' winners with that estimate too, for a comparison on equal
+  terms (:func:`repick_peers`).
 
 **Final protocol:** each method's pick, and the baseline, are retrained on 5 fresh seeds (1000 to
 1004, never seen by a search) with the search's recipe; a pick's score is their mean test
@@ -390,6 +392,9 @@ def main(argv=None) -> int:
     ap.add_argument("--match-methods", default="prednas,random,asha,tpe-hyperband",
                     help="methods whose time until the pick matches the baseline is measured "
                          "(their incumbents are retrained); empty: none")
+    ap.add_argument("--repick", action="store_true",
+                    help="name each engine peer's winner again from its run's trainings with the "
+                         "estimate that reads validation losses (prednas-loss's), and retrain it")
     args = ap.parse_args(argv)
     LOG = Path(args.log)
     seeds = _seed_list(ap, args.only_seeds) if args.only_seeds else range(args.seeds)
@@ -428,7 +433,8 @@ def main(argv=None) -> int:
             final_protocol(picks, done)
             time_to_match([m for m in args.match_methods.split(",") if m in methods],
                           args.minutes, done)
-        repick_peers(methods, args.minutes, runs, done)
+        if args.repick:
+            repick_peers(methods, args.minutes, runs, done)
     note = (f"Beside the searches ran: {args.beside}. "
             f"This invocation took {(time.time() - t0) / 60:.0f} min (rows already in "
             f"{LOG.name} are read back); load average {load:.1f} when it started.")
