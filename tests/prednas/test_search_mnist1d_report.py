@@ -58,7 +58,7 @@ def test_report_pairs_by_seed_and_names_each_seeds_machines(bench):
     assert "Baseline `conv5:64|conv5:64|conv5:64` on the same protocol: 98.00." in text
 
 
-def test_an_engine_peers_winner_is_named_again_by_todays_estimate(bench, tmp_path):
+def test_an_engine_peers_winner_is_named_again_by_the_loss_reading_estimate(bench, tmp_path):
     # ten trainings: the best accuracy ("lucky") has a poor loss; "steady" reads best by loss
     recs = [{"arch": f"x{i}", "canonical": f"x{i}", "kind": "candidate", "round": i, "slot": 0,
              "status": "ok", "objective": 97.0 + 0.1 * i, "val_loss": 0.10 - 0.005 * i}
