@@ -51,20 +51,25 @@ def in_run(run: Path) -> dict[str, dict]:
     preds = {r["arch"]: float(r["predicted"]) for r in read_log(run / "evaluations.jsonl")
              if r["kind"] == "candidate" and r.get("predicted") is not None}
     losses = {a: d["loss"] for a, d in per.items()}
-    for name, args in (("estimate", (vals, preds)), ("estimate_loss", (vals, preds, losses)),
-                       ("mean_loss", (vals, None, losses))):
-        for i, e in enumerate(NoiseAwareEstimate().estimates(*args)):
+    reading = NoiseAwareEstimate(loss_reading=True)
+    for name, est, args in (("estimate", NoiseAwareEstimate(), (vals, preds)),
+                            ("estimate_loss", reading, (vals, preds, losses)),
+                            ("mean_loss", reading, (vals, None, losses))):
+        for i, e in enumerate(est.estimates(*args)):
             per[e.arch][f"{name}_rank"] = i
     return per
 
 
 def rules(per: dict[str, dict]) -> dict[str, list[str]]:
     """Each rule's order of the run's architectures, best first."""
+    from prednas.search.estimates import NoiseAwareEstimate
+
     archs = sorted(per)
     acc = np.array([np.mean(per[a]["acc"]) for a in archs])
     loss = np.array([np.mean(per[a]["loss"]) for a in archs])
-    slope, icpt = np.polyfit(loss, acc, 1)
-    blend = 0.5 * acc + 0.5 * (icpt + slope * loss)
+    reads = NoiseAwareEstimate().loss_readings({a: per[a]["acc"] for a in archs},
+                                               {a: per[a]["loss"] for a in archs})
+    blend = 0.5 * acc + 0.5 * np.array([reads[a] for a in archs])
     big = len(archs)
     return {**{n: sorted(archs, key=lambda a: per[a].get(f"{n}_rank", big))
                for n in ("estimate", "estimate_loss", "mean_loss")},
