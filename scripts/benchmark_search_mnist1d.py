@@ -10,7 +10,8 @@ busy machine slows every method alike. Methods:
   the default before it was measured), ``prednas-cost`` (``--time-weight 1``: cost-aware
   proposals), ``prednas-prior`` (``--prior table``: the prior learned from the 1-D table,
   whose task is this one: its gain here is partly circular; ``benchmarks/transfer-blocks1d.md``
-  measures it on another task),
+  measures it on another task), ``prednas-explore`` (``--explore 0.3``: 30% of each round's
+  pool uniform samples for the filter to choose among) and ``prednas-prior-explore`` (both),
   ``random``, ``asha`` (random search under the engine's ASHA), ``modelsearch``, ``rea``;
 - through :func:`prednas.search.peers.train_method` (the same evaluation function on a pool of
   the same size): ``tpe`` (Optuna's TPE) and ``tpe-hyperband`` (with its HyperbandPruner,
@@ -61,6 +62,8 @@ CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
        "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate"],
        "prednas-norace": ["--race", "0"], "prednas-cost": ["--time-weight", "1"],
        "prednas-prior": ["--prior", "table"],
+       "prednas-explore": ["--explore", "0.3"],
+       "prednas-prior-explore": ["--prior", "table", "--explore", "0.3"],
        "random": ["--strategy", "random"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],
        "modelsearch": ["--strategy", "modelsearch"], "rea": ["--strategy", "rea"]}

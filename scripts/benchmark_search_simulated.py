@@ -39,9 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
 ENGINE = ("prednas", "prednas-loss", "prednas-norace", "prednas-asha", "prednas-asha-estimate",
-          "prednas-cost", "prednas-prior", "modelsearch", "rea")
+          "prednas-cost", "prednas-prior", "prednas-explore", "prednas-prior-explore",
+          "modelsearch", "rea")
 PEERS = ("random", "asha", "tpe", "tpe-hyperband")
 MINUTES = (2, 5, 10, 20)
+#: the share of each round's pool that ``prednas-explore`` draws uniformly (``--explore``)
+EXPLORE = 0.3
 #: the machine of the runs from before each run recorded its own (their reports named it)
 EARLIER = "AMD EPYC (not recorded per run)"
 
@@ -63,8 +66,9 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
     budget races the leaders: the default before it was measured), ``prednas-cost``
     (cost-aware proposals, ``time_weight=1``: expected improvement per predicted second),
     ``prednas-prior`` (``prior="table"``, learned from version 1 of the table: the same task,
-    so its gain here is partly circular),
-    ``modelsearch``, ``rea``.
+    so its gain here is partly circular), ``prednas-explore`` and ``prednas-prior-explore``
+    (:data:`EXPLORE` of each round's pool uniform samples for the filter to choose among, without
+    and with that prior), ``modelsearch``, ``rea``.
 
     Besides the pick: the run's incumbents (``(simulated seconds, arch)`` each time the best
     full training so far changed), for the time until the pick matches the baseline."""
@@ -99,6 +103,13 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
 
             search = S.Search(space, filter=default_filter(space, simulated=True, prior="table"),
                               **common)
+        elif method in ("prednas-explore", "prednas-prior-explore"):
+            from prednas.search.defaults import default_filter, default_mutator
+
+            prior = "table" if method == "prednas-prior-explore" else None
+            search = S.Search(space, mutator=default_mutator(space, space.default_arch(), cap,
+                                                             explore=EXPLORE),
+                              filter=default_filter(space, simulated=True, prior=prior), **common)
         elif method == "modelsearch":
             search = S.model_search(space, per_round=workers, **common)
         else:

@@ -127,6 +127,10 @@ def add_arguments(p) -> None:
                    help="as Model Search starts: evaluate this architecture first (repeatable); "
                         "default for blocks1d: the baseline with its widths shrunk to fit the "
                         "parameter cap (it measured better: benchmarks/search-mnist1d.md)")
+    p.add_argument("--explore", type=float, default=0.0, metavar="SHARE",
+                   help="share of each round's candidates drawn uniformly from the space instead "
+                        "of mutated from the leaders, for the filter to choose among (--strategy "
+                        "prednas; 0-1, default 0)")
     p.add_argument("--no-start", action="store_true",
                    help="start from uniform samples ranked by the filter instead")
     p.add_argument("--guide", default=None, metavar="DISTRIBUTION_JSON",
@@ -202,7 +206,9 @@ def _build(args):
     if args.per_round is not None:  # 0 would silently mean the default below
         check_param(_OWNER, "--per-round", args.per_round, low=1)
     check_param(_OWNER, "--warmup-seconds", args.warmup_seconds, kind=(float, int), low=0)
+    check_param(_OWNER, "--explore", args.explore, kind=(float, int), low=0, high=1)
     for flag, value, what in (("--guide", args.guide, "its mutations"),
+                              ("--explore", args.explore or None, "its mutator's pool"),
                               ("--stnas-feature", args.stnas_feature, "its filter")):
         if value is not None and args.strategy != "prednas":
             raise InvalidParameterError(f"{flag} goes with --strategy prednas ({what}), not "
@@ -349,7 +355,7 @@ def _mutator(args, space, baseline, max_params, task):
     start = (tuple(str(space.coerce(a)) for a in args.start) if args.start
              else () if args.no_start else None)
     return default_mutator(space, baseline, max_params, task, start=start,
-                           distribution=args.guide)
+                           distribution=args.guide, explore=args.explore)
 
 
 def _simulated(args, executor, common):

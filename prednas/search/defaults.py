@@ -117,15 +117,16 @@ def warmup_options(seconds: float) -> dict:
 
 
 def default_mutator(space, baseline=None, max_params=None, task=None, *, start=None,
-                    distribution=None):
+                    distribution=None, explore: float = 0.0):
     """prednas's mutator when training: Model Search's start (``start``, else the shrunk
-    baseline), 5 parents, 100 mutations a round."""
+    baseline), 5 parents, 100 mutations a round, ``explore`` of each round's pool uniform
+    samples of the space instead of mutations (the filter chooses among both)."""
     from prednas.search.mutators import MutationMutator
 
     if start is None:
         start = () if baseline is None else shrunk_start(space, baseline, max_params, task)
     return MutationMutator(parents=5, mutations=100, start=tuple(start),
-                           distribution=distribution)
+                           distribution=distribution, explore=float(explore))
 
 
 def default_filter(space, *, simulated: bool = False, prior=None, distribution=None,
