@@ -105,6 +105,9 @@ SEARCH_ROWS = [
     (["--time-weight", "nan"], "'--time-weight'"),
     (["--strategy", "random", "--time-weight", "1"], "--time-weight"),
     (["--bench", "nb201", "--time-weight", "1"], "--time-weight"),
+    (["--explore", "1.5"], "'--explore'"),
+    (["--explore", "nan"], "'--explore'"),
+    (["--strategy", "rea", "--explore", "0.3"], "--explore"),
 ]
 PIPELINE_ROWS = [
     (["--stages", "search,,retrain"], "--stages"),

@@ -98,6 +98,16 @@ def test_prior_table_reaches_the_filter_from_the_command_line(tmp_path):
     assert not (tmp_path / "cli").exists()  # nothing is written before the run
 
 
+def test_explore_reaches_the_mutator_from_both(tmp_path):
+    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+            "--explore", "0.3", "--out", str(tmp_path / "cli")]
+    cli = _build(build_parser().parse_args(argv))
+    assert cli.mutator.explore == 0.3
+    assert cli.mutator.get_params() == defaults.default_mutator(
+        cli.space, cli.baseline, cli.max_params, cli.task, explore=0.3).get_params()
+    assert defaults.default_mutator(cli.space).explore == 0.0  # off until measured
+
+
 def test_a_training_search_searches_for_a_time_unless_given_a_budget(tmp_path):
     assert defaults.training_limits(None, None) == (defaults.TRAINING_BUDGET,
                                                     60 * defaults.SEARCH_MINUTES)
