@@ -19,6 +19,8 @@ __all__ = ["pretrain", "dataset_of", "make_predictor", "shipped_table", "shipped
 
 #: the table a ``prior="table"`` is learned from: the complete 1-D table (1,884 architectures)
 TABLE_PRIOR_BENCH = "blocks1d-mnist1d"
+#: the fewest of the table's architectures a space must hold to learn the table's prior in it
+MIN_PRIOR_ARCHS = 20
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +157,11 @@ def table_prior(space, bench: str = TABLE_PRIOR_BENCH, target: str | None = None
                 seed: int = 0, encoding: str = "onehot"):
     """``(predictor, pipeline)``: an XGBoost predictor of ``target`` learned, in ``space``'s own
     encoding, from every architecture of the benchmark ``bench`` that ``space`` holds (transfer:
-    ``PredictorFilter(prior="table")``). A space that holds fewer than 20 of them is refused."""
+    ``PredictorFilter(prior="table")``). A space that holds fewer than :data:`MIN_PRIOR_ARCHS`
+    of them is refused."""
     b, archs, y = table_in_space(space, bench, target)
     target = target or b.default_metric
-    if len(archs) < 20:
+    if len(archs) < MIN_PRIOR_ARCHS:
         raise InvalidParameterError(
             f"a prior learned from the table {bench!r} needs a space that holds its "
             f"architectures; space {getattr(space, 'name', space)!r} holds {len(archs)} of "

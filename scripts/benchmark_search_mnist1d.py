@@ -58,11 +58,17 @@ from prednas.utils import append_log, read_log
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "benchmarks" / "search-mnist1d.jsonl"
 OUT = ROOT / "benchmarks" / "search-mnist1d.md"
-CLI = {"prednas": [], "prednas-asha": ["--scheduler", "asha"],
-       "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate"],
-       "prednas-norace": ["--race", "0"], "prednas-cost": ["--time-weight", "1"],
-       "prednas-prior": ["--prior", "table"],
-       "prednas-explore": ["--explore", "0.3"],
+#: the configurations are pinned by their flags, so that a name means one search whatever the
+#: defaults: ``prednas`` is the default before explore and the prior (the records' first rows),
+#: ``prednas-prior-explore`` the default since (:data:`DEFAULT`)
+EARLIER = ["--explore", "0", "--prior", "none"]
+CLI = {"prednas": EARLIER,
+       "prednas-asha": ["--scheduler", "asha", *EARLIER],
+       "prednas-asha-estimate": ["--scheduler", "asha", "--rank-by", "estimate", *EARLIER],
+       "prednas-norace": ["--race", "0", *EARLIER],
+       "prednas-cost": ["--time-weight", "1", *EARLIER],
+       "prednas-prior": ["--prior", "table", "--explore", "0"],
+       "prednas-explore": ["--explore", "0.3", "--prior", "none"],
        "prednas-prior-explore": ["--prior", "table", "--explore", "0.3"],
        "random": ["--strategy", "random"],
        "asha": ["--strategy", "random", "--scheduler", "asha"],
@@ -74,6 +80,8 @@ PEERS = ("tpe", "tpe-hyperband")
 #: ``--prior table``. Measured, the loss reading is off by default again.
 REFERENCE = ("prednas-loss", "prednas-prior-loss")
 METHODS = (*CLI, *PEERS, *REFERENCE)
+#: the configuration ``prednas search`` runs by default, to which differences are reported
+DEFAULT = "prednas-prior-explore"
 STEPS = 300
 
 
@@ -275,7 +283,8 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
     return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
 
 
-def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods) -> list[str]:
+def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods,
+                  ref_name: str = DEFAULT) -> list[str]:
     """The engine peers' winners as the estimate with the loss reading names them."""
     got = {(r["method"], r["seed"]): r for r in rows
            if r["type"] == "repick" and r["minutes"] == minutes and r["method"] in methods}
@@ -288,10 +297,10 @@ def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods) -> list
              "losses; to compare them on equal terms, each peer run's winner is named again from "
              "the trainings it recorded by that estimate (what the run would hand over with it: "
              "none of these methods races, so its trajectory does not depend on the winner), "
-             "and retrained on the same fresh seeds. Differences here are still to `prednas`.",
+             f"and retrained on the same fresh seeds. Differences here are still to `{ref_name}`.",
              "",
              "| method | seeds | picks changed | final protocol (mean ± std over seeds) | "
-             "prednas − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
+             f"{ref_name} − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
     for m in ENGINE_PEERS:
         rs = {s: r for (mm, s), r in got.items() if mm == m}
         vals = {s: score.get(r["pick"]) for s, r in rs.items()}
@@ -326,7 +335,8 @@ def _seed_lines(runs: dict, score: dict, methods) -> list[str]:
     return lines
 
 
-def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> str:
+def report(rows: list[dict], minutes: float, seeds: int, methods, note: str,
+           ref_name: str = DEFAULT) -> str:
     from prednas.benchmarks.build import machine_name
 
     score = _scores(rows)
@@ -338,16 +348,18 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
              f"--minutes {minutes:g}` on {machine_name()}. {note}", "",
              f"Each pick (and the baseline `{base}`) is retrained on the fresh seeds "
              f"{', '.join(map(str, FRESH_SEEDS))}; its score is their mean test accuracy. "
-             "Differences are paired by search seed (prednas's score minus the method's), "
-             "with 90% bootstrap intervals.", "",
+             f"Differences are paired by search seed (`{ref_name}`'s score minus the method's), "
+             "with 90% bootstrap intervals. `prednas search` runs "
+             f"`{DEFAULT}` by default (`--explore 0.3`, `--prior table` in a blocks1d space); "
+             "`prednas` is the default before them (`--explore 0 --prior none`).", "",
              "| method | seeds | candidates fully trained (mean) | final protocol (mean ± std "
-             "over seeds) | prednas − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
-    ref = {s: score.get(r["pick"]) for (m, s), r in runs.items() if m == "prednas"}
+             f"over seeds) | {ref_name} − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
+    ref = {s: score.get(r["pick"]) for (m, s), r in runs.items() if m == ref_name}
     for m in methods:
         got = {s: score.get(r["pick"]) for (mm, s), r in runs.items() if mm == m}
         vals = np.array([v for v in got.values() if v is not None], float)
         n_eval = np.mean([r["evaluations"] for (mm, _), r in runs.items() if mm == m] or [0])
-        if m == "prednas" or not len(vals):
+        if m == ref_name or not len(vals):
             diff = ""
         else:
             d = np.array([ref[s] - got[s] for s in got
@@ -359,7 +371,7 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str) -> 
                      + f" | {diff} |")
     if base in score:
         lines += ["", f"Baseline `{base}` on the same protocol: {score[base]:.2f}."]
-    lines += _repick_lines(rows, minutes, score, ref, methods)
+    lines += _repick_lines(rows, minutes, score, ref, methods, ref_name)
     lines += _seed_lines(runs, score, methods)
     lines += _match_lines(rows, minutes, methods)
     return "\n".join(lines) + "\n"

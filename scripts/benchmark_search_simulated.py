@@ -81,35 +81,8 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
                   evaluator=S.SimulatedEvaluator(workers=workers, max_params=cap))
     with tempfile.TemporaryDirectory() as tmp:
         common["run_dir"] = f"{tmp}/run"
-        if method in ("prednas", "prednas-loss"):
-            search = S.Search(space, **common)
-            if method == "prednas-loss":
-                from prednas.search.estimates import NoiseAwareEstimate
-
-                search.estimator = NoiseAwareEstimate(loss_reading=True)
-        elif method in ("prednas-asha", "prednas-asha-estimate"):
-            rank = "estimate" if method.endswith("estimate") else "partial"
-            search = S.Search(space, scheduler=S.ASHAScheduler(rungs=(50, 100, 300),
-                                                               rank_by=rank), **common)
-        elif method == "prednas-norace":
-            search = S.Search(space, race=0.0, **common)
-        elif method == "prednas-cost":
-            from prednas.search.defaults import default_filter
-
-            search = S.Search(space, filter=default_filter(space, simulated=True, time_weight=1.0),
-                              **common)
-        elif method == "prednas-prior":
-            from prednas.search.defaults import default_filter
-
-            search = S.Search(space, filter=default_filter(space, simulated=True, prior="table"),
-                              **common)
-        elif method in ("prednas-explore", "prednas-prior-explore"):
-            from prednas.search.defaults import default_filter, default_mutator
-
-            prior = "table" if method == "prednas-prior-explore" else None
-            search = S.Search(space, mutator=default_mutator(space, space.default_arch(), cap,
-                                                             explore=EXPLORE),
-                              filter=default_filter(space, simulated=True, prior=prior), **common)
+        if method.startswith("prednas"):
+            search = _prednas(method, space, cap, common)
         elif method == "modelsearch":
             search = S.model_search(space, per_round=workers, **common)
         else:
@@ -124,6 +97,36 @@ def run_engine(method: str, bench, seed: int, minutes: float, workers: int = 2) 
             "pick_val": None if best is None else best.get("val_acc"),
             "evaluations": len(result.records), "seconds": search._clock.now,
             "incumbents": incumbents(done)}
+
+
+def _prednas(method: str, space, cap: int, common: dict):
+    """The prednas variant ``method`` as ``prednas search --simulate`` runs it with the variant's
+    flags: its mutator, filter and race pinned, so that a name means one configuration whatever
+    the defaults. Except ``prednas-prior`` and ``prednas-cost``: their recorded rows ran without
+    the race (this script gave them their own filter, and a library search given its own filter
+    does not race unless told), so they still do, to stay one configuration each; the command
+    line's ``--prior table`` and ``--time-weight 1`` race."""
+    from prednas import search as S
+    from prednas.search.defaults import RACE, default_filter, default_mutator
+
+    explore = EXPLORE if method in ("prednas-explore", "prednas-prior-explore") else 0.0
+    prior = "table" if method in ("prednas-prior", "prednas-prior-explore") else None
+    kw: dict = {"race": RACE}
+    if method in ("prednas-asha", "prednas-asha-estimate"):
+        rank = "estimate" if method.endswith("estimate") else "partial"
+        kw = {"race": 0.0, "scheduler": S.ASHAScheduler(rungs=(50, 100, 300), rank_by=rank)}
+    elif method in ("prednas-norace", "prednas-prior", "prednas-cost"):
+        kw["race"] = 0.0
+    search = S.Search(space, mutator=default_mutator(space, space.default_arch(), cap,
+                                                     explore=explore),
+                      filter=default_filter(space, simulated=True, prior=prior,
+                                            time_weight=1.0 if method == "prednas-cost" else 0.0),
+                      **kw, **common)
+    if method == "prednas-loss":
+        from prednas.search.estimates import NoiseAwareEstimate
+
+        search.estimator = NoiseAwareEstimate(loss_reading=True)
+    return search
 
 
 def time_to_match(row: dict, means: dict, target: float, params: dict, cap: int) -> float:

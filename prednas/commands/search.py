@@ -122,15 +122,18 @@ def add_arguments(p) -> None:
                    help="transfer: a predictor saved by 'prednas pretrain' (another benchmark, "
                         "metric or task), or 'table' (one learned from the shipped 1-D table, "
                         "for a blocks1d space), that orders candidates before this search has "
-                        "data and is blended in while its data are few")
+                        "data and is blended in while its data are few; 'none': no prior. "
+                        "Default: 'table' when training or simulating in a blocks1d space "
+                        "(measured: benchmarks/search-mnist1d.md), else none")
     p.add_argument("--start", action="append", default=None, metavar="ARCH",
                    help="as Model Search starts: evaluate this architecture first (repeatable); "
                         "default for blocks1d: the baseline with its widths shrunk to fit the "
                         "parameter cap (it measured better: benchmarks/search-mnist1d.md)")
-    p.add_argument("--explore", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--explore", type=float, default=None, metavar="SHARE",
                    help="share of each round's candidates drawn uniformly from the space instead "
                         "of mutated from the leaders, for the filter to choose among (--strategy "
-                        "prednas; 0-1, default 0)")
+                        "prednas, training or --simulate; 0-1, default 0.3: measured, "
+                        "benchmarks/search-mnist1d.md)")
     p.add_argument("--no-start", action="store_true",
                    help="start from uniform samples ranked by the filter instead")
     p.add_argument("--guide", default=None, metavar="DISTRIBUTION_JSON",
@@ -206,9 +209,10 @@ def _build(args):
     if args.per_round is not None:  # 0 would silently mean the default below
         check_param(_OWNER, "--per-round", args.per_round, low=1)
     check_param(_OWNER, "--warmup-seconds", args.warmup_seconds, kind=(float, int), low=0)
-    check_param(_OWNER, "--explore", args.explore, kind=(float, int), low=0, high=1)
+    if args.explore is not None:
+        check_param(_OWNER, "--explore", args.explore, kind=(float, int), low=0, high=1)
     for flag, value, what in (("--guide", args.guide, "its mutations"),
-                              ("--explore", args.explore or None, "its mutator's pool"),
+                              ("--explore", args.explore, "its mutator's pool"),
                               ("--stnas-feature", args.stnas_feature, "its filter")):
         if value is not None and args.strategy != "prednas":
             raise InvalidParameterError(f"{flag} goes with --strategy prednas ({what}), not "
@@ -219,7 +223,7 @@ def _build(args):
         raise InvalidParameterError(
             "--prior table is learned from the 1-D table's architectures: it goes with a "
             "blocks1d space (not --model or another --space/--bench)")
-    if args.prior and args.prior != "table" and not os.path.isfile(args.prior):
+    if args.prior and args.prior not in ("table", "none") and not os.path.isfile(args.prior):
         from prednas.errors import DataNotFoundError
 
         raise DataNotFoundError(f"--prior {args.prior!r}: no such predictor file (write one with "
@@ -283,7 +287,7 @@ def _build(args):
                                  task_options=task_options(args) if args.task else None, **best)
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
-            flt_kw: dict = {"prior": args.prior} if args.prior else {}
+            flt_kw: dict = {"prior": args.prior} if args.prior not in (None, "none") else {}
             if args.stnas_feature:
                 flt_kw["distribution"] = args.stnas_feature
             if args.task:  # the task feeds the filter's live proxies and its warm-up
@@ -339,13 +343,18 @@ def _build(args):
             return S.Search(space, mutator=mut, filter=S.NoFilter(), **common)
         if args.strategy == "prednas":
             common["race"] = _race(args, common["scheduler"])
-            flt = defaults.default_filter(space, prior=args.prior,
+            flt = defaults.default_filter(space, prior=_prior(args),
                                           distribution=args.stnas_feature,
                                           warmup_seconds=args.warmup_seconds,
                                           time_weight=args.time_weight)
             return S.Search(space, mutator=_mutator(args, space, baseline, max_params, task),
                             filter=flt, **common)
     return _baseline_strategy(args, space, common)
+
+
+def _prior(args):
+    """The filter's prior from ``--prior``: the default's (``"auto"``), none, or as given."""
+    return "auto" if args.prior is None else None if args.prior == "none" else args.prior
 
 
 def _mutator(args, space, baseline, max_params, task):
@@ -413,7 +422,7 @@ def _simulated(args, executor, common):
     if args.strategy == "prednas":
         common["race"] = _race(args, common["scheduler"])
         return S.Search(space, mutator=_mutator(args, space, baseline, max_params, None),
-                        filter=defaults.default_filter(space, simulated=True, prior=args.prior,
+                        filter=defaults.default_filter(space, simulated=True, prior=_prior(args),
                                                        time_weight=args.time_weight),
                         **common)
     return _baseline_strategy(args, space, common)

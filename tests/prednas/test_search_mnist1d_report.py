@@ -49,7 +49,7 @@ def test_report_pairs_by_seed_and_names_each_seeds_machines(bench):
             _search("prednas", 0, "p"), _search("random", 0, "q"),
             _search("prednas", 1, "p", machine="B"), _search("random", 1, "r", machine="B"),
             _search("prednas", 2, "p")]  # random's seed 2 not searched yet
-    text = bench.report(rows, 6.0, 3, ["prednas", "random"], "")
+    text = bench.report(rows, 6.0, 3, ["prednas", "random"], "", ref_name="prednas")
     assert "| random | 2 | 10.0 | 98.30 ± 0.10 | +0.30" in text
     assert "(n=2)" in text
     assert "| 0 | 98.60 | 98.20 | A |" in text
@@ -79,5 +79,19 @@ def test_an_engine_peers_winner_is_named_again_by_the_loss_reading_estimate(benc
     bench.repick_peers(["prednas", "random"], 6.0, tmp_path / "runs" / "6min", done)
     got = [r for r in bench._rows() if r["type"] == "repick"]
     assert [(r["method"], r["pick"], r["was"]) for r in got] == [("random", "steady", "lucky")]
-    text = bench.report(bench._rows(), 6.0, 1, ["prednas", "random"], "")
+    text = bench.report(bench._rows(), 6.0, 1, ["prednas", "random"], "", ref_name="prednas")
     assert "| random | 1 | 1/1 | 98.50 ± 0.00 | +0.10" in text
+
+
+def test_the_default_configuration_is_what_prednas_search_runs_by_default(bench, tmp_path):
+    from prednas.cli import build_parser
+    from prednas.commands.search import _build
+
+    def built(flags):
+        argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+                "--space", "blocks1d", "--out", str(tmp_path / "cli"), *flags]
+        search = _build(build_parser().parse_args(argv))
+        return search.mutator.get_params(), search.filter.get_params()
+
+    assert built(bench.CLI[bench.DEFAULT]) == built([])
+    assert built(bench.CLI["prednas"]) != built([])  # the earlier default, pinned by its flags

@@ -99,13 +99,35 @@ def test_prior_table_reaches_the_filter_from_the_command_line(tmp_path):
 
 
 def test_explore_reaches_the_mutator_from_both(tmp_path):
-    argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
-            "--explore", "0.3", "--out", str(tmp_path / "cli")]
-    cli = _build(build_parser().parse_args(argv))
-    assert cli.mutator.explore == 0.3
-    assert cli.mutator.get_params() == defaults.default_mutator(
-        cli.space, cli.baseline, cli.max_params, cli.task, explore=0.3).get_params()
-    assert defaults.default_mutator(cli.space).explore == 0.0  # off until measured
+    def cli(*flags):
+        argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+                *flags, "--out", str(tmp_path / "cli")]
+        return _build(build_parser().parse_args(argv))
+
+    got = cli("--explore", "0.5")
+    assert got.mutator.explore == 0.5
+    assert got.mutator.get_params() == defaults.default_mutator(
+        got.space, got.baseline, got.max_params, got.task, explore=0.5).get_params()
+    assert cli().mutator.explore == defaults.EXPLORE == defaults.default_mutator(
+        got.space).explore  # on by default, measured
+    assert cli("--explore", "0").mutator.explore == 0.0
+
+
+def test_the_tables_prior_is_the_default_in_a_blocks1d_space_only(tmp_path):
+    import spaces
+
+    def cli(*flags):
+        argv = ["search", "--task", "synthetic", "--task-opt", "n=64", "--workers", "1",
+                *flags, "--out", str(tmp_path / "cli")]
+        return _build(build_parser().parse_args(argv)).filter.prior
+
+    assert cli() == defaults.PRIOR == "table"
+    assert cli("--prior", "none") is None
+    assert defaults.default_filter(spaces.get("blocks1d")).prior == "table"
+    assert defaults.default_filter(spaces.get("blocks1d"), prior=None).prior is None
+    assert defaults.default_filter(spaces.get("nb201")).prior is None
+    # a blocks1d space holding too few of the table's architectures to learn it from
+    assert defaults.default_prior(spaces.get("blocks1d", ops=["lstm", "mlp"])) is None
 
 
 def test_a_training_search_searches_for_a_time_unless_given_a_budget(tmp_path):
