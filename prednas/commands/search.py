@@ -132,8 +132,8 @@ def add_arguments(p) -> None:
     p.add_argument("--explore", type=float, default=None, metavar="SHARE",
                    help="share of each round's candidates drawn uniformly from the space instead "
                         "of mutated from the leaders, for the filter to choose among (--strategy "
-                        "prednas, training or --simulate; 0-1, default 0.3: measured, "
-                        "benchmarks/search-mnist1d.md)")
+                        "prednas, training or --simulate; 0-1; default 0.3 in a blocks1d space, "
+                        "measured: benchmarks/search-mnist1d.md; else 0)")
     p.add_argument("--no-start", action="store_true",
                    help="start from uniform samples ranked by the filter instead")
     p.add_argument("--guide", default=None, metavar="DISTRIBUTION_JSON",

@@ -3,7 +3,7 @@
 A search that trains candidates (or simulates training) and is given no mutator or filter uses
 prednas's measured setting: Model Search's start (the baseline with its widths shrunk to fit the
 parameter cap, ``benchmarks/search-mnist1d.md``), 5 parents and 100 mutations a round with
-:data:`EXPLORE` of them uniform samples, and the predictor filter without the NB201 proxy table,
+:data:`EXPLORE` of them uniform samples in a ``blocks1d`` space, and the predictor filter without the NB201 proxy table,
 with the prior learned from the shipped 1-D table in a ``blocks1d`` space (:data:`PRIOR`),
 with the space's measured live proxies
 (:attr:`spaces.Space.live_proxies`; none in simulation, which has no data to compute them on),
@@ -20,7 +20,7 @@ import dataclasses
 
 __all__ = ["task_options", "training_limits",
            "defaults_tag", "SEARCH_MINUTES", "TRAINING_BUDGET", "PARAM_CAP",
-           "MAX_MINUTES", "RACE", "EXPLORE", "PRIOR", "default_prior", "shrunk_start", "live_proxies",
+           "MAX_MINUTES", "RACE", "EXPLORE", "PRIOR", "default_prior", "default_explore", "shrunk_start", "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
 #: the time a training (or simulated) search searches when given neither a budget nor a time
@@ -130,16 +130,23 @@ def warmup_options(seconds: float) -> dict:
 def default_mutator(space, baseline=None, max_params=None, task=None, *, start=None,
                     distribution=None, explore: float | None = None):
     """prednas's mutator when training: Model Search's start (``start``, else the shrunk
-    baseline), 5 parents, 100 mutations a round, ``explore`` (default :data:`EXPLORE`) of each
-    round's pool uniform samples of the space instead of mutations (the filter chooses among
-    both)."""
+    baseline), 5 parents, 100 mutations a round, ``explore`` of each round's pool uniform
+    samples of the space instead of mutations (the filter chooses among both; default
+    :data:`EXPLORE` in a ``blocks1d`` space, where it was measured, else 0: a space generated
+    from a user's network keeps its measured setting, ``benchmarks/byo-mnist1d.md``)."""
     from prednas.search.mutators import MutationMutator
 
     if start is None:
         start = () if baseline is None else shrunk_start(space, baseline, max_params, task)
     return MutationMutator(parents=5, mutations=100, start=tuple(start),
                            distribution=distribution,
-                           explore=EXPLORE if explore is None else float(explore))
+                           explore=default_explore(space) if explore is None else float(explore))
+
+
+def default_explore(space) -> float:
+    """The mutator's default explore share in ``space``: :data:`EXPLORE` in a ``blocks1d``
+    space, else 0."""
+    return EXPLORE if getattr(space, "name", None) == "blocks1d" else 0.0
 
 
 def default_prior(space):

@@ -111,6 +111,9 @@ def test_explore_reaches_the_mutator_from_both(tmp_path):
     assert cli().mutator.explore == defaults.EXPLORE == defaults.default_mutator(
         got.space).explore  # on by default, measured
     assert cli("--explore", "0").mutator.explore == 0.0
+    import spaces
+
+    assert defaults.default_mutator(spaces.get("nb201")).explore == 0.0  # not measured there
 
 
 def test_the_tables_prior_is_the_default_in_a_blocks1d_space_only(tmp_path):
