@@ -2,10 +2,10 @@
 
 A search that trains candidates (or simulates training) and is given no mutator or filter uses
 prednas's measured setting: Model Search's start (the baseline with its widths shrunk to fit the
-parameter cap, ``benchmarks/search-mnist1d.md``), 5 parents and 100 mutations a round with
-:data:`EXPLORE` of them uniform samples in a ``blocks1d`` space, and the predictor filter without the NB201 proxy table,
-with the prior learned from the shipped 1-D table in a ``blocks1d`` space (:data:`PRIOR`),
-with the space's measured live proxies
+parameter cap, ``benchmarks/search-mnist1d.md``), 5 parents and 100 mutations a round (in a
+``blocks1d`` space :data:`EXPLORE` of them uniform samples), and the predictor filter without
+the NB201 proxy table, with the prior learned from the shipped 1-D table in a ``blocks1d`` space
+(:data:`PRIOR`), with the space's measured live proxies
 (:attr:`spaces.Space.live_proxies`; none in simulation, which has no data to compute them on),
 6 survivors and a fit from 6 results; it keeps :data:`RACE` of its budget to race its leaders.
 ``param_cap`` sets the parameter cap as a share of the baseline's parameters. The command line
@@ -20,7 +20,8 @@ import dataclasses
 
 __all__ = ["task_options", "training_limits",
            "defaults_tag", "SEARCH_MINUTES", "TRAINING_BUDGET", "PARAM_CAP",
-           "MAX_MINUTES", "RACE", "EXPLORE", "PRIOR", "default_prior", "default_explore", "shrunk_start", "live_proxies",
+           "MAX_MINUTES", "RACE", "EXPLORE", "PRIOR", "default_prior", "default_explore",
+           "shrunk_start", "live_proxies",
            "warmup_options", "default_mutator", "default_filter", "param_count"]
 
 #: the time a training (or simulated) search searches when given neither a budget nor a time
