@@ -182,7 +182,10 @@ def summary(rows: list[dict], bench) -> str:
              f"{top1:.2f}) holds {sum(1 for a, v in means.items() if v >= top1 and params[a] <= cap)}"
              " within the cap; the share of picks in it is the last column.", "",
              f"The default of `prednas search --simulate` is `{DEFAULT}`; `prednas` is the "
-             "default before it (no explore, no prior). Differences are to the default.", ""]
+             "default before it (no explore, no prior). Differences are to the default. "
+             "`prednas-prior` and `prednas-cost` ran without the race (the command line's "
+             "`--prior table` and `--time-weight 1` race), every other prednas variant but "
+             "`prednas-norace` and the ASHA ones with it.", ""]
     for minutes in MINUTES:
         at = [r for r in rows if r["minutes"] == minutes and r.get("pick")]
         if not at:
