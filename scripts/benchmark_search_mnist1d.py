@@ -283,6 +283,17 @@ def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
     return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
 
 
+def _paired(ref: dict, got: dict) -> str:
+    """The paired difference ``ref - got`` over the search seeds both scored, with its 90%
+    bootstrap interval, as a table cell (empty where none)."""
+    d = np.array([ref[s] - got[s] for s in got
+                  if got[s] is not None and ref.get(s) is not None], float)
+    if not len(d):
+        return ""
+    lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
+    return f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})"
+
+
 def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods,
                   ref_name: str = DEFAULT) -> list[str]:
     """The engine peers' winners as the estimate with the loss reading names them."""
@@ -307,13 +318,9 @@ def _repick_lines(rows, minutes: float, score: dict, ref: dict, methods,
         v = np.array([x for x in vals.values() if x is not None], float)
         if not len(v):
             continue
-        d = np.array([ref[s] - vals[s] for s in vals
-                      if vals[s] is not None and ref.get(s) is not None], float)
-        lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
         changed = sum(1 for r in rs.values() if r["pick"] != r["was"])
         lines.append(f"| {m} | {len(v)} | {changed}/{len(rs)} | {v.mean():.2f} ± {v.std():.2f} | "
-                     + (f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})" if len(d) else "")
-                     + " |")
+                     f"{_paired(ref, vals)} |")
     return lines
 
 
@@ -362,10 +369,7 @@ def report(rows: list[dict], minutes: float, seeds: int, methods, note: str,
         if m == ref_name or not len(vals):
             diff = ""
         else:
-            d = np.array([ref[s] - got[s] for s in got
-                          if got[s] is not None and ref.get(s) is not None], float)
-            lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
-            diff = f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})" if len(d) else ""
+            diff = _paired(ref, got)
         lines.append(f"| {m} | {len(vals)} | {n_eval:.1f} | "
                      + (f"{vals.mean():.2f} ± {vals.std():.2f}" if len(vals) else "—")
                      + f" | {diff} |")
