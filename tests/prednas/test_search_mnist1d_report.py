@@ -95,3 +95,23 @@ def test_the_default_configuration_is_what_prednas_search_runs_by_default(bench,
 
     assert built(bench.CLI[bench.DEFAULT]) == built([])
     assert built(bench.CLI["prednas"]) != built([])  # the earlier default, pinned by its flags
+
+
+def test_the_confirmation_table_holds_only_the_seeds_the_default_was_not_chosen_on(bench):
+    ref, peer = bench.DEFAULT, "random"
+    chosen, fresh = min(bench.CHOSEN_ON), max(bench.CHOSEN_ON) + 1
+    rows = [{"type": "baseline", "arch": BASE}, *_finals(BASE, [98.0] * 5),
+            *_finals("p", [98.6] * 5), *_finals("q", [98.2] * 5), *_finals("r", [98.5] * 5),
+            _search(ref, chosen, "p"), _search(peer, chosen, "q"),  # chosen on: +0.40
+            _search(ref, fresh, "p"), _search(peer, fresh, "r"),  # fresh: +0.10
+            {"type": "match", "method": ref, "seed": chosen, "minutes": 6.0, "arch": "p",
+             "minutes_to_match": 1.0},
+            {"type": "match", "method": ref, "seed": fresh, "minutes": 6.0, "arch": None,
+             "minutes_to_match": None}]
+    text = bench.report(rows, 6.0, fresh + 1, [ref, peer], "")
+    whole, confirm = text.split("## Confirmation on fresh search seeds")
+    assert f"| {peer} | 2 | 10.0 | 98.35 ± 0.15 | +0.25" in whole
+    assert f"| {peer} | 1 | 10.0 | 98.50 ± 0.00 | +0.10" in confirm.split("## By search")[0]
+    assert f"| {ref} | 2 | inf | 1/2 | inf | 0/1 |" in text
+    # no confirmation table while every seed is one the default was chosen on
+    assert "Confirmation" not in bench.report(rows[:-4], 6.0, 1, [ref, peer], "")
