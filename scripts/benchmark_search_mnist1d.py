@@ -360,11 +360,11 @@ def _span(seeds) -> str:
 
 def _method_lines(runs: dict, score: dict, methods, ref_name: str) -> list[str]:
     """Each method's final-protocol score over the search seeds of ``runs``, and its paired
-    difference to ``ref_name``, as table lines."""
+    difference to ``ref_name``, as table lines (methods without a run there are left out)."""
     lines = ["| method | seeds | candidates fully trained (mean) | final protocol (mean ± std "
              f"over seeds) | {ref_name} − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
     ref = {s: score.get(r["pick"]) for (m, s), r in runs.items() if m == ref_name}
-    for m in methods:
+    for m in [m for m in methods if any(mm == m for mm, _ in runs)]:
         got = {s: score.get(r["pick"]) for (mm, s), r in runs.items() if mm == m}
         vals = np.array([v for v in got.values() if v is not None], float)
         n_eval = np.mean([r["evaluations"] for (mm, _), r in runs.items() if mm == m] or [0])

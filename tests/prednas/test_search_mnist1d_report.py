@@ -108,7 +108,8 @@ def test_the_confirmation_table_holds_only_the_seeds_the_default_was_not_chosen_
              "minutes_to_match": 1.0},
             {"type": "match", "method": ref, "seed": fresh, "minutes": 6.0, "arch": None,
              "minutes_to_match": None}]
-    text = bench.report(rows, 6.0, fresh + 1, [ref, peer], "")
+    text = bench.report(rows, 6.0, fresh + 1, [ref, peer, "tpe"], "")  # tpe: no run yet
+    assert "| tpe | 0 |" not in text
     whole, confirm = text.split("## Confirmation on fresh search seeds")
     assert f"| {peer} | 2 | 10.0 | 98.35 ± 0.15 | +0.25" in whole
     assert f"| {peer} | 1 | 10.0 | 98.50 ± 0.00 | +0.10" in confirm.split("## By search")[0]
