@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prednas.search.protocol import FRESH_SEEDS
+from prednas.search.protocol import FRESH_SEEDS, paired_interval
 from prednas.utils import append_log, read_log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -289,12 +289,6 @@ def _match_lines(rows: list[dict], minutes: float, methods) -> list[str]:
     return lines
 
 
-def _bootstrap(d: np.ndarray, n: int = 10000) -> tuple[float, float]:
-    rng = np.random.default_rng(0)
-    means = rng.choice(d, size=(n, len(d)), replace=True).mean(axis=1)
-    return float(np.quantile(means, 0.05)), float(np.quantile(means, 0.95))
-
-
 def _paired(ref: dict, got: dict) -> str:
     """The paired difference ``ref - got`` over the search seeds both scored, with its 90%
     bootstrap interval, as a table cell (empty where none)."""
@@ -302,7 +296,7 @@ def _paired(ref: dict, got: dict) -> str:
                   if got[s] is not None and ref.get(s) is not None], float)
     if not len(d):
         return ""
-    lo, hi = _bootstrap(d) if len(d) > 1 else (np.nan, np.nan)
+    lo, hi = paired_interval(d) if len(d) > 1 else (np.nan, np.nan)
     return f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})"
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from prednas.search.protocol import paired_interval
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "search-blocks1d-simulated.md"
 LOG = ROOT / "benchmarks" / "search-blocks1d-simulated.jsonl"
@@ -240,9 +242,7 @@ def _paired(ref: dict, other: dict) -> str:
     if len(seeds) < 2:
         return "n/a"
     d = np.array([ref[s] - other[s] for s in seeds])
-    rng = np.random.default_rng(0)
-    boot = rng.choice(d, (2000, len(d))).mean(1)
-    lo, hi = np.quantile(boot, [0.05, 0.95])
+    lo, hi = paired_interval(d, resamples=2000)
     return f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from prednas.errors import InvalidParameterError, RunDirectoryError
 
-__all__ = ["FRESH_SEEDS", "retrain", "score"]
+__all__ = ["FRESH_SEEDS", "retrain", "score", "paired_interval"]
 
 #: the seeds of the final protocol: never used by a search (whose seeds start at 0)
 FRESH_SEEDS = (1000, 1001, 1002, 1003, 1004)
@@ -98,3 +98,14 @@ def score(rows: Sequence[dict]) -> float:
     """The final protocol's score: the mean test accuracy of the trainings (NaN if one failed)."""
     vals = [float(r["test_acc"]) if r.get("status") == "ok" else np.nan for r in rows]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def paired_interval(diffs: Sequence[float], *, resamples: int = 10000,
+                    level: float = 0.9) -> tuple[float, float]:
+    """The bootstrap interval (``level``, percentile) of the mean of paired differences between
+    two methods' scores, one per search seed (resampled with a fixed generator, so that a report
+    is reproducible)."""
+    d = np.asarray(diffs, float)
+    means = np.random.default_rng(0).choice(d, size=(resamples, len(d)), replace=True).mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
