@@ -296,7 +296,7 @@ def _paired(ref: dict, got: dict) -> str:
                   if got[s] is not None and ref.get(s) is not None], float)
     if not len(d):
         return ""
-    lo, hi = paired_interval(d) if len(d) > 1 else (np.nan, np.nan)
+    lo, hi = paired_interval(d)
     return f"{d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(d)})"
 
 
@@ -358,7 +358,8 @@ def _method_lines(runs: dict, score: dict, methods, ref_name: str) -> list[str]:
     lines = ["| method | seeds | candidates fully trained (mean) | final protocol (mean ± std "
              f"over seeds) | {ref_name} − method (paired, 90% CI) |", "|---|---:|---:|---:|---:|"]
     ref = {s: score.get(r["pick"]) for (m, s), r in runs.items() if m == ref_name}
-    for m in [m for m in methods if any(mm == m for mm, _ in runs)]:
+    present = {m for m, _ in runs}
+    for m in (m for m in methods if m in present):
         got = {s: score.get(r["pick"]) for (mm, s), r in runs.items() if mm == m}
         vals = np.array([v for v in got.values() if v is not None], float)
         n_eval = np.mean([r["evaluations"] for (mm, _), r in runs.items() if mm == m] or [0])

@@ -104,8 +104,10 @@ def paired_interval(diffs: Sequence[float], *, resamples: int = 10000,
                     level: float = 0.9) -> tuple[float, float]:
     """The bootstrap interval (``level``, percentile) of the mean of paired differences between
     two methods' scores, one per search seed (resampled with a fixed generator, so that a report
-    is reproducible)."""
+    is reproducible); NaN for fewer than two differences, whose resamples could only repeat them."""
     d = np.asarray(diffs, float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
     means = np.random.default_rng(0).choice(d, size=(resamples, len(d)), replace=True).mean(axis=1)
     tail = (1.0 - level) / 2.0
     return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
